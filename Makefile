@@ -1,0 +1,47 @@
+# The two commands of the README. Both install whatever is missing first and are fast when
+# nothing is: apt-get runs only for missing packages, pip only when pyproject.toml changed.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := python3 python3-venv python3-uno libreoffice-writer-nogui \
+	fonts-noto-cjk fonts-crosextra-carlito fonts-crosextra-caladea fonts-liberation2 \
+	poppler-utils
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install system lint bench templates
+
+run: install
+	$(BIN)/countersign init
+	$(BIN)/countersign serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+install: system $(STAMP)
+
+system:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python bench/generate.py
+
+# Rebuild the shipped .docx templates from doc_templates/build_docx.py.
+templates: install
+	$(BIN)/python -m doc_templates.build_docx

@@ -1,0 +1,250 @@
+"""The ``countersign`` command line: it translates arguments into use-case calls, nothing more.
+
+Exit codes: 0 success, 1 the operation failed, 2 bad usage or bad input (named on stderr, one
+line per problem, never a traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from pipeline import database
+from pipeline.config import Settings, load_settings
+from pipeline.conversion import ConverterPool, PoolSpec
+from pipeline.errors import BadInput, CountersignError, ValidationFailed
+from pipeline.files import write_atomic
+from pipeline.generation import RowResult, bulk_generate, generate_document
+from pipeline.rows import read_rows
+from pipeline.template_check import check_path
+from pipeline.templates import get_template, list_templates
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _emit(payload: Any) -> None:
+    click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def _read_form(path: str) -> Any:
+    """Return the JSON form in ``path`` (``-`` for stdin), or raise BadInput naming the flaw."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"找不到表单文件 {path}", f"form file {path} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"无法读取表单文件 {path}：{exc}",
+                       f"cannot read form file {path}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"表单文件 {path} 不是有效的 JSON"
+                       f"（第 {exc.lineno} 行第 {exc.colno} 列：{exc.msg}）",
+                       f"form file {path} is not valid JSON (line {exc.lineno} column "
+                       f"{exc.colno}: {exc.msg})") from None
+
+
+def _pool(settings: Settings, size: int | None = None) -> ConverterPool:
+    return ConverterPool(PoolSpec(size=size if size is not None else settings.pool_size,
+                                  timeout_s=settings.conversion_timeout_s,
+                                  recycle_after=settings.conversions_per_process))
+
+
+class CountersignGroup(click.Group):
+    """Turns every CountersignError into its message and exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ValidationFailed as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            _fail(str(exc), 2)
+        except BadInput as exc:
+            _fail(str(exc), 2)
+        except CountersignError as exc:
+            _fail(str(exc), 1)
+        except KeyboardInterrupt:
+            _fail("已中断 / interrupted", 130)
+
+
+@click.group(cls=CountersignGroup)
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data folder (default: $COUNTERSIGN_DATA or ./data).")
+@click.version_option(package_name="countersign")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None) -> None:
+    """Countersign: formal documents from templates, signed by every party in turn."""
+    ctx.obj = load_settings(data_dir)
+
+
+@main.command()
+@click.pass_obj
+def init(settings: Settings) -> None:
+    """Create the data folder and its database (safe to run again)."""
+    database.connect(settings.database_path).close()
+    click.echo(f"data folder ready: {settings.data_dir}")
+
+
+@main.group()
+def templates() -> None:
+    """The document templates: list, show, check."""
+
+
+@templates.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def templates_list(as_json: bool) -> None:
+    """List the templates: key, title, version."""
+    items = [template.summary() for template in list_templates()]
+    if as_json:
+        _emit(items)
+        return
+    for item in items:
+        click.echo(f"{item['key']:<26} v{item['version']}  {item['title']}  ({item['title_en']})")
+
+
+@templates.command("show")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def templates_show(key: str, as_json: bool) -> None:
+    """Show a template's fields, roles, numbering and closure rule."""
+    described = get_template(key).describe()
+    if as_json:
+        _emit(described)
+        return
+    click.echo(f"{described['title']} ({described['title_en']})  {key} v{described['version']}")
+    click.echo("fields:")
+    for spec in described["fields"]:
+        mark = "*" if spec["required"] else " "
+        click.echo(f"  {mark} {spec['name']:<22} {spec['type']:<9} {spec['label_zh']} "
+                   f"({spec['label_en']})")
+    click.echo("roles (in signing order):")
+    for role in described["roles"]:
+        deadline = (f"{role['deadline_working_days']} working days"
+                    if role["deadline_working_days"] else f"{role['deadline_hours']} h")
+        group = " parallel group" if role["parallel_group"] else ""
+        consent = ", silence = consent" if role["deemed_consent"] else ""
+        click.echo(f"  {role['order']}. {role['key']:<12} {role['label_zh']} "
+                   f"({role['label_en']}) deadline {deadline}{group}{consent}")
+    click.echo(f"numbering: {described['numbering']['pattern']}")
+    required = described["closure"]["required_fields"]
+    click.echo(f"closure needs: {', '.join(required) if required else 'every signature'}")
+
+
+@templates.command("check")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def templates_check(path: Path, as_json: bool) -> None:
+    """Compare a template folder's .docx with its manifest; exit 1 on any mismatch."""
+    template, problems = check_path(path)
+    if as_json:
+        _emit({"key": template.key, "ok": not problems,
+               "problems": [{"zh": p.zh, "en": p.en} for p in problems]})
+    else:
+        for problem in problems:
+            click.echo(f"{template.key}: {problem}", err=True)
+        if not problems:
+            click.echo(f"{template.key}: ok")
+    if problems:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("template_key", metavar="TEMPLATE")
+@click.option("--data", "data_path", required=True, help="Form data, JSON (- for stdin).")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the PDF.")
+@click.option("--docx", "docx_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the rendered .docx here.")
+@click.option("--draft", is_flag=True, help="Take no number from the sequence.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def generate(settings: Settings, template_key: str, data_path: str, out: Path,
+             docx_out: Path | None, draft: bool, as_json: bool) -> None:
+    """Render one document to PDF/A (no ledger)."""
+    template = get_template(template_key)
+    data = _read_form(data_path)
+    with _pool(settings, size=1) as pool:
+        document = generate_document(template, data, pool, settings, draft=draft)
+    write_atomic(out, document.pdf)
+    if docx_out:
+        write_atomic(docx_out, document.docx)
+    if as_json:
+        _emit({"number": document.number, "pdf": str(out), "bytes": len(document.pdf)})
+    else:
+        click.echo(f"{document.number} → {out}")
+
+
+@main.command()
+@click.argument("template_key", metavar="TEMPLATE")
+@click.option("--rows", "rows_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="One form per row: .csv or .jsonl.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PDFs (named by document number).")
+@click.option("--draft", is_flag=True, help="Take no numbers from the sequence.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, draft: bool,
+         as_json: bool) -> None:
+    """Render many documents from CSV or JSONL rows, with a progress bar.
+
+    A bad row is reported with its line number and the others still complete; exit 1 if
+    any row failed.
+    """
+    template = get_template(template_key)
+    rows = list(read_rows(rows_path, template))
+    show_progress = sys.stderr.isatty() and not as_json
+    progress = None
+    if show_progress:
+        from tqdm import tqdm
+
+        progress = tqdm(total=len(rows), unit="doc", file=sys.stderr)
+
+    def on_done(result: RowResult) -> None:
+        if progress is not None:
+            progress.update(1)
+        if result.error is not None and not as_json:
+            (progress.write if progress else lambda m: click.echo(m, err=True))(
+                f"line {result.line}: {result.error}")
+
+    with _pool(settings) as pool:
+        summary = bulk_generate(template, rows, out_dir, pool, settings, draft=draft,
+                                on_done=on_done)
+    if progress is not None:
+        progress.close()
+    if as_json:
+        _emit({"succeeded": summary.succeeded, "failed": summary.failed,
+               "results": [{"line": r.line, "number": r.number,
+                            "path": str(r.path) if r.path else None, "error": r.error}
+                           for r in summary.results]})
+    else:
+        click.echo(f"{summary.succeeded} generated, {summary.failed} failed → {out_dir}")
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the API and web pages."""
+    import uvicorn
+
+    from api.app import create_app
+
+    os.environ["COUNTERSIGN_DATA"] = str(settings.data_dir)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

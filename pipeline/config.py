@@ -1,0 +1,43 @@
+"""Settings: where the data folder is and how the pipeline behaves, from the environment.
+
+One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    timezone: str = "Asia/Shanghai"
+    pool_size: int = 0  # 0: one LibreOffice per core
+    conversion_timeout_s: float = 60.0
+    conversions_per_process: int = 200
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "countersign.db"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_data_dir(self, data_dir: Path) -> Settings:
+        return replace(self, data_dir=data_dir)
+
+
+def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
+    """Return Settings from arguments, then ``COUNTERSIGN_*`` variables, then defaults."""
+    env = os.environ
+    return Settings(
+        data_dir=Path(data_dir or env.get("COUNTERSIGN_DATA") or "data").resolve(),
+        timezone=env.get("COUNTERSIGN_TIMEZONE", "Asia/Shanghai"),
+        pool_size=int(env.get("COUNTERSIGN_POOL_SIZE", "0")),
+        conversion_timeout_s=float(env.get("COUNTERSIGN_CONVERSION_TIMEOUT", "60")),
+        conversions_per_process=int(env.get("COUNTERSIGN_CONVERSIONS_PER_PROCESS", "200")),
+    )

@@ -1,0 +1,85 @@
+"""Exceptions of the pipeline. Each names what is wrong in Chinese and English.
+
+The CLI prints ``str(error)`` as one line and exits 2 for a ``BadInput`` (the caller's fault)
+and 1 for an ``OperationFailed``; the API maps them to 4xx JSON bodies the same way.
+"""
+
+from __future__ import annotations
+
+
+class CountersignError(Exception):
+    """Base class: every error the pipeline raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.zh = zh
+        self.en = en
+
+
+class BadInput(CountersignError):
+    """The caller gave something unusable (exit code 2, HTTP 4xx)."""
+
+    code = "bad_input"
+
+
+class OperationFailed(CountersignError):
+    """The operation was attempted and did not succeed (exit code 1)."""
+
+    code = "failed"
+
+
+class UnknownTemplate(BadInput):
+    code = "unknown_template"
+
+
+class ManifestError(BadInput):
+    code = "bad_manifest"
+
+
+class ValidationFailed(BadInput):
+    """Form data broke one or more rules; ``problems`` lists every one of them."""
+
+    code = "validation_failed"
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"表单数据有 {len(problems)} 处错误", f"form data has {len(problems)} problem(s)"
+        )
+
+
+class FieldProblem:
+    """One validation problem: where (a dotted path such as ``details[2]``) and what."""
+
+    __slots__ = ("path", "zh", "en")
+
+    def __init__(self, path: str, zh: str, en: str) -> None:
+        self.path, self.zh, self.en = path, zh, en
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.zh} / {self.en}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.path, "zh": self.zh, "en": self.en}
+
+
+class RenderError(OperationFailed):
+    code = "render_failed"
+
+
+class ConversionError(OperationFailed):
+    """LibreOffice could not turn the document into a PDF."""
+
+    code = "conversion_failed"
+
+
+class NotADocx(ConversionError, BadInput):
+    """The bytes given for conversion are not a readable .docx."""
+
+    code = "not_a_docx"
+
+
+class ConversionTimeout(ConversionError):
+    code = "conversion_timeout"

@@ -1,0 +1,94 @@
+"""Form data → .docx, through docxtpl with a sandboxed, autoescaping jinja2 environment.
+
+Values are data, never template code: they are XML-escaped (docxtpl's default leaves ``&`` and
+``<x>`` raw, which corrupts or silently rewrites the document), and the sequences docxtpl
+rewrites after rendering (``{_{`` → ``{{``) are neutralised so they come out literally.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from docxtpl import DocxTemplate
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
+
+from pipeline.errors import RenderError
+from pipeline.templates import RoleSpec, Template
+
+
+def _literal(value: Any) -> Any:
+    """Escape a value for WordprocessingML text and keep docxtpl's post-render rewriting off it.
+
+    ``_`` becomes the character reference ``&#95;``: identical text once parsed, but no longer
+    matched by docxtpl's ``{_{``/``}_}``/``{_%``/``%_}`` replacement.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, Markup):
+        return value
+    return Markup(str(escape(value)).replace("_", "&#95;"))
+
+
+def sandboxed_environment() -> SandboxedEnvironment:
+    """Return the jinja2 environment every template renders in."""
+    return SandboxedEnvironment(autoescape=True, finalize=_literal,
+                                undefined=jinja2.ChainableUndefined)
+
+
+@cache
+def _docx_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def signers_from_form(role: RoleSpec, form: dict[str, Any]) -> list[dict[str, str]]:
+    """Return the members of ``role`` as the form names them: [{dept, name, title}].
+
+    ``requester`` (an object) gives one member; ``responsible_dept`` (a string) one member with
+    only a department; ``support_requests[].dept`` one member per distinct department.
+    """
+    source = role.signers_from
+    if not source:
+        return [{"dept": "", "name": "", "title": ""}]
+    if "[]" in source:
+        list_name, _, column = source.partition("[].")
+        seen: list[str] = []
+        for row in form.get(list_name) or ():
+            dept = (row or {}).get(column, "") if isinstance(row, dict) else ""
+            if dept and dept not in seen:
+                seen.append(dept)
+        return [{"dept": dept, "name": "", "title": ""} for dept in seen]
+    value = form.get(source)
+    if isinstance(value, dict):
+        return [{"dept": value.get("dept", ""), "name": value.get("name", ""),
+                 "title": value.get("title", "")}]
+    return [{"dept": str(value or ""), "name": "", "title": ""}]
+
+
+def render_context(template: Template, form: dict[str, Any], number: str,
+                   signers: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
+    """Return the jinja2 context: the form, the number and each role's signers."""
+    members = {role.key: signers_from_form(role, form) for role in template.roles}
+    if signers:
+        members.update(signers)
+    return {**form, "number": number, "signers": members,
+            "template": {"key": template.key, "version": template.version}}
+
+
+def render_docx(template: Template, form: dict[str, Any], number: str,
+                signers: dict[str, list[dict[str, str]]] | None = None) -> bytes:
+    """Return the .docx bytes of ``template`` filled with a validated ``form``."""
+    document = DocxTemplate(io.BytesIO(_docx_bytes(template.docx_path)))
+    try:
+        document.render(render_context(template, form, number, signers),
+                        jinja_env=sandboxed_environment(), autoescape=True)
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"模板 {template.key} 渲染失败：{exc}",
+                          f"template {template.key} failed to render: {exc}") from None
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()

@@ -1,0 +1,17 @@
+"""Run by test_numbering in separate processes: allocate numbers and print them."""
+
+import sys
+from datetime import date
+from pathlib import Path
+
+from pipeline import database
+from pipeline.numbering import allocate_number
+from pipeline.templates import get_template
+
+if __name__ == "__main__":
+    db, count = Path(sys.argv[1]), int(sys.argv[2])
+    template = get_template("requirement_confirmation")
+    form = {"requester": {"dept": "市场部", "name": "张伟"}}
+    conn = database.connect(db)
+    for _ in range(count):
+        print(allocate_number(conn, template, form, date(2024, 5, 20)), flush=True)
