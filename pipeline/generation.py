@@ -111,10 +111,12 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     local = threading.local()
+    opened: list[sqlite3.Connection] = []
 
     def connection() -> sqlite3.Connection:
         if not hasattr(local, "conn"):
             local.conn = database.connect(settings.database_path)
+            opened.append(local.conn)
         return local.conn
 
     def one(row: Row) -> RowResult:
@@ -132,11 +134,15 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
         return RowResult(row.line, number=document.number, path=path)
 
     results: list[RowResult] = []
-    with ThreadPoolExecutor(max_workers=pool.spec.workers) as executor:
-        futures = [executor.submit(one, row) for row in rows]
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            if on_done:
-                on_done(result)
+    try:
+        with ThreadPoolExecutor(max_workers=pool.spec.workers) as executor:
+            futures = [executor.submit(one, row) for row in rows]
+            for future in as_completed(futures):
+                result = future.result()
+                results.append(result)
+                if on_done:
+                    on_done(result)
+    finally:
+        for conn in opened:
+            conn.close()
     return BulkSummary(sorted(results, key=lambda result: result.line))

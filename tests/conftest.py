@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,20 +22,24 @@ def example(key: str) -> dict:
     return json.loads((EXAMPLES / f"{key}.json").read_text(encoding="utf-8"))
 
 
-def pdf_text(pdf: bytes | Path, tmp_path: Path | None = None) -> str:
-    """Return the text of a PDF as poppler's pdftotext extracts it."""
+def pdf_text(pdf: bytes | Path, raw: bool = False) -> str:
+    """Return the text of a PDF as poppler's pdftotext extracts it.
+
+    ``raw`` keeps content-stream order: a long cell's text is not interleaved with the
+    cells beside it, as it is in reading-order layout.
+    """
+    args = ["pdftotext", "-enc", "UTF-8", *(["-raw"] if raw else [])]
     if isinstance(pdf, bytes):
-        result = subprocess.run(["pdftotext", "-enc", "UTF-8", "-", "-"], input=pdf,
-                                capture_output=True, check=True)
+        result = subprocess.run([*args, "-", "-"], input=pdf, capture_output=True, check=True)
     else:
-        result = subprocess.run(["pdftotext", "-enc", "UTF-8", str(pdf), "-"],
-                                capture_output=True, check=True)
+        result = subprocess.run([*args, str(pdf), "-"], capture_output=True, check=True)
     return result.stdout.decode("utf-8")
 
 
 def squash(text: str) -> str:
-    """Return ``text`` without any whitespace (PDF extraction re-wraps long lines)."""
-    return "".join(text.split())
+    """Return ``text`` without whitespace and page footers (extraction re-wraps long lines,
+    and a value that spans pages has the footer between its parts)."""
+    return re.sub(r"第\d+页/共\d+页", "", "".join(text.split()))
 
 
 @pytest.fixture(scope="session")

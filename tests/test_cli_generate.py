@@ -1,0 +1,102 @@
+"""`countersign generate` and `countersign bulk` through the real command and LibreOffice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import example, pdf_text
+
+ROOT = Path(__file__).resolve().parent.parent
+COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+
+
+def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COUNTERSIGN_DATA": str(data_dir), "COUNTERSIGN_POOL_SIZE": "2"}
+    return subprocess.run([COUNTERSIGN, *args], capture_output=True, text=True, env=env,
+                          timeout=300, cwd=ROOT)
+
+
+def write_json(path: Path, payload) -> Path:
+    path.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_generate_numbers_and_writes_a_pdf(tmp_path):
+    form = write_json(tmp_path / "form.json", example("requirement_confirmation"))
+    first = run("generate", "requirement_confirmation", "--data", str(form), "--out",
+                str(tmp_path / "a.pdf"), "--json", data_dir=tmp_path / "data")
+    assert first.returncode == 0, first.stderr
+    number = json.loads(first.stdout)["number"]
+    assert number.endswith("-市场-001")
+    assert number in pdf_text(tmp_path / "a.pdf")
+    second = run("generate", "requirement_confirmation", "--data", str(form), "--out",
+                 str(tmp_path / "b.pdf"), data_dir=tmp_path / "data")
+    assert second.returncode == 0 and "-市场-002" in second.stdout
+    draft = run("generate", "requirement_confirmation", "--data", str(form), "--out",
+                str(tmp_path / "c.pdf"), "--draft", data_dir=tmp_path / "data")
+    assert "-市场-草稿" in draft.stdout and "-市场-草稿" in pdf_text(tmp_path / "c.pdf")
+
+
+def test_generate_unknown_template_is_one_line_exit_2(tmp_path):
+    form = write_json(tmp_path / "form.json", {})
+    result = run("generate", "nope", "--data", str(form), "--out", str(tmp_path / "x.pdf"),
+                 data_dir=tmp_path / "data")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "unknown template 'nope'" in result.stderr
+
+
+def test_bulk_jsonl_reports_bad_lines_and_completes_the_rest(tmp_path):
+    good = example("issue_tracking")
+    bad = example("issue_tracking") | {"due": "soon"}
+    lines = [json.dumps(good, ensure_ascii=False), json.dumps(bad, ensure_ascii=False),
+             "{not json", json.dumps(good | {"responsible_dept": "运维部"}, ensure_ascii=False)]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = run("bulk", "issue_tracking", "--rows", str(rows), "--out", str(out), "--json",
+                 data_dir=tmp_path / "data")
+    assert result.returncode == 1, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["succeeded"], summary["failed"]) == (2, 2)
+    by_line = {r["line"]: r for r in summary["results"]}
+    assert "due" in by_line[2]["error"] and "日期格式错误" in by_line[2]["error"]
+    assert "invalid JSON" in by_line[3]["error"]
+    assert sorted(p.name for p in out.glob("*.pdf")) == sorted(
+        f"{by_line[n]['number']}.pdf" for n in (1, 4))
+    assert "运维" in by_line[4]["number"]
+
+
+def test_bulk_csv_with_dotted_and_json_columns(tmp_path):
+    rows = tmp_path / "rows.csv"
+    with rows.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["requester.dept", "requester.name", "receiver.dept", "receiver.name",
+                         "background", "details", "expected_delivery", "priority"])
+        writer.writerow(["市场部", "张伟", "产品部", "李娜", "提升留存", '["积分规则"]',
+                         "2024-06-30", "高"])
+        writer.writerow(["市场部", "张伟", "产品部", "李娜", "缺优先级", '["x"]',
+                         "2024-06-30", "最高"])
+        writer.writerow(["市场部", "张伟", "产品部", "李娜", "列表坏了", "[oops",
+                         "2024-06-30", "中"])
+    out = tmp_path / "out"
+    result = run("bulk", "requirement_confirmation", "--rows", str(rows), "--out", str(out),
+                 data_dir=tmp_path / "data")
+    assert result.returncode == 1
+    assert "line 3: priority" in result.stderr
+    assert "line 4:" in result.stderr and "details" in result.stderr
+    assert "1 generated, 2 failed" in result.stdout
+    (pdf,) = out.glob("*.pdf")
+    assert "积分规则" in pdf_text(pdf)
+
+
+def test_bulk_rejects_unknown_file_type(tmp_path):
+    rows = tmp_path / "rows.txt"
+    rows.write_text("x", encoding="utf-8")
+    result = run("bulk", "issue_tracking", "--rows", str(rows), "--out", str(tmp_path / "o"),
+                 data_dir=tmp_path / "data")
+    assert result.returncode == 2 and "unsupported rows file" in result.stderr

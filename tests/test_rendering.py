@@ -1,0 +1,93 @@
+"""Safe rendering: form values are data. Each hostile value comes out literally in the PDF."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.rendering import render_context, render_docx, signers_from_form
+from pipeline.templates import get_template
+from pipeline.validation import validate_form
+from tests.conftest import example, pdf_text, squash
+
+HOSTILE = {
+    "jinja expression": "{{ 1+1 }}",
+    "jinja statement": "{% for x in range(3) %}loop{% endfor %}",
+    "jinja sandbox escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "docxtpl rewrite": "{_{ secret }_} {_% if %_}",
+    "xml close tag": "</w:t></w:r><w:r><w:t>injected",
+    "ampersand": "R&D 部门 & 合作方",
+    "angle brackets": "<x> a < b > c <script>alert(1)</script>",
+    "quotes": "\"双引号\" 'single' “弯引号” ‘单’",
+    "emoji": "进度 ✅ 完成 😀 🚀",
+    "cjk punctuation": "「测试」——《标题》、（括号）",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_value_comes_out_literally(pool, name):
+    value = HOSTILE[name]
+    template = get_template("requirement_confirmation")
+    form = example("requirement_confirmation")
+    form["background"] = f"«{value}»"
+    form["details"] = [f"§{value}§", "第二项"]
+    pdf = pool.convert(render_docx(template, validate_form(template, form), "2024-市场-001"))
+    text = squash(pdf_text(pdf))
+    assert squash(f"«{value}»") in text
+    assert squash(f"§{value}§") in text
+    if name == "jinja expression":
+        assert "«2»" not in text
+    if name == "jinja statement":
+        assert "looplooploop" not in text
+
+
+def test_ten_thousand_characters_come_out_whole(pool):
+    template = get_template("progress_sync")
+    form = example("progress_sync")
+    long_value = "".join(f"{i:05d}进度" for i in range(1430))[:10000]
+    assert len(long_value) == 10000
+    form["progress"] = long_value
+    pdf = pool.convert(render_docx(template, validate_form(template, form), "JD-1"))
+    assert squash(long_value) in squash(pdf_text(pdf, raw=True))
+
+
+def test_multiline_values_keep_their_line_breaks(pool):
+    template = get_template("issue_tracking")
+    form = example("issue_tracking") | {"solution": "第一步：扩容\n第二步：压测"}
+    text = pdf_text(pool.convert(render_docx(template, validate_form(template, form), "W-1")))
+    assert "第一步：扩容\n第二步：压测" in text
+
+
+def test_lists_and_tables_become_rows(pool):
+    template = get_template("meeting_minutes")
+    form = validate_form(template, example("meeting_minutes"))
+    text = pdf_text(pool.convert(render_docx(template, form, "JY-2024-001")))
+    for attendee in ("李娜", "王强", "赵敏"):
+        assert attendee in text
+    for item in ("需求优先级排序", "开发资源评估", "时间计划确认", "输出需求文档", "输出排期表"):
+        assert item in text
+    assert "[[sig:host]]" in text
+    assert "[[sig:attendee:3]]" in text and "[[sig:attendee:4]]" not in text
+
+
+def test_empty_optional_table_shows_none_row(pool):
+    template = get_template("progress_sync")
+    form = example("progress_sync")
+    del form["support_requests"]
+    text = pdf_text(pool.convert(render_docx(template, validate_form(template, form), "JD-2")))
+    assert "（无）" in text
+    assert "[[sig:supporter:" not in text
+
+
+def test_signers_follow_the_manifest():
+    rc = get_template("requirement_confirmation")
+    form = example("requirement_confirmation")
+    assert signers_from_form(rc.roles[0], form) == [
+        {"dept": "市场部", "name": "张伟", "title": "经理"}]
+    ps = get_template("progress_sync")
+    form = example("progress_sync")
+    form["support_requests"].append({"dept": "市场部", "content": "再确认", "due": "2024-05-26"})
+    form["support_requests"].append({"dept": "法务部", "content": "审核", "due": "2024-05-26"})
+    assert [m["dept"] for m in signers_from_form(ps.roles[1], form)] == ["市场部", "法务部"]
+    context = render_context(ps, form, "JD-1", {"responsible": [{"dept": "研发部",
+                                                                 "name": "王强"}]})
+    assert context["signers"]["responsible"][0]["name"] == "王强"
