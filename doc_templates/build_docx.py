@@ -14,6 +14,9 @@ signature field; CJK text is set in Noto Serif/Sans CJK SC with the East-Asian l
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -409,11 +412,64 @@ LAYOUTS = (
 )
 
 
+# Parts of python-docx's default template that nothing here uses. Dropping them (and the
+# ~340 unused style definitions) halves LibreOffice's load time for every rendered document.
+UNUSED_PARTS = ("word/stylesWithEffects.xml", "docProps/thumbnail.jpeg", "customXml/",
+                "word/webSettings.xml")
+UNUSED_REFERENCE = re.compile(
+    r"<(?:Relationship|Override)[^>]*(?:stylesWithEffects|thumbnail|customXml|webSettings)"
+    r"[^>]*/>")
+
+
+def _prune_styles(doc) -> None:
+    """Keep only the styles the document uses (and what they are based on)."""
+    styles = doc.styles.element
+    used = {"Normal", "TableNormal", "DefaultParagraphFont", "NoList"}
+    parts = [doc.element, *(s.footer._element for s in doc.sections)]
+    for part in parts:
+        for tag in ("w:pStyle", "w:rStyle", "w:tblStyle"):
+            used |= {el.get(qn("w:val")) for el in part.iter(qn(tag))}
+    by_id = {el.get(qn("w:styleId")): el for el in styles.findall(qn("w:style"))}
+    pending = list(used)
+    while pending:
+        element = by_id.get(pending.pop())
+        if element is None:
+            continue
+        for link in ("w:basedOn", "w:link", "w:next"):
+            ref = element.find(qn(link))
+            if ref is not None and ref.get(qn("w:val")) not in used:
+                used.add(ref.get(qn("w:val")))
+                pending.append(ref.get(qn("w:val")))
+    for style_id, element in by_id.items():
+        if style_id not in used:
+            styles.remove(element)
+    latent = styles.find(qn("w:latentStyles"))
+    if latent is not None:
+        styles.remove(latent)
+
+
+def save_lean(doc, path: Path) -> None:
+    """Save ``doc`` without the default template's unused parts."""
+    _prune_styles(doc)
+    buffer = io.BytesIO()
+    doc.save(buffer)
+    with zipfile.ZipFile(buffer) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename.startswith(UNUSED_PARTS):
+                continue
+            data = src.read(item.filename)
+            if item.filename.endswith(".rels") or item.filename == "[Content_Types].xml":
+                text = data.decode("utf-8")
+                text = UNUSED_REFERENCE.sub("", text)
+                data = text.encode("utf-8")
+            dst.writestr(item, data)
+
+
 def main() -> None:
     for layout in LAYOUTS:
         folder = HERE / layout.key
         folder.mkdir(exist_ok=True)
-        build(layout).save(folder / "template.docx")
+        save_lean(build(layout), folder / "template.docx")
         print(f"wrote {folder / 'template.docx'}")
 
 

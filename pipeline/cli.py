@@ -16,10 +16,9 @@ import click
 
 from pipeline import database
 from pipeline.config import Settings, load_settings
-from pipeline.conversion import ConverterPool, PoolSpec
 from pipeline.errors import BadInput, CountersignError, ValidationFailed
 from pipeline.files import write_atomic
-from pipeline.generation import RowResult, bulk_generate, generate_document
+from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
 from pipeline.rows import read_rows
 from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
@@ -52,12 +51,6 @@ def _read_form(path: str) -> Any:
                        f"{exc.colno}: {exc.msg})") from None
 
 
-def _pool(settings: Settings, size: int | None = None) -> ConverterPool:
-    return ConverterPool(PoolSpec(size=size if size is not None else settings.pool_size,
-                                  timeout_s=settings.conversion_timeout_s,
-                                  recycle_after=settings.conversions_per_process))
-
-
 class CountersignGroup(click.Group):
     """Turns every CountersignError into its message and exit code."""
 
@@ -74,6 +67,13 @@ class CountersignGroup(click.Group):
             _fail(str(exc), 1)
         except KeyboardInterrupt:
             _fail("已中断 / interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must still not print a traceback
+            if os.environ.get("COUNTERSIGN_DEBUG"):
+                raise
+            _fail(f"内部错误 / internal error: {type(exc).__name__}: {exc} "
+                  "(set COUNTERSIGN_DEBUG=1 for details)", 1)
 
 
 @click.group(cls=CountersignGroup)
@@ -172,7 +172,7 @@ def generate(settings: Settings, template_key: str, data_path: str, out: Path,
     """Render one document to PDF/A (no ledger)."""
     template = get_template(template_key)
     data = _read_form(data_path)
-    with _pool(settings, size=1) as pool:
+    with converter_pool(settings, size=1, warm=False) as pool:
         document = generate_document(template, data, pool, settings, draft=draft)
     write_atomic(out, document.pdf)
     if docx_out:
@@ -216,7 +216,7 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
             (progress.write if progress else lambda m: click.echo(m, err=True))(
                 f"line {result.line}: {result.error}")
 
-    with _pool(settings) as pool:
+    with converter_pool(settings) as pool:
         summary = bulk_generate(template, rows, out_dir, pool, settings, draft=draft,
                                 on_done=on_done)
     if progress is not None:

@@ -81,6 +81,9 @@ class PoolSpec:
     recycle_after: int = 200
     startup_timeout_s: float = 60.0
     soffice: str = "soffice"
+    # A .docx converted once by every fresh worker before it takes work, so that the first
+    # real document does not pay for loading fonts and filters (about twice the usual time).
+    warmup: Path | None = None
 
     @property
     def workers(self) -> int:
@@ -193,6 +196,15 @@ class Worker:
             self.stop()
             raise ConversionError(f"LibreOffice 启动失败：{hello.get('error')}",
                                   f"LibreOffice did not start: {hello.get('error')}")
+        if self.spec.warmup is not None:
+            try:
+                self.convert(self.spec.warmup, self.home / "warmup.pdf",
+                             self.spec.startup_timeout_s)
+            except (ConversionError, _WorkerDied):
+                self.stop()
+                raise ConversionError("LibreOffice 预热失败",
+                                      "LibreOffice failed to warm up") from None
+            self.conversions = 0
 
     def _read_line(self, timeout: float) -> dict:
         assert self.bridge and self.bridge.stdout

@@ -23,7 +23,9 @@ def connect(path: Path) -> sqlite3.Connection:
     WAL mode and a generous busy timeout let several processes allocate numbers at once.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    # check_same_thread off: a connection is used by one thread at a time but may be closed
+    # by the thread that made the pool of them.
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=60000")
     conn.executescript(SCHEMA)

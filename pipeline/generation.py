@@ -18,14 +18,17 @@ from typing import Any
 
 from pipeline import database
 from pipeline.config import Settings
-from pipeline.conversion import ConverterPool
+from pipeline.conversion import ConverterPool, PoolSpec
 from pipeline.errors import CountersignError, ValidationFailed
 from pipeline.files import write_atomic
 from pipeline.numbering import allocate_number, draft_number
 from pipeline.rendering import render_docx
 from pipeline.rows import Row
-from pipeline.templates import Template
+from pipeline.templates import Template, get_template
 from pipeline.validation import validate_form
+
+# Uses every font and table feature the shipped templates use.
+WARMUP_TEMPLATE = "meeting_minutes"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,21 @@ class Generated:
     number: str
     docx: bytes
     pdf: bytes
+
+
+def converter_pool(settings: Settings, size: int | None = None, warm: bool = True
+                   ) -> ConverterPool:
+    """Return an unstarted pool configured by ``settings``.
+
+    ``warm`` has each worker convert a shipped template once before taking work: worth it
+    for a pool that serves many documents, not for a one-off ``generate``.
+    """
+    return ConverterPool(PoolSpec(
+        size=settings.pool_size if size is None else size,
+        timeout_s=settings.conversion_timeout_s,
+        recycle_after=settings.conversions_per_process,
+        warmup=get_template(WARMUP_TEMPLATE).docx_path if warm else None,
+    ))
 
 
 def today_in(settings: Settings) -> date:
