@@ -133,6 +133,13 @@ def _cant_split(row) -> None:
     tr_pr.append(OxmlElement("w:cantSplit"))
 
 
+def _keep_with_next(*cells) -> None:
+    """Ask the layout to keep these rows on the page of the row after them."""
+    for cell in cells:
+        for paragraph in cell.paragraphs:
+            paragraph.paragraph_format.keep_with_next = True
+
+
 def _write(cell, text: str, *, bold=False, size=10.5, align=None, font=SERIF) -> None:
     paragraph = cell.paragraphs[0]
     paragraph.paragraph_format.space_before = Pt(2)
@@ -266,6 +273,7 @@ def build(layout: TemplateLayout) -> Document:
             _, (cell,) = _cells(table, [4])
             _write(cell, spec.text, bold=True, font=SANS)
             _shade(cell, SECTION_SHADE)
+            _keep_with_next(cell)
         elif isinstance(spec, Loop):
             _, headers = _cells(table, [span for _, _, span in spec.columns])
             for cell, (header, _, _) in zip(headers, spec.columns, strict=True):
@@ -284,6 +292,7 @@ def build(layout: TemplateLayout) -> Document:
             for cell, header in zip(headers, ("签署角色", "签字 / 签章", "部门及姓名", "日期"),
                                     strict=True):
                 _label(cell, header)
+            _keep_with_next(*headers)
             for role, label, parallel in spec.roles:
                 _tag_row(table, f"{{%tr for s in signers.{role} %}}")
                 marker = f"[[sig:{role}:{{{{ loop.index }}}}]]" if parallel else f"[[sig:{role}]]"
@@ -298,6 +307,7 @@ def build(layout: TemplateLayout) -> Document:
                 cells[1].vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.TOP
                 _write(cells[2], "{{ s.dept }} {{ s.name }}")
                 _write(cells[3], "　　年　　月　　日", align=WD_ALIGN_PARAGRAPH.CENTER)
+                _keep_with_next(*cells)
                 _tag_row(table, "{%tr endfor %}")
         else:
             raise TypeError(f"unknown row spec {spec!r}")

@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from pipeline.errors import RenderError
-from pipeline.templates import RoleSpec, Template
+from pipeline.templates import FieldSpec, RoleSpec, Template
 
 
 def _literal(value: Any) -> Any:
@@ -69,13 +69,28 @@ def signers_from_form(role: RoleSpec, form: dict[str, Any]) -> list[dict[str, st
     return [{"dept": str(value or ""), "name": "", "title": ""}]
 
 
+def _for_display(specs: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """Return ``values`` as a formal document shows them: date-times as ``2024-05-25 18:00``."""
+    shown = dict(values)
+    for spec in specs:
+        value = shown.get(spec.name)
+        if spec.type == "datetime" and isinstance(value, str):
+            shown[spec.name] = value.replace("T", " ")
+        elif spec.type == "table" and isinstance(value, list):
+            shown[spec.name] = [_for_display(spec.columns, row) if isinstance(row, dict) else row
+                                for row in value]
+        elif spec.type == "object" and isinstance(value, dict):
+            shown[spec.name] = _for_display(spec.columns, value)
+    return shown
+
+
 def render_context(template: Template, form: dict[str, Any], number: str,
                    signers: dict[str, list[dict[str, str]]] | None = None) -> dict[str, Any]:
     """Return the jinja2 context: the form, the number and each role's signers."""
     members = {role.key: signers_from_form(role, form) for role in template.roles}
     if signers:
         members.update(signers)
-    return {**form, "number": number, "signers": members,
+    return {**_for_display(template.fields, form), "number": number, "signers": members,
             "template": {"key": template.key, "version": template.version}}
 
 

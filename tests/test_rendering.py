@@ -91,3 +91,11 @@ def test_signers_follow_the_manifest():
     context = render_context(ps, form, "JD-1", {"responsible": [{"dept": "研发部",
                                                                  "name": "王强"}]})
     assert context["signers"]["responsible"][0]["name"] == "王强"
+
+
+def test_datetimes_are_shown_with_a_space(pool):
+    template = get_template("issue_tracking")
+    form = validate_form(template, example("issue_tracking"))
+    assert form["due"] == "2024-05-25T18:00"
+    text = pdf_text(pool.convert(render_docx(template, form, "W-1")))
+    assert "2024-05-25 18:00" in text and "2024-05-25T18:00" not in text
