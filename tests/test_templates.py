@@ -124,3 +124,9 @@ def test_cli_list_and_show_json():
     assert shown["closure"]["required_fields"] == ["result_confirmation"]
     unknown = runner.invoke(main, ["templates", "show", "nope"])
     assert unknown.exit_code == 2 and "unknown template 'nope'" in unknown.output
+
+
+def test_cli_reference_is_generated_from_the_help_text():
+    from pipeline.clidocs import DOCS, render
+
+    assert DOCS.read_text(encoding="utf-8") == render(), "run python -m pipeline.clidocs"
