@@ -207,7 +207,10 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
     if show_progress:
         from tqdm import tqdm
 
-        progress = tqdm(total=len(rows), unit="doc", file=sys.stderr)
+        # A terminal that reports no size (a bare pty) would get no bar at all.
+        size = os.get_terminal_size(sys.stderr.fileno())
+        progress = tqdm(total=len(rows), unit="doc", file=sys.stderr,
+                        ncols=size.columns or 80, nrows=size.lines or 24)
 
     def on_done(result: RowResult) -> None:
         if progress is not None:

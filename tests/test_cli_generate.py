@@ -100,3 +100,32 @@ def test_bulk_rejects_unknown_file_type(tmp_path):
     result = run("bulk", "issue_tracking", "--rows", str(rows), "--out", str(tmp_path / "o"),
                  data_dir=tmp_path / "data")
     assert result.returncode == 2 and "unsupported rows file" in result.stderr
+
+
+def test_bulk_shows_a_progress_bar_on_a_terminal(tmp_path):
+    import pty
+
+    rows = tmp_path / "rows.jsonl"
+    line = json.dumps(example("progress_sync"), ensure_ascii=False)
+    rows.write_text(f"{line}\n{line}\n{line}\n", encoding="utf-8")
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COUNTERSIGN_DATA": str(tmp_path / "data"),
+           "COUNTERSIGN_POOL_SIZE": "1"}
+    proc = subprocess.Popen([COUNTERSIGN, "bulk", "progress_sync", "--rows", str(rows),
+                             "--out", str(tmp_path / "out")], stdout=subprocess.PIPE,
+                            stderr=follower, env=env, cwd=ROOT)
+    os.close(follower)
+    out, _ = proc.communicate(timeout=300)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert "3/3" in terminal.decode() and "100%" in terminal.decode()
+    assert "3 generated, 0 failed" in out.decode()
