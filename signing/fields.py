@@ -1,0 +1,107 @@
+"""Signature fields: found in the rendered PDF by their markers, added empty before the first
+signature, one per role member, each locking itself once signed.
+
+A template's signature cell carries a white 1 pt marker ``[[sig:ROLE]]`` (``[[sig:ROLE:N]]``
+for the N-th member of a parallel group) at its top-left corner; the field covers the cell.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+from pdfminer.high_level import extract_pages
+from pdfminer.layout import LAParams, LTTextContainer, LTTextLine
+from pdfminer.pdfparser import PDFSyntaxError
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import (
+    FieldMDPAction,
+    FieldMDPSpec,
+    SigFieldSpec,
+    append_signature_field,
+    enumerate_sig_fields,
+)
+
+from signing.errors import NotAPdf, SignatureFieldError
+
+MARKER = re.compile(r"\[\[sig:([a-z_]+)(?::(\d+))?\]\]")
+# The signature cell is 4.8 cm × 1.8 cm (doc_templates/build_docx.py); the marker sits in its
+# top-left corner, inside the cell padding.
+FIELD_WIDTH = 128.0
+FIELD_HEIGHT = 46.0
+
+
+@dataclass(frozen=True)
+class SignaturePlace:
+    """Where one role member signs: the field name, the page (0-based) and the box."""
+
+    field: str
+    role: str
+    member: int | None
+    page: int
+    box: tuple[float, float, float, float]
+
+
+def field_name(role: str, member: int | None) -> str:
+    """Return the signature field name of a role member: ``receiver``, ``supporter-2``."""
+    return role if member is None else f"{role}-{member}"
+
+
+def _lines(container):
+    for item in container:
+        if isinstance(item, LTTextLine):
+            yield item
+        elif isinstance(item, LTTextContainer):
+            yield from _lines(item)
+
+
+def find_signature_places(pdf: bytes) -> list[SignaturePlace]:
+    """Return every signature place marked in ``pdf``, in document order."""
+    places = []
+    try:
+        pages = list(extract_pages(io.BytesIO(pdf), laparams=LAParams(char_margin=0.5)))
+    except (PDFSyntaxError, ValueError, TypeError, KeyError) as exc:
+        raise NotAPdf(f"无法读取 PDF：{exc}", f"cannot read the PDF: {exc}") from None
+    for page_index, page in enumerate(pages):
+        for line in _lines(page):
+            for match in MARKER.finditer(line.get_text()):
+                x0, _, _, top = line.bbox
+                role, member = match.group(1), match.group(2)
+                number = int(member) if member else None
+                places.append(SignaturePlace(
+                    field=field_name(role, number), role=role, member=number, page=page_index,
+                    box=(x0 - 3, top - FIELD_HEIGHT, x0 - 3 + FIELD_WIDTH, top + 1)))
+    return places
+
+
+def prepare_fields(pdf: bytes, places: list[SignaturePlace]) -> bytes:
+    """Return ``pdf`` with one empty signature field per place, as an incremental update.
+
+    Each field carries a /Lock dictionary on itself, so once signed, a change to it by a
+    later revision is a modification that validation reports.
+    """
+    names = [place.field for place in places]
+    if len(set(names)) != len(names):
+        raise SignatureFieldError("签字位重复", f"duplicate signature places: {names}")
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    except (PdfError, ValueError, OSError) as exc:
+        raise NotAPdf(f"无法读取 PDF：{exc}", f"cannot read the PDF: {exc}") from None
+    for place in places:
+        append_signature_field(writer, SigFieldSpec(
+            sig_field_name=place.field, on_page=place.page, box=place.box,
+            field_mdp_spec=FieldMDPSpec(FieldMDPAction.INCLUDE, fields=[place.field]),
+        ))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def signature_fields(pdf: bytes) -> dict[str, bool]:
+    """Return every signature field of ``pdf``: name → already signed."""
+    reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+    return {name: value is not None
+            for name, value, _ in enumerate_sig_fields(reader, filled_status=None)}
