@@ -73,7 +73,8 @@ def _refusal(exc: Exception) -> CertificateRefused:
     if isinstance(exc, InsufficientRevinfoError):
         return CertificateRefused("无法确认签名证书的吊销状态",
                                   f"the signing certificate's revocation status is unknown: {exc}")
-    return CertificateRefused(f"签名证书无效：{exc}", f"the signing certificate is not valid: {exc}")
+    return CertificateRefused(f"签名证书无效：{exc}",
+                              f"the signing certificate is not valid: {exc}")
 
 
 async def async_check_signer_certificate(signer: Signer, trust: TrustSettings) -> None:

@@ -12,7 +12,7 @@ import aiohttp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import TimeStamper
-from pyhanko.sign.timestamps.aiohttp_client import AIOHttpTimeStamper
+from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -32,7 +32,7 @@ class TimestampAuthority:
         if self.url:
             if session is None:
                 raise ValueError("an HTTP timestamp authority needs a client session")
-            return AIOHttpTimeStamper(self.url, session=session, timeout=self.timeout_s)
+            return HTTPTimeStamper(self.url, session=session, timeout=self.timeout_s)
         if self.cert is None or self.key is None:
             raise ValueError("a timestamp authority needs a URL or a key and certificate")
         # pyHanko's in-process RFC 3161 token builder, used with the local CA's TSA key.
