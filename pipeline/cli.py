@@ -14,11 +14,11 @@ from typing import Any, NoReturn
 
 import click
 
-from pipeline import database
 from pipeline.config import Settings, load_settings
 from pipeline.errors import BadInput, CountersignError, ValidationFailed
 from pipeline.files import write_atomic
 from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
+from pipeline.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
 from pipeline.rows import read_rows
 from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
@@ -86,12 +86,98 @@ def main(ctx: click.Context, data_dir: Path | None) -> None:
     ctx.obj = load_settings(data_dir)
 
 
+def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
+    """Return the key passphrase: from the file, else $COUNTERSIGN_PASSPHRASE, else asked
+    for on the terminal (never echoed)."""
+    if passphrase_file is not None:
+        try:
+            return passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise BadInput(f"无法读取口令文件 {passphrase_file}",
+                           f"cannot read passphrase file {passphrase_file}: {exc.strerror}"
+                           ) from None
+    if os.environ.get("COUNTERSIGN_PASSPHRASE"):
+        return os.environ["COUNTERSIGN_PASSPHRASE"]
+    if not sys.stdin.isatty():
+        raise BadInput("需要密钥口令：请用 --passphrase-file 或 COUNTERSIGN_PASSPHRASE",
+                       "a key passphrase is needed: use --passphrase-file or "
+                       "COUNTERSIGN_PASSPHRASE")
+    return click.prompt("密钥口令 / key passphrase", hide_input=True,
+                        confirmation_prompt=confirm)
+
+
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def init(settings: Settings) -> None:
-    """Create the data folder and its database (safe to run again)."""
-    database.connect(settings.database_path).close()
-    click.echo(f"data folder ready: {settings.data_dir}")
+def init(settings: Settings, as_json: bool) -> None:
+    """Create the data folder: database, local CA, demo parties (safe to run again)."""
+    result = initialise(settings)
+    if as_json:
+        _emit({"data_dir": str(result.data_dir), "created_ca": result.created_ca,
+               "demo_parties": [p.summary() for p in result.demo_parties],
+               "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None})
+        return
+    click.echo(f"data folder ready: {result.data_dir}")
+    if result.created_ca:
+        click.echo(f"local CA created in {settings.ca_dir}")
+    if result.demo_parties:
+        click.echo(f"demo parties (key passphrase: {DEMO_PASSPHRASE!r}):")
+        for party in result.demo_parties:
+            click.echo(f"  {party.id:<10} {party.name} {party.dept} <{party.email}>")
+
+
+@main.group()
+def parties() -> None:
+    """The people who sign: list, add."""
+
+
+@parties.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def parties_list(settings: Settings, as_json: bool) -> None:
+    """List the parties: id, name, department, e-mail, certificate."""
+    found = list_parties(settings)
+    if as_json:
+        _emit([party.summary() for party in found])
+        return
+    for party in found:
+        fingerprint = (party.certificate_sha256 or "")[:16] or "no certificate"
+        click.echo(f"{party.id:<12} {party.name}  {party.dept}  <{party.email}>  {fingerprint}")
+
+
+@parties.command("add")
+@click.option("--name", required=True, help="Full name (shown in the signature).")
+@click.option("--dept", required=True, help="Department.")
+@click.option("--email", required=True, help="E-mail address (reminders go here).")
+@click.option("--id", "party_id", help="Party id (default: the e-mail's local part).")
+@click.option("--superior", "superior_email", help="Superior's e-mail, for escalations.")
+@click.option("--issue-cert", is_flag=True, help="Issue a key and certificate from the local CA.")
+@click.option("--p12", "p12_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Import an existing PKCS#12 key and certificate.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Key passphrase (else $COUNTERSIGN_PASSPHRASE, else asked).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def parties_add(settings: Settings, name: str, dept: str, email: str, party_id: str | None,
+                superior_email: str | None, issue_cert: bool, p12_path: Path | None,
+                passphrase_file: Path | None, as_json: bool) -> None:
+    """Register a party, optionally with a signing key."""
+    p12 = None
+    if p12_path is not None:
+        try:
+            p12 = p12_path.read_bytes()
+        except OSError as exc:
+            raise BadInput(f"无法读取 {p12_path}", f"cannot read {p12_path}: {exc.strerror}"
+                           ) from None
+    passphrase = (_passphrase(passphrase_file, confirm=issue_cert)
+                  if issue_cert or p12 is not None else None)
+    party = add_party(settings, name=name, dept=dept, email=email, party_id=party_id,
+                      superior_email=superior_email, issue_cert=issue_cert, p12=p12,
+                      passphrase=passphrase)
+    if as_json:
+        _emit(party.summary())
+    else:
+        click.echo(f"added {party.id}: {party.name} {party.dept} <{party.email}>")
 
 
 @main.group()

@@ -18,10 +18,26 @@ class Settings:
     pool_size: int = 0  # 0: one LibreOffice per core
     conversion_timeout_s: float = 60.0
     conversions_per_process: int = 200
+    # An enterprise's own trust roots (PEM bundle), trusted beside the local CA, and its RFC
+    # 3161 timestamp authority; empty: the local CA's own TSA.
+    trust_roots_file: Path | None = None
+    tsa_url: str = ""
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "countersign.db"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.data_dir / "ca"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def fonts_dir(self) -> Path:
+        return self.data_dir / "fonts"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -40,4 +56,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         pool_size=int(env.get("COUNTERSIGN_POOL_SIZE", "0")),
         conversion_timeout_s=float(env.get("COUNTERSIGN_CONVERSION_TIMEOUT", "60")),
         conversions_per_process=int(env.get("COUNTERSIGN_CONVERSIONS_PER_PROCESS", "200")),
+        trust_roots_file=Path(env["COUNTERSIGN_TRUST_ROOTS"]) if env.get(
+            "COUNTERSIGN_TRUST_ROOTS") else None,
+        tsa_url=env.get("COUNTERSIGN_TSA_URL", ""),
     )

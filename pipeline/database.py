@@ -7,6 +7,8 @@ backend can replace this module without touching the use cases.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA = """
@@ -14,7 +16,19 @@ CREATE TABLE IF NOT EXISTS number_sequences (
     scope TEXT PRIMARY KEY,
     last INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS parties (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    dept TEXT NOT NULL,
+    email TEXT NOT NULL UNIQUE,
+    superior_email TEXT,
+    certificate_sha256 TEXT,
+    key_file TEXT,
+    created_at TEXT NOT NULL
+);
 """
+PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
+                 "key_file", "created_at")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -30,6 +44,16 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=60000")
     conn.executescript(SCHEMA)
     return conn
+
+
+@contextmanager
+def connection(path: Path) -> Iterator[sqlite3.Connection]:
+    """Yield a connection to the database at ``path`` and close it afterwards."""
+    conn = connect(path)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def next_in_sequence(conn: sqlite3.Connection, scope: str) -> int:
@@ -50,3 +74,25 @@ def next_in_sequence(conn: sqlite3.Connection, scope: str) -> int:
         conn.execute("ROLLBACK")
         raise
     return value
+
+
+def insert_party(conn: sqlite3.Connection, party: dict) -> None:
+    """Insert one party row; raises sqlite3.IntegrityError if the id or email is taken."""
+    conn.execute(
+        f"INSERT INTO parties ({', '.join(PARTY_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in PARTY_COLUMNS)})",
+        tuple(party.get(column) for column in PARTY_COLUMNS),
+    )
+
+
+def select_parties(conn: sqlite3.Connection) -> list[dict]:
+    """Return every party row as a dict, ordered by id."""
+    rows = conn.execute(f"SELECT {', '.join(PARTY_COLUMNS)} FROM parties ORDER BY id")
+    return [dict(zip(PARTY_COLUMNS, row, strict=True)) for row in rows]
+
+
+def select_party(conn: sqlite3.Connection, party_id: str) -> dict | None:
+    """Return the party row ``party_id`` as a dict, or None."""
+    row = conn.execute(f"SELECT {', '.join(PARTY_COLUMNS)} FROM parties WHERE id = ?",
+                       (party_id,)).fetchone()
+    return dict(zip(PARTY_COLUMNS, row, strict=True)) if row else None

@@ -1,0 +1,154 @@
+"""Parties: the people who sign, each with a department, an e-mail and a signing key.
+
+``init`` creates the demo parties (passphrase ``demo``); ``add`` issues a certificate from the
+local CA into a passphrase-protected PKCS#12, or imports one the party already has.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline import database
+from pipeline.config import Settings
+from pipeline.errors import BadInput
+from pipeline.files import write_atomic
+from signing.ca import LocalCA
+from signing.keys import certificate_sha256, read_pkcs12_certificate, to_asn1, write_pkcs12
+
+DEMO_PASSPHRASE = "demo"
+DEMO_PARTIES = (
+    ("zhangwei", "张伟", "市场部", "zhangwei@example.com"),
+    ("lina", "李娜", "产品部", "lina@example.com"),
+    ("wangqiang", "王强", "研发部", "wangqiang@example.com"),
+    ("zhaomin", "赵敏", "市场部", "zhaomin@example.com"),
+    ("liuyang", "刘洋", "技术部", "liuyang@example.com"),
+)
+PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class UnknownParty(BadInput):
+    code = "unknown_party"
+
+
+@dataclass(frozen=True)
+class Party:
+    id: str
+    name: str
+    dept: str
+    email: str
+    superior_email: str | None
+    certificate_sha256: str | None
+    key_file: str | None
+    created_at: str
+
+    def summary(self) -> dict[str, object]:
+        """Return the ``parties list`` entry."""
+        return {k: v for k, v in asdict(self).items() if k != "key_file"}
+
+
+@dataclass(frozen=True)
+class InitResult:
+    data_dir: Path
+    created_ca: bool
+    demo_parties: tuple[Party, ...]
+
+
+def _connect(settings: Settings):
+    return database.connection(settings.database_path)
+
+
+def _check_text(value: str, what_zh: str, what_en: str, limit: int = 50) -> str:
+    value = (value or "").strip()
+    if not value or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise BadInput(f"{what_zh}应为 1 到 {limit} 个字符的单行文本",
+                       f"{what_en} must be one line of 1 to {limit} characters")
+    return value
+
+
+def initialise(settings: Settings) -> InitResult:
+    """Create the data folder: database, local CA and (on first run) the demo parties.
+
+    Safe to run again: nothing existing is replaced.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database.connect(settings.database_path).close()
+    created_ca = not LocalCA.exists(settings.ca_dir)
+    if created_ca:
+        LocalCA.create(settings.ca_dir)
+    demo: list[Party] = []
+    if not list_parties(settings):
+        for party_id, name, dept, email in DEMO_PARTIES:
+            demo.append(add_party(settings, name=name, dept=dept, email=email,
+                                  party_id=party_id, issue_cert=True,
+                                  passphrase=DEMO_PASSPHRASE))
+    return InitResult(settings.data_dir, created_ca, tuple(demo))
+
+
+def list_parties(settings: Settings) -> list[Party]:
+    """Return every party, ordered by id."""
+    with _connect(settings) as conn:
+        return [Party(**row) for row in database.select_parties(conn)]
+
+
+def get_party(settings: Settings, party_id: str) -> Party:
+    """Return party ``party_id`` or raise UnknownParty."""
+    with _connect(settings) as conn:
+        row = database.select_party(conn, party_id)
+    if row is None:
+        raise UnknownParty(f"未知签署方 {party_id!r}", f"unknown party {party_id!r}")
+    return Party(**row)
+
+
+def add_party(settings: Settings, *, name: str, dept: str, email: str,
+              party_id: str | None = None, superior_email: str | None = None,
+              issue_cert: bool = False, p12: bytes | None = None,
+              passphrase: str | None = None) -> Party:
+    """Register a party; with ``issue_cert`` the local CA issues its key and certificate into
+    a PKCS#12 under ``passphrase``; with ``p12`` an existing PKCS#12 is imported as is."""
+    name = _check_text(name, "姓名", "name")
+    dept = _check_text(dept, "部门", "department")
+    email = (email or "").strip()
+    if not EMAIL.match(email):
+        raise BadInput(f"电子邮箱格式错误：{email!r}", f"not an e-mail address: {email!r}")
+    if superior_email and not EMAIL.match(superior_email):
+        raise BadInput(f"上级邮箱格式错误：{superior_email!r}",
+                       f"superior's e-mail is not an address: {superior_email!r}")
+    party_id = party_id or email.split("@", 1)[0].lower()
+    if not PARTY_ID.match(party_id):
+        raise BadInput(f"签署方编号 {party_id!r} 只能含小写字母、数字、点、横线",
+                       f"party id {party_id!r} may hold only a-z, 0-9, '.', '_' and '-'")
+    if issue_cert and p12 is not None:
+        raise BadInput("--issue-cert 与 --p12 只能选一个", "give --issue-cert or --p12, not both")
+    if (issue_cert or p12 is not None) and not passphrase:
+        raise BadInput("需要密钥口令", "a key passphrase is needed")
+    fingerprint = key_file = None
+    key_path = settings.keys_dir / f"{party_id}.p12"
+    with _connect(settings) as conn:
+        if database.select_party(conn, party_id):
+            raise BadInput(f"签署方编号 {party_id!r} 已存在", f"party id {party_id!r} exists")
+        if issue_cert:
+            issued = LocalCA.open(settings.ca_dir).issue_party(name, dept, email)
+            write_pkcs12(key_path, name, issued.key, issued.certificate, list(issued.chain),
+                         passphrase)
+            fingerprint = certificate_sha256(to_asn1(issued.certificate))
+        elif p12 is not None:
+            fingerprint = certificate_sha256(read_pkcs12_certificate(p12, passphrase))
+            write_atomic(key_path, p12)
+        if fingerprint:
+            key_path.chmod(0o600)
+            key_file = str(key_path.relative_to(settings.data_dir))
+        party = Party(id=party_id, name=name, dept=dept, email=email,
+                      superior_email=superior_email or None, certificate_sha256=fingerprint,
+                      key_file=key_file, created_at=datetime.now(UTC).isoformat())
+        try:
+            database.insert_party(conn, asdict(party))
+        except sqlite3.IntegrityError:
+            key_path.unlink(missing_ok=True)
+            raise BadInput(f"邮箱 {email} 已被其他签署方使用",
+                           f"e-mail {email} belongs to another party") from None
+    return party

@@ -1,0 +1,249 @@
+"""The local certificate authority of the embedded default install.
+
+``data/ca/`` holds a root CA, an issuing CA, a timestamp authority and their CRLs. Private
+keys are stored encrypted (PKCS#8, AES-256) under the CA passphrase: ``COUNTERSIGN_CA_PASSPHRASE``
+when set, otherwise a random one written to ``data/ca/passphrase`` (mode 0600) by ``init`` —
+the embedded default trades an operator-held secret for zero setup; an enterprise brings its
+own CA and trust roots instead.
+
+Revocation is required by every validation, so the CA keeps a CRL for each issuer, renewed
+when it is older than a day; there is no network service to ask.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import keys as asn1_keys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from pipeline.files import write_atomic
+from signing.errors import KeyStoreError
+from signing.keys import to_asn1
+from signing.timestamps import TimestampAuthority
+from signing.trust import TrustSettings
+
+ORGANISATION = "Countersign Local CA"
+CRL_RENEW_AFTER = timedelta(days=1)
+CRL_VALIDITY = timedelta(days=7)
+
+
+def _name(common_name: str, unit: str | None = None, email: str | None = None) -> x509.Name:
+    parts = [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANISATION)]
+    if unit:
+        parts.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    parts.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    if email:
+        parts.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, email))
+    return x509.Name(parts)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key, years: int):
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    return (x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(issuer).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + timedelta(days=365 * years))
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), False))
+
+
+def _key_usage(**flags: bool) -> x509.KeyUsage:
+    names = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{name: flags.get(name, False) for name in names})
+
+
+@dataclass(frozen=True)
+class IssuedParty:
+    """A freshly issued party key and certificate (the key is only ever written encrypted)."""
+
+    key: ec.EllipticCurvePrivateKey
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...]
+
+
+class LocalCA:
+    """The CA files in one folder; create with :meth:`create`, open with :meth:`open`."""
+
+    FILES = ("root.crt", "root.key", "issuing.crt", "issuing.key", "tsa.crt", "tsa.key")
+
+    def __init__(self, folder: Path, passphrase: str) -> None:
+        self.folder = folder
+        self._passphrase = passphrase.encode()
+
+    # --- creation and opening ------------------------------------------------------------
+
+    @staticmethod
+    def passphrase_for(folder: Path) -> str:
+        """Return the CA passphrase: the environment's, or the one kept beside the CA."""
+        from_env = os.environ.get("COUNTERSIGN_CA_PASSPHRASE")
+        if from_env:
+            return from_env
+        stored = folder / "passphrase"
+        if stored.is_file():
+            return stored.read_text(encoding="utf-8").strip()
+        raise KeyStoreError("找不到 CA 口令（COUNTERSIGN_CA_PASSPHRASE）",
+                            f"no CA passphrase: set COUNTERSIGN_CA_PASSPHRASE or keep {stored}")
+
+    @classmethod
+    def exists(cls, folder: Path) -> bool:
+        return all((folder / name).is_file() for name in cls.FILES)
+
+    @classmethod
+    def open(cls, folder: Path) -> LocalCA:
+        if not cls.exists(folder):
+            raise KeyStoreError(f"{folder} 中没有本地 CA，请先运行 countersign init",
+                                f"no local CA in {folder}: run `countersign init` first")
+        return cls(folder, cls.passphrase_for(folder))
+
+    @classmethod
+    def create(cls, folder: Path) -> LocalCA:
+        """Create root, issuing CA and TSA in ``folder`` (which must not hold a CA yet)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        passphrase = os.environ.get("COUNTERSIGN_CA_PASSPHRASE")
+        if not passphrase:
+            passphrase = secrets.token_urlsafe(32)
+            stored = folder / "passphrase"
+            write_atomic(stored, passphrase.encode())
+            stored.chmod(0o600)
+        ca = cls(folder, passphrase)
+        root_key = ec.generate_private_key(ec.SECP384R1())
+        root_name = _name(f"{ORGANISATION} Root")
+        root = (_builder(root_name, root_name, root_key.public_key(), 20)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=1), True)
+                .add_extension(_key_usage(key_cert_sign=True, crl_sign=True,
+                                          digital_signature=True), True)
+                .sign(root_key, hashes.SHA384()))
+        issuing_key = ec.generate_private_key(ec.SECP256R1())
+        issuing = ca._issue(_name(f"{ORGANISATION} Issuing CA"), issuing_key.public_key(),
+                            root, root_key, years=10, extensions=[
+                                (x509.BasicConstraints(ca=True, path_length=0), True),
+                                (_key_usage(key_cert_sign=True, crl_sign=True,
+                                            digital_signature=True), True)])
+        # RSA: pyHanko's in-process RFC 3161 token builder signs with RSA only.
+        tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        tsa = ca._issue(_name(f"{ORGANISATION} Timestamp Authority"), tsa_key.public_key(),
+                        root, root_key, years=10, extensions=[
+                            (_key_usage(digital_signature=True), True),
+                            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True)])
+        for label, cert, key in (("root", root, root_key), ("issuing", issuing, issuing_key),
+                                 ("tsa", tsa, tsa_key)):
+            write_atomic(folder / f"{label}.crt", cert.public_bytes(serialization.Encoding.PEM))
+            ca._write_key(folder / f"{label}.key", key)
+        ca.refresh_crls(force=True)
+        return ca
+
+    # --- keys and certificates -----------------------------------------------------------
+
+    def _write_key(self, path: Path, key) -> None:
+        data = key.private_bytes(serialization.Encoding.PEM,
+                                 serialization.PrivateFormat.PKCS8,
+                                 serialization.BestAvailableEncryption(self._passphrase))
+        write_atomic(path, data)
+        path.chmod(0o600)
+
+    def _key(self, label: str):
+        try:
+            return serialization.load_pem_private_key(
+                (self.folder / f"{label}.key").read_bytes(), self._passphrase)
+        except ValueError:
+            raise KeyStoreError("CA 口令错误", "wrong CA passphrase") from None
+
+    def certificate(self, label: str) -> x509.Certificate:
+        """Return the ``root``, ``issuing`` or ``tsa`` certificate."""
+        return x509.load_pem_x509_certificate((self.folder / f"{label}.crt").read_bytes())
+
+    def _issue(self, subject: x509.Name, public_key, issuer_cert: x509.Certificate, issuer_key,
+               years: int, extensions) -> x509.Certificate:
+        builder = _builder(subject, issuer_cert.subject, public_key, years).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False)
+        for extension, critical in extensions:
+            builder = builder.add_extension(extension, critical)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def issue_party(self, name: str, dept: str, email: str, years: int = 2) -> IssuedParty:
+        """Issue a signing certificate for a party: name and department in the subject,
+        key usage digitalSignature + nonRepudiation."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        issuing = self.certificate("issuing")
+        cert = self._issue(_name(name, dept, email), key.public_key(), issuing,
+                           self._key("issuing"), years, extensions=[
+                               (x509.BasicConstraints(ca=False, path_length=None), True),
+                               (_key_usage(digital_signature=True, content_commitment=True),
+                                True),
+                               (x509.SubjectAlternativeName([x509.RFC822Name(email)]), False)])
+        return IssuedParty(key=key, certificate=cert, chain=(issuing, self.certificate("root")))
+
+    # --- revocation ----------------------------------------------------------------------
+
+    def refresh_crls(self, force: bool = False) -> None:
+        """Write fresh CRLs for the root and the issuing CA when older than a day."""
+        for label, issuer_label in (("root", "root"), ("issuing", "issuing")):
+            path = self.folder / f"{label}.crl"
+            if not force and path.is_file():
+                current = x509.load_der_x509_crl(path.read_bytes())
+                if datetime.now(UTC) - current.last_update_utc < CRL_RENEW_AFTER:
+                    continue
+            issuer = self.certificate(issuer_label)
+            revoked = self._revoked_serials(label)
+            now = datetime.now(UTC) - timedelta(minutes=5)
+            builder = (x509.CertificateRevocationListBuilder()
+                       .issuer_name(issuer.subject).last_update(now)
+                       .next_update(now + CRL_VALIDITY)
+                       .add_extension(x509.CRLNumber(int(now.timestamp())), False)
+                       .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                           issuer.public_key()), False))
+            for serial, when in revoked:
+                builder = builder.add_revoked_certificate(
+                    x509.RevokedCertificateBuilder().serial_number(serial)
+                    .revocation_date(when).build())
+            crl = builder.sign(self._key(issuer_label), hashes.SHA256())
+            write_atomic(path, crl.public_bytes(serialization.Encoding.DER))
+
+    def _revoked_serials(self, label: str) -> list[tuple[int, datetime]]:
+        path = self.folder / f"{label}.revoked"
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").split():
+            serial, _, when = line.partition("@")
+            out.append((int(serial), datetime.fromisoformat(when)))
+        return out
+
+    def revoke(self, certificate: x509.Certificate) -> None:
+        """Put a party certificate on the issuing CA's CRL (effective at once)."""
+        path = self.folder / "issuing.revoked"
+        existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+        stamp = datetime.now(UTC).isoformat()
+        write_atomic(path, (existing + f"{certificate.serial_number}@{stamp}\n").encode())
+        self.refresh_crls(force=True)
+
+    # --- what the signing layer needs ----------------------------------------------------
+
+    def trust(self) -> TrustSettings:
+        """Return trust settings for documents signed under this CA (offline CRLs)."""
+        self.refresh_crls()
+        crls = tuple(asn1_crl.CertificateList.load((self.folder / f"{label}.crl").read_bytes())
+                     for label in ("root", "issuing"))
+        return TrustSettings(
+            roots=(to_asn1(self.certificate("root")),),
+            other_certs=(to_asn1(self.certificate("issuing")), to_asn1(self.certificate("tsa"))),
+            crls=crls, allow_fetching=False)
+
+    def timestamp_authority(self) -> TimestampAuthority:
+        """Return the local TSA (key decrypted in memory only)."""
+        key = self._key("tsa")
+        der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        return TimestampAuthority(cert=to_asn1(self.certificate("tsa")),
+                                  key=asn1_keys.PrivateKeyInfo.load(der),
+                                  chain=(to_asn1(self.certificate("root")),))
