@@ -66,7 +66,7 @@ def _key_usage(**flags: bool) -> x509.KeyUsage:
 class IssuedParty:
     """A freshly issued party key and certificate (the key is only ever written encrypted)."""
 
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | None
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
 
@@ -170,12 +170,14 @@ class LocalCA:
             builder = builder.add_extension(extension, critical)
         return builder.sign(issuer_key, hashes.SHA256())
 
-    def issue_party(self, name: str, dept: str, email: str, years: int = 2) -> IssuedParty:
+    def issue_party(self, name: str, dept: str, email: str, years: int = 2,
+                    public_key=None) -> IssuedParty:
         """Issue a signing certificate for a party: name and department in the subject,
-        key usage digitalSignature + nonRepudiation."""
-        key = ec.generate_private_key(ec.SECP256R1())
+        key usage digitalSignature + nonRepudiation. With ``public_key`` (a key made on a
+        token) no private key is generated and ``key`` is None."""
+        key = None if public_key is not None else ec.generate_private_key(ec.SECP256R1())
         issuing = self.certificate("issuing")
-        cert = self._issue(_name(name, dept, email), key.public_key(), issuing,
+        cert = self._issue(_name(name, dept, email), public_key or key.public_key(), issuing,
                            self._key("issuing"), years, extensions=[
                                (x509.BasicConstraints(ca=False, path_length=None), True),
                                (_key_usage(digital_signature=True, content_commitment=True),

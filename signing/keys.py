@@ -67,21 +67,27 @@ class Pkcs11Key:
     token_label: str
     key_label: str
     cert_label: str | None = None
+    # Hash on the host and let the token do the raw signature: many tokens (SoftHSM2 among
+    # them) offer CKM_ECDSA but not the combined CKM_ECDSA_SHA256.
+    raw_mechanism: bool = True
 
 
-def open_pkcs11_signer(spec: Pkcs11Key, pin: str):
+def open_pkcs11_signer(spec: Pkcs11Key, pin: str,
+                       chain: tuple[asn1_x509.Certificate, ...] = ()):
     """Open a session on the token and return (session, signer); close the session after."""
+    from pyhanko.config.pkcs11 import TokenCriteria
     from pyhanko.sign import pkcs11 as pyhanko_pkcs11
 
     try:
         session = pyhanko_pkcs11.open_pkcs11_session(
-            spec.module, token_label=spec.token_label, user_pin=pin)
+            spec.module, token_criteria=TokenCriteria(label=spec.token_label), user_pin=pin)
     except Exception as exc:  # noqa: BLE001 - python-pkcs11 raises many unrelated types
         raise KeyStoreError(f"无法打开 PKCS#11 令牌 {spec.token_label}：{exc}",
                             f"cannot open PKCS#11 token {spec.token_label}: "
                             f"{type(exc).__name__} {exc}") from None
     signer: Signer = pyhanko_pkcs11.PKCS11Signer(
-        session, key_label=spec.key_label, cert_label=spec.cert_label or spec.key_label)
+        session, key_label=spec.key_label, cert_label=spec.cert_label or spec.key_label,
+        ca_chain=list(chain), use_raw_mechanism=spec.raw_mechanism)
     return session, signer
 
 

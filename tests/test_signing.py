@@ -265,3 +265,28 @@ def test_independent_byte_range_and_digest_check(progress_three_parties, pki, tr
         assert "signature_time_stamp_token" in {
             a["type"].native for a in signer_info["unsigned_attrs"]}
     assert ranges[-1][2] + ranges[-1][3] == len(pdf)  # the last one covers the whole file
+
+
+def test_enterprise_roots_and_tsa_come_from_configuration(
+        tmp_path, pki, progress_three_parties, monkeypatch):
+    from asn1crypto import pem
+
+    from pipeline.config import load_settings
+    from pipeline.parties import initialise
+    from pipeline.signing_setup import signing_environment
+
+    roots = tmp_path / "roots.pem"
+    roots.write_bytes(pem.armor("CERTIFICATE", pki.root.dump()))
+    monkeypatch.setenv("COUNTERSIGN_TRUST_ROOTS", str(roots))
+    monkeypatch.setenv("COUNTERSIGN_TSA_URL", pki.tsa_url)
+    settings = load_settings(tmp_path / "data")
+    initialise(settings)
+    env = signing_environment(settings)
+    assert env.tsa.url == pki.tsa_url
+    signed = sign_pdf(progress_three_parties, request_for("responsible", "carol", True),
+                      signer_for(pki, "carol"), env.tsa, env.trust, env.font)
+    assert validate_pdf(signed, env.trust).valid
+    monkeypatch.delenv("COUNTERSIGN_TRUST_ROOTS")
+    local_only = signing_environment(load_settings(tmp_path / "data")).trust
+    report = validate_pdf(signed, local_only)
+    assert not report.valid and not report.signatures[0].trusted
