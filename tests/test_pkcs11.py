@@ -63,9 +63,9 @@ def test_sign_with_a_key_generated_on_the_token(token, pool):
     try:
         pdf = rendered_pdf(pool, "requirement_confirmation")
         pdf = prepare_fields(pdf, find_signature_places(pdf))
-        signed = sign_pdf(pdf, SignatureRequest(
-            "requester", Stamp("陈静", "法务部", "同意", datetime.now(timezone(timedelta(hours=8)))),
-            True), signer, ca.timestamp_authority(), ca.trust(), stamp_font(settings.fonts_dir))
+        stamp = Stamp("陈静", "法务部", "同意", datetime.now(timezone(timedelta(hours=8))))
+        signed = sign_pdf(pdf, SignatureRequest("requester", stamp, True), signer,
+                          ca.timestamp_authority(), ca.trust(), stamp_font(settings.fonts_dir))
     finally:
         session.close()
     report = validate_pdf(signed, ca.trust())
