@@ -7,7 +7,9 @@ backend can replace this module without touching the use cases.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,8 +29,26 @@ CREATE TABLE IF NOT EXISTS parties (
     created_at TEXT NOT NULL
 );
 """
+SCHEMA_TABLES = frozenset({"number_sequences", "parties"})
 PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
                  "key_file", "created_at")
+
+
+_ready_lock = threading.Lock()
+
+
+def _retry_locked(statement: Callable[[], object], attempts: int = 100) -> None:
+    """Run ``statement``, retrying while another connection holds the lock: switching to WAL
+    and creating tables can fail at once with "database is locked" without waiting for the
+    busy timeout."""
+    for attempt in range(attempts):
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -40,10 +60,17 @@ def connect(path: Path) -> sqlite3.Connection:
     # check_same_thread off: a connection is used by one thread at a time but may be closed
     # by the thread that made the pool of them.
     conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA busy_timeout=60000")
-    conn.executescript(SCHEMA)
+    with _ready_lock:
+        if not _schema_present(conn):
+            _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            _retry_locked(lambda: conn.executescript(SCHEMA))
     return conn
+
+
+def _schema_present(conn: sqlite3.Connection) -> bool:
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return SCHEMA_TABLES <= tables
 
 
 @contextmanager
