@@ -157,3 +157,25 @@ def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_pat
     report = validate_pdf(signed, ca.trust())
     assert not report.valid
     assert any("revoked" in p for p in report.signatures[0].problems)
+
+
+@pytest.mark.parametrize("key", ["requirement_confirmation", "progress_sync", "issue_tracking",
+                                 "meeting_minutes"])
+def test_every_role_member_of_every_template_signs(initialised, pool, key):
+    """Each prepared field is signed in role order by a demo party; all stay valid."""
+    ca = LocalCA.open(initialised.ca_dir)
+    trust, tsa = ca.trust(), ca.timestamp_authority()
+    font = stamp_font(initialised.fonts_dir)
+    pdf = rendered_pdf(pool, key)
+    places = find_signature_places(pdf)
+    pdf = prepare_fields(pdf, places)
+    for index, place in enumerate(places):
+        party_id, name, dept, _ = DEMO_PARTIES[index % len(DEMO_PARTIES)]
+        signer = load_pkcs12_signer((initialised.keys_dir / f"{party_id}.p12").read_bytes(),
+                                    "demo")
+        pdf = sign_pdf(pdf, SignatureRequest(place.field, Stamp(name, dept, "同意",
+                                                                datetime.now(CST)), index == 0),
+                       signer, tsa, trust, font)
+    report = validate_pdf(pdf, trust)
+    assert report.valid, report.as_dict()
+    assert [s.field for s in report.signatures] == [p.field for p in places]
