@@ -15,6 +15,15 @@ from typing import Any, NoReturn
 import click
 
 from pipeline.config import Settings, load_settings
+from pipeline.documents import (
+    blocking_documents,
+    close_document,
+    create_document,
+    document_status,
+    download_revision,
+    sign_document,
+    verify_ledger,
+)
 from pipeline.errors import BadInput, CountersignError, ValidationFailed
 from pipeline.files import write_atomic
 from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
@@ -318,6 +327,130 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
     else:
         click.echo(f"{summary.succeeded} generated, {summary.failed} failed → {out_dir}")
     if summary.failed:
+        sys.exit(1)
+
+
+def _print_status(report: dict) -> None:
+    click.echo(f"{report['id']}  {report['number']}  {report['template']}  {report['status']}")
+    for item in report["signed"]:
+        how = "deemed consent" if item.get("deemed_consent") else "signed"
+        click.echo(f"  ✓ {item['role']:<12} {item['party']:<12} {how} {item['signed_at']}")
+    for item in report["next"]:
+        click.echo(f"  … {item['role']:<12} {item['party']:<12} due {item['due']}")
+    for reason in report["blocking"]:
+        click.echo(f"  ! {reason}")
+
+
+def _binding(value: str) -> tuple[str, str]:
+    role, sep, party = value.partition("=")
+    if not sep or not role or not party:
+        raise BadInput(f"--party 应为 角色=签署方编号，而不是 {value!r}",
+                       f"--party must be ROLE=PARTY_ID, not {value!r}")
+    return role.strip(), party.strip()
+
+
+@main.command()
+@click.argument("template_key", metavar="TEMPLATE")
+@click.option("--data", "data_path", required=True, help="Form data, JSON (- for stdin).")
+@click.option("--party", "parties_", multiple=True, metavar="ROLE=PARTY_ID",
+              help="Bind a party to a role (once per member of a parallel group).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def create(settings: Settings, template_key: str, data_path: str, parties_: tuple[str, ...],
+           as_json: bool) -> None:
+    """Create a document: validate, number, render, prepare; print its id."""
+    bindings = [_binding(value) for value in parties_]
+    data = _read_form(data_path)
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = create_document(settings, template_key, data, bindings, pool)
+    if as_json:
+        _emit({"id": report["id"], "number": report["number"], "status": report["status"],
+               **report})
+    else:
+        click.echo(report["id"])
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(settings: Settings, document_id: str, as_json: bool) -> None:
+    """Who signed, who is next and until when, what blocks closure."""
+    report = document_status(settings, document_id)
+    _emit(report) if as_json else _print_status(report)
+
+
+@main.command("blocking")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def blocking_cmd(settings: Settings, as_json: bool) -> None:
+    """Every open document and what blocks it."""
+    reports = blocking_documents(settings)
+    if as_json:
+        _emit(reports)
+        return
+    for report in reports:
+        _print_status(report)
+    if not reports:
+        click.echo("no open documents")
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--as", "party_id", required=True, help="The signing party's id.")
+@click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Key passphrase (else $COUNTERSIGN_PASSPHRASE, else asked).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: Path | None,
+         as_json: bool) -> None:
+    """Sign the party's pending field with its own key (server-side)."""
+    passphrase = _passphrase(passphrase_file, confirm=False)
+    report = sign_document(settings, document_id, party_id, passphrase)
+    _emit(report) if as_json else _print_status(report)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--revision", type=int, help="1 = as rendered; default: the latest.")
+@click.pass_obj
+def download(settings: Settings, document_id: str, out: Path, revision: int | None) -> None:
+    """Write a revision of the document's PDF."""
+    write_atomic(out, download_revision(settings, document_id, revision))
+    click.echo(str(out))
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def close(settings: Settings, document_id: str, as_json: bool) -> None:
+    """Check closure rules, add long-term validation, archive."""
+    report = close_document(settings, document_id)
+    _emit(report) if as_json else _print_status(report)
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """The hash-chained ledger."""
+
+
+@ledger_group.command("verify")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def ledger_verify(settings: Settings, as_json: bool) -> None:
+    """Walk the chain and re-hash every stored revision; exit 1 on any problem."""
+    report = verify_ledger(settings)
+    if as_json:
+        _emit({"ok": report.ok, "events": report.events, "revisions": report.revisions,
+               "problems": report.problems})
+    else:
+        for problem in report.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{report.events} events, {report.revisions} revisions: "
+                   f"{'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
+    if not report.ok:
         sys.exit(1)
 
 

@@ -18,6 +18,28 @@ CREATE TABLE IF NOT EXISTS number_sequences (
     scope TEXT PRIMARY KEY,
     last INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL,
+    revision_before TEXT,
+    revision_after TEXT,
+    data TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE INDEX IF NOT EXISTS events_document ON events (document_id, seq);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    number TEXT NOT NULL,
+    status TEXT NOT NULL,
+    head_revision TEXT,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -29,7 +51,9 @@ CREATE TABLE IF NOT EXISTS parties (
     created_at TEXT NOT NULL
 );
 """
-SCHEMA_TABLES = frozenset({"number_sequences", "parties"})
+SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents"})
+EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
+                 "revision_after", "data", "prev_hash", "hash")
 PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
                  "key_file", "created_at")
 
@@ -123,3 +147,94 @@ def select_party(conn: sqlite3.Connection, party_id: str) -> dict | None:
     row = conn.execute(f"SELECT {', '.join(PARTY_COLUMNS)} FROM parties WHERE id = ?",
                        (party_id,)).fetchone()
     return dict(zip(PARTY_COLUMNS, row, strict=True)) if row else None
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+
+class HeadMoved(Exception):
+    """The document's head revision is not the one the caller built on."""
+
+    def __init__(self, current: str | None) -> None:
+        super().__init__(current)
+        self.current = current
+
+
+def append_events(conn: sqlite3.Connection, events: list[dict],
+                  hasher: Callable[[dict], str], *, expect_head: str | None = None,
+                  check_head: bool = False, projection: dict | None = None) -> list[dict]:
+    """Append ``events`` to the chain in one immediate transaction; return them as stored.
+
+    Each event gets the previous event's hash and its own (``hasher`` over its content).
+    With ``check_head``, the document's head revision must still be ``expect_head`` or
+    HeadMoved is raised and nothing is written. ``projection`` (id, template, number,
+    status, head_revision) updates the documents table in the same transaction.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if check_head:
+            document_id = events[0]["document_id"]
+            row = conn.execute("SELECT head_revision FROM documents WHERE id = ?",
+                               (document_id,)).fetchone()
+            current = row[0] if row else None
+            if current != expect_head:
+                raise HeadMoved(current)
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev = (last[0], last[1]) if last else (0, "0" * 64)
+        stored = []
+        for event in events:
+            seq += 1
+            record = {**event, "seq": seq, "prev_hash": prev}
+            record["hash"] = prev = hasher(record)
+            conn.execute(
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' for _ in EVENT_COLUMNS)})",
+                tuple(record[column] for column in EVENT_COLUMNS))
+            stored.append(record)
+        if projection is not None:
+            conn.execute(
+                "INSERT INTO documents (id, template, number, status, head_revision, "
+                "updated_at) VALUES (:id, :template, :number, :status, :head_revision, "
+                ":updated_at) ON CONFLICT(id) DO UPDATE SET status = excluded.status, "
+                "head_revision = excluded.head_revision, updated_at = excluded.updated_at",
+                projection)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return stored
+
+
+def select_events(conn: sqlite3.Connection, document_id: str | None = None) -> list[dict]:
+    """Return the events of one document (or all), in chain order, as dicts."""
+    sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM events"
+    args: tuple = ()
+    if document_id is not None:
+        sql += " WHERE document_id = ?"
+        args = (document_id,)
+    rows = conn.execute(sql + " ORDER BY seq", args)
+    return [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows]
+
+
+def highest_event_seq(conn: sqlite3.Connection) -> int:
+    """Return the highest event number ever assigned (AUTOINCREMENT remembers deleted ones)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return row[0] if row else 0
+
+
+def iter_events(conn: sqlite3.Connection) -> Iterator[tuple]:
+    """Yield every event row as a tuple in EVENT_COLUMNS order, in chain order."""
+    yield from conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY seq")
+
+
+def select_documents(conn: sqlite3.Connection, statuses: tuple[str, ...] | None = None
+                     ) -> list[dict]:
+    """Return document projection rows (optionally only those in ``statuses``)."""
+    columns = ("id", "template", "number", "status", "head_revision", "updated_at")
+    sql = f"SELECT {', '.join(columns)} FROM documents"
+    args: tuple = ()
+    if statuses:
+        sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
+        args = statuses
+    return [dict(zip(columns, row, strict=True)) for row in conn.execute(sql + " ORDER BY id",
+                                                                          args)]

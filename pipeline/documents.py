@@ -1,0 +1,299 @@
+"""The document use cases: create, status, blocking, sign, download, close, ledger verify.
+
+Each decides what may happen and records it in the ledger; rendering, conversion and
+cryptography are delegated. The CLI and the API call these functions and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from pipeline import database, ledger
+from pipeline.config import Settings
+from pipeline.conversion import ConverterPool
+from pipeline.errors import BadInput, OperationFailed, RenderError
+from pipeline.generation import today_in
+from pipeline.lifecycle import (
+    AWAITING,
+    COMPLETED,
+    OPEN_STATUSES,
+    DocumentState,
+    Member,
+    blocking,
+    fold,
+    next_members,
+    status_of,
+    status_report,
+)
+from pipeline.numbering import allocate_number
+from pipeline.parties import Party, get_party
+from pipeline.rendering import render_docx
+from pipeline.signing_setup import signing_environment
+from pipeline.store import RevisionStore
+from pipeline.templates import Template, get_template
+from pipeline.validation import validate_form
+from signing.appearance import Stamp
+from signing.fields import find_signature_places, prepare_fields
+from signing.keys import certificate_sha256, load_pkcs12_signer
+from signing.ltv import add_long_term_validation
+from signing.sign import SignatureRequest, sign_pdf
+from signing.validation import validate_pdf
+
+SIGN_RETRIES = 5
+
+
+class UnknownDocument(BadInput):
+    code = "unknown_document"
+
+
+class NotYourTurn(BadInput):
+    code = "not_your_turn"
+
+
+class Conflict(OperationFailed):
+    """Another signature landed on the document first."""
+
+    code = "conflict"
+
+
+class ClosureRefused(OperationFailed):
+    code = "closure_refused"
+
+
+def revision_store(settings: Settings) -> RevisionStore:
+    return RevisionStore(settings.data_dir / "store")
+
+
+def _projection(state: DocumentState) -> dict[str, Any]:
+    return {"id": state.id, "template": state.template, "number": state.number,
+            "status": status_of(state), "head_revision": state.head_revision,
+            "updated_at": ledger.now_utc()}
+
+
+def load_state(settings: Settings, document_id: str) -> DocumentState:
+    """Return the state of ``document_id`` folded from its events, or raise UnknownDocument."""
+    with database.connection(settings.database_path) as conn:
+        events = database.select_events(conn, document_id)
+    if not events:
+        raise UnknownDocument(f"未知文档 {document_id!r}", f"unknown document {document_id!r}")
+    return fold(events)
+
+
+def _bind_members(template: Template, bindings: list[tuple[str, str]],
+                  settings: Settings) -> tuple[list[Member], dict[str, Party]]:
+    roles = {role.key: role for role in template.roles}
+    for role_key, _ in bindings:
+        if role_key not in roles:
+            raise BadInput(f"模板 {template.key} 没有角色 {role_key!r}",
+                           f"template {template.key} has no role {role_key!r} (roles: "
+                           f"{', '.join(roles)})")
+    members, parties = [], {}
+    for role in template.roles:
+        bound = [party_id for key, party_id in bindings if key == role.key]
+        if not role.is_group and len(bound) != 1:
+            raise BadInput(f"角色 {role.key}（{role.label_zh}）需要且只需要一个签署方",
+                           f"role {role.key} needs exactly one --party {role.key}=ID "
+                           f"(got {len(bound)})")
+        if len(set(bound)) != len(bound):
+            raise BadInput(f"角色 {role.key} 中有重复的签署方",
+                           f"role {role.key} names a party twice")
+        for index, party_id in enumerate(bound, start=1):
+            parties[party_id] = get_party(settings, party_id)
+            number = index if role.is_group else None
+            members.append(Member(role=role.key, order=role.order, index=number,
+                                  party=party_id,
+                                  field=role.key if number is None else f"{role.key}-{number}"))
+    return members, parties
+
+
+def create_document(settings: Settings, template_key: str, data: Any,
+                    bindings: list[tuple[str, str]], pool: ConverterPool,
+                    actor: str = "cli") -> dict[str, Any]:
+    """Validate, number, render, convert and prepare a document; return its status.
+
+    ``bindings`` are (role, party id) pairs; a parallel group's role is given once per member.
+    """
+    template = get_template(template_key)
+    form = validate_form(template, data)
+    members, parties = _bind_members(template, bindings, settings)
+    signers: dict[str, list[dict[str, str]]] = {}
+    for member in members:
+        party = parties[member.party]
+        signers.setdefault(member.role, []).append(
+            {"dept": party.dept, "name": party.name, "title": ""})
+    for role in template.roles:
+        signers.setdefault(role.key, [])
+    with database.connection(settings.database_path) as conn:
+        number = allocate_number(conn, template, form, today_in(settings))
+    docx = render_docx(template, form, number, signers)
+    pdf = pool.convert(docx)
+    places = {place.field: place for place in find_signature_places(pdf)}
+    missing = [m.field for m in members if m.field not in places]
+    if missing:
+        raise RenderError(f"渲染后的文档缺少签字位：{', '.join(missing)}",
+                          f"the rendered document has no signature place for {missing}")
+    prepared = prepare_fields(pdf, [places[m.field] for m in members])
+    store = revision_store(settings)
+    docx_sha, pdf_sha, prepared_sha = store.put(docx), store.put(pdf), store.put(prepared)
+    document_id = f"doc-{secrets.token_hex(6)}"
+    events = [
+        ledger.new_event(document_id, "created", actor, {
+            "template": template.key, "template_version": template.version,
+            "number": number, "form": form, "members": [asdict(m) for m in members]}),
+        ledger.new_event(document_id, "rendered", actor, {"docx": docx_sha,
+                                                          "stored": [docx_sha, pdf_sha]},
+                         revision_after=pdf_sha),
+        ledger.new_event(document_id, "prepared", actor,
+                         {"fields": [m.field for m in members]},
+                         revision_before=pdf_sha, revision_after=prepared_sha),
+    ]
+    state = fold([{**e, "seq": 0} for e in events])
+    with database.connection(settings.database_path) as conn:
+        ledger.append(conn, events, projection=_projection(state))
+    return status_report(state, template, settings.zone)
+
+
+def document_status(settings: Settings, document_id: str) -> dict[str, Any]:
+    """Return the ``status`` JSON of one document."""
+    state = load_state(settings, document_id)
+    return status_report(state, get_template(state.template), settings.zone)
+
+
+def blocking_documents(settings: Settings) -> list[dict[str, Any]]:
+    """Return the status of every open document (awaiting, declined or completed)."""
+    with database.connection(settings.database_path) as conn:
+        rows = database.select_documents(conn, OPEN_STATUSES)
+        reports = []
+        for row in rows:
+            state = fold(database.select_events(conn, row["id"]))
+            reports.append(status_report(state, get_template(state.template), settings.zone))
+    return reports
+
+
+def _pending_member(state: DocumentState, party_id: str) -> Member:
+    status = status_of(state)
+    if status != AWAITING:
+        raise NotYourTurn(f"文档状态为 {status}，不能签署",
+                          f"the document is {status}; nothing to sign")
+    mine = [m for m in state.members if m.party == party_id]
+    if not mine:
+        raise NotYourTurn(f"{party_id} 不是此文档的签署方",
+                          f"{party_id} is not a party to this document")
+    waiting = next_members(state)
+    for member in waiting:
+        if member.party == party_id:
+            return member
+    if all(m.field in state.signed for m in mine):
+        raise NotYourTurn(f"{party_id} 已经签过", f"{party_id} has already signed")
+    ahead = ", ".join(f"{m.role} {m.party}" for m in waiting)
+    raise NotYourTurn(f"还没轮到 {party_id}，正在等待：{ahead}",
+                      f"not {party_id}'s turn yet: waiting for {ahead}")
+
+
+def sign_document(settings: Settings, document_id: str, party_id: str,
+                  passphrase: str) -> dict[str, Any]:
+    """Sign the party's pending field on the latest revision with its own key.
+
+    If another signature lands first, the signature is made again on the new revision.
+    """
+    party = get_party(settings, party_id)
+    if not party.key_file:
+        raise BadInput(f"{party_id} 没有签名密钥（可上传自行签署的文件）",
+                       f"{party_id} has no signing key here (upload a countersigned file)")
+    signer = load_pkcs12_signer((settings.data_dir / party.key_file).read_bytes(), passphrase)
+    env = signing_environment(settings)
+    store = revision_store(settings)
+    for _attempt in range(SIGN_RETRIES):
+        state = load_state(settings, document_id)
+        member = _pending_member(state, party_id)
+        template = get_template(state.template)
+        role = next(r for r in template.roles if r.key == member.role)
+        certify = not any(not s.deemed for s in state.signed.values())
+        stamp = Stamp(name=party.name, dept=party.dept,
+                      reason=f"{role.label_zh}确认 / {role.label_en} approval",
+                      signed_at=datetime.now(settings.zone))
+        base = store.get(state.head_revision)
+        signed = sign_pdf(base, SignatureRequest(member.field, stamp, certify), signer,
+                          env.tsa, env.trust, env.font)
+        digest = store.put(signed)
+        event = ledger.new_event(document_id, "signed", party_id, {
+            "field": member.field, "role": member.role, "party": party_id,
+            "certificate_sha256": certificate_sha256(signer.signing_cert)},
+            revision_before=state.head_revision, revision_after=digest)
+        after = fold([*_events(settings, document_id), {**event, "seq": 0}])
+        try:
+            with database.connection(settings.database_path) as conn:
+                ledger.append(conn, [event], expect_head=state.head_revision, check_head=True,
+                              projection=_projection(after))
+        except database.HeadMoved:
+            continue
+        return status_report(after, template, settings.zone)
+    raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
+
+
+def _events(settings: Settings, document_id: str) -> list[dict]:
+    with database.connection(settings.database_path) as conn:
+        return database.select_events(conn, document_id)
+
+
+def download_revision(settings: Settings, document_id: str, revision: int | None = None
+                      ) -> bytes:
+    """Return the latest PDF revision, or the N-th (1 = as rendered)."""
+    state = load_state(settings, document_id)
+    if revision is None:
+        return revision_store(settings).get(state.head_revision)
+    revisions = [e["revision_after"] for e in _events(settings, document_id)
+                 if e["revision_after"]]
+    if not 1 <= revision <= len(revisions):
+        raise BadInput(f"修订版本应在 1 到 {len(revisions)} 之间",
+                       f"revision must be 1..{len(revisions)}")
+    return revision_store(settings).get(revisions[revision - 1])
+
+
+def close_document(settings: Settings, document_id: str, actor: str = "cli") -> dict[str, Any]:
+    """Check every closure rule, add long-term validation and write the archive package."""
+    state = load_state(settings, document_id)
+    template = get_template(state.template)
+    if status_of(state) != COMPLETED or blocking(state, template):
+        reasons = blocking(state, template) or [f"status is {status_of(state)}"]
+        raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
+                             "the document cannot close: " + "; ".join(reasons))
+    env = signing_environment(settings)
+    store = revision_store(settings)
+    final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+    report = validate_pdf(final, env.trust.offline(), offline=True)
+    if not report.valid:
+        raise OperationFailed("长期验证后文档验证失败", "the closed document does not validate: "
+                              + json.dumps(report.as_dict(), ensure_ascii=False))
+    final_sha = store.put(final)
+    closed = ledger.new_event(document_id, "closed", actor, {},
+                              revision_before=state.head_revision, revision_after=final_sha)
+    events = [*_events(settings, document_id), {**closed, "seq": 0, "hash": ""}]
+    package = {
+        "document": document_id, "number": state.number, "template": state.template,
+        "template_version": state.template_version, "final_pdf": final_sha,
+        "validation": report.as_dict(),
+        "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events[:-1]],
+    }
+    package_sha = store.put(ledger.canonical(package).encode("utf-8"))
+    archived = ledger.new_event(document_id, "archived", actor,
+                                {"package": package_sha, "stored": [package_sha]})
+    after = fold([*events, {**archived, "seq": 0}])
+    try:
+        with database.connection(settings.database_path) as conn:
+            ledger.append(conn, [closed, archived], expect_head=state.head_revision,
+                          check_head=True, projection=_projection(after))
+    except database.HeadMoved:
+        raise Conflict("关闭时文档被修改，请重试",
+                       "the document changed while closing; run close again") from None
+    return status_report(after, template, settings.zone)
+
+
+def verify_ledger(settings: Settings) -> ledger.LedgerReport:
+    """Walk the chain and re-hash every stored revision it names."""
+    with database.connection(settings.database_path) as conn:
+        return ledger.verify_ledger(conn, revision_store(settings))

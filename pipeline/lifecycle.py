@@ -1,0 +1,208 @@
+"""A document's state, derived from its ledger events, and the rules read off it: who has
+signed, who is next and until when, and what still blocks closure.
+
+Nothing here touches the database: ``fold`` turns events into a DocumentState, and the rest
+are functions of that state, the template and the current time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pipeline.templates import RoleSpec, Template
+
+AWAITING, DECLINED, VOIDED, COMPLETED, CLOSED = (
+    "awaiting_signatures", "declined", "voided", "completed", "closed")
+OPEN_STATUSES = (AWAITING, COMPLETED, DECLINED)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One signer of a role: the field it signs and the party bound to it."""
+
+    role: str
+    order: int
+    index: int | None  # position in a parallel group, None for a single-member role
+    party: str
+    field: str
+
+
+@dataclass(frozen=True)
+class Signed:
+    party: str
+    at: str
+    certificate_sha256: str | None
+    deemed: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    id: str
+    template: str
+    template_version: int
+    number: str
+    creator: str
+    created_at: str
+    form: dict[str, Any]
+    members: tuple[Member, ...]
+    head_revision: str | None = None
+    signed: dict[str, Signed] = field(default_factory=dict)
+    declined: dict[str, str] | None = None
+    voided: dict[str, str] | None = None
+    closed_at: str | None = None
+    archive: str | None = None
+    step_started_at: str | None = None
+    progress: tuple[dict, ...] = ()
+    action_items_done: frozenset[int] = frozenset()
+
+
+def fold(events: list[dict]) -> DocumentState:
+    """Return the state after ``events`` (one document's, in chain order)."""
+    state: DocumentState | None = None
+    for event in events:
+        data = json.loads(event["data"])
+        kind = event["kind"]
+        if kind == "created":
+            state = DocumentState(
+                id=event["document_id"], template=data["template"],
+                template_version=data["template_version"], number=data["number"],
+                creator=event["actor"], created_at=event["at"], form=data["form"],
+                members=tuple(Member(**m) for m in data["members"]))
+            continue
+        assert state is not None, "a document's first event is 'created'"
+        if event["revision_after"]:
+            state = replace(state, head_revision=event["revision_after"])
+        if kind == "prepared":
+            state = replace(state, step_started_at=event["at"])
+        elif kind in ("signed", "upload-accepted", "deemed-consent"):
+            signed = dict(state.signed)
+            signed[data["field"]] = Signed(party=data["party"], at=event["at"],
+                                           certificate_sha256=data.get("certificate_sha256"),
+                                           deemed=kind == "deemed-consent")
+            state = replace(state, signed=signed)
+            if _group_done(state, data["field"]):
+                state = replace(state, step_started_at=event["at"])
+        elif kind == "declined":
+            state = replace(state, declined={"party": data["party"], "reason": data["reason"],
+                                             "at": event["at"]})
+        elif kind == "voided":
+            state = replace(state, voided={"actor": event["actor"],
+                                           "reason": data.get("reason", ""), "at": event["at"]})
+        elif kind == "closed":
+            state = replace(state, closed_at=event["at"])
+        elif kind == "archived":
+            state = replace(state, archive=data["package"])
+        elif kind == "progress-entry":
+            state = replace(state, progress=(*state.progress, data))
+        elif kind == "action-item-done":
+            state = replace(state, action_items_done=state.action_items_done | {data["item"]})
+    assert state is not None, "no events"
+    return state
+
+
+def _group_done(state: DocumentState, field_name: str) -> bool:
+    order = next(m.order for m in state.members if m.field == field_name)
+    return all(m.field in state.signed for m in state.members if m.order == order)
+
+
+def status_of(state: DocumentState) -> str:
+    """Return the contract's status: awaiting_signatures, declined, voided, completed, closed."""
+    if state.voided:
+        return VOIDED
+    if state.closed_at:
+        return CLOSED
+    if state.declined:
+        return DECLINED
+    if all(m.field in state.signed for m in state.members):
+        return COMPLETED
+    return AWAITING
+
+
+def next_members(state: DocumentState) -> list[Member]:
+    """Return the members who may sign now: the unsigned ones of the lowest pending order."""
+    if status_of(state) != AWAITING:
+        return []
+    pending = [m for m in state.members if m.field not in state.signed]
+    lowest = min(m.order for m in pending)
+    return [m for m in pending if m.order == lowest]
+
+
+def add_working_days(start: datetime, days: int) -> datetime:
+    """Return ``start`` plus ``days`` working days (Saturdays and Sundays skipped)."""
+    current, left = start, days
+    while left > 0:
+        current += timedelta(days=1)
+        if current.weekday() < 5:
+            left -= 1
+    return current
+
+
+def due_time(role: RoleSpec, started: datetime) -> datetime:
+    """Return when a member of ``role`` whose step began at ``started`` must have answered."""
+    if role.deadline_working_days:
+        return add_working_days(started, role.deadline_working_days)
+    return started + timedelta(hours=role.deadline_hours or 24)
+
+
+def blocking(state: DocumentState, template: Template) -> list[str]:
+    """Return everything that keeps the document from closing, in Chinese and English."""
+    reasons = []
+    if state.voided:
+        return [f"文档已作废 / voided: {state.voided['reason']}"]
+    if state.declined:
+        reasons.append(f"{state.declined['party']} 拒签 / declined by {state.declined['party']}:"
+                       f" {state.declined['reason']}")
+    roles = {role.key: role for role in template.roles}
+    for member in state.members:
+        if member.field not in state.signed:
+            role = roles[member.role]
+            reasons.append(f"等待{role.label_zh} {member.party} 签字 / waiting for "
+                           f"{role.label_en} {member.party} to sign ({member.field})")
+    for name in template.closure.required_fields:
+        if not state.form.get(name):
+            spec = next(f for f in template.fields if f.name == name)
+            reasons.append(f"「{spec.label_zh}」尚未填写 / {spec.label_en} is still empty")
+    if template.closure.open_action_items_block:
+        for index, item in enumerate(state.form.get("action_items") or (), start=1):
+            if index not in state.action_items_done:
+                reasons.append(f"行动项 {index} 未完成：{item.get('task', '')} / action item "
+                               f"{index} is open (owner {item.get('owner', '')}, due "
+                               f"{item.get('due', '')})")
+    return reasons
+
+
+def status_report(state: DocumentState, template: Template, zone) -> dict[str, Any]:
+    """Return the ``status`` JSON of the data contract (times shown in ``zone``)."""
+    roles = {role.key: role for role in template.roles}
+    started = (datetime.fromisoformat(state.step_started_at) if state.step_started_at
+               else datetime.fromisoformat(state.created_at))
+
+    def shown(at: str) -> str:
+        return datetime.fromisoformat(at).astimezone(zone).isoformat(timespec="seconds")
+
+    return {
+        "id": state.id,
+        "number": state.number,
+        "template": state.template,
+        "template_version": state.template_version,
+        "status": status_of(state),
+        "revision": state.head_revision,
+        "signed": [
+            {"role": m.role, "field": m.field, "party": state.signed[m.field].party,
+             "signed_at": shown(state.signed[m.field].at),
+             "certificate_sha256": state.signed[m.field].certificate_sha256,
+             "deemed_consent": state.signed[m.field].deemed}
+            for m in state.members if m.field in state.signed
+        ],
+        "next": [
+            {"role": m.role, "field": m.field, "party": m.party,
+             "since": shown(started.isoformat()),
+             "due": shown(due_time(roles[m.role], started).isoformat())}
+            for m in next_members(state)
+        ],
+        "blocking": blocking(state, template),
+        "archive": state.archive,
+    }
