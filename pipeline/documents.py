@@ -255,42 +255,60 @@ def download_revision(settings: Settings, document_id: str, revision: int | None
 
 
 def close_document(settings: Settings, document_id: str, actor: str = "cli") -> dict[str, Any]:
-    """Check every closure rule, add long-term validation and write the archive package."""
+    """Check every closure rule, add long-term validation and write the archive package.
+
+    Two steps, each its own ledger append, so that running ``close`` again after a crash
+    finishes what is missing and repeats nothing: (1) closed, with the B-LTA revision;
+    (2) archived, with the package that holds every event up to and including (1).
+    """
     state = load_state(settings, document_id)
     template = get_template(state.template)
-    if status_of(state) != COMPLETED or blocking(state, template):
-        reasons = blocking(state, template) or [f"status is {status_of(state)}"]
-        raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
-                             "the document cannot close: " + "; ".join(reasons))
-    env = signing_environment(settings)
     store = revision_store(settings)
-    final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
-    report = validate_pdf(final, env.trust.offline(), offline=True)
-    if not report.valid:
-        raise OperationFailed("长期验证后文档验证失败", "the closed document does not validate: "
-                              + json.dumps(report.as_dict(), ensure_ascii=False))
-    final_sha = store.put(final)
-    closed = ledger.new_event(document_id, "closed", actor, {},
-                              revision_before=state.head_revision, revision_after=final_sha)
-    events = [*_events(settings, document_id), {**closed, "seq": 0, "hash": ""}]
+    if not state.closed_at:
+        if status_of(state) != COMPLETED or blocking(state, template):
+            reasons = blocking(state, template) or [f"status is {status_of(state)}"]
+            raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
+                                 "the document cannot close: " + "; ".join(reasons))
+        env = signing_environment(settings)
+        final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+        report = validate_pdf(final, env.trust.offline(), offline=True)
+        if not report.valid:
+            raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
+                                  "validate: " + json.dumps(report.as_dict(), ensure_ascii=False))
+        final_sha = store.put(final)
+        closed = ledger.new_event(document_id, "closed", actor,
+                                  {"validation": report.as_dict()},
+                                  revision_before=state.head_revision, revision_after=final_sha)
+        state = _append_checked(settings, state, [closed])
+    if state.archive:
+        return status_report(state, template, settings.zone)
+    events = _events(settings, document_id)
+    closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
     package = {
         "document": document_id, "number": state.number, "template": state.template,
-        "template_version": state.template_version, "final_pdf": final_sha,
-        "validation": report.as_dict(),
-        "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events[:-1]],
+        "template_version": state.template_version, "final_pdf": state.head_revision,
+        "validation": closed_data["validation"],
+        "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
     package_sha = store.put(ledger.canonical(package).encode("utf-8"))
     archived = ledger.new_event(document_id, "archived", actor,
                                 {"package": package_sha, "stored": [package_sha]})
-    after = fold([*events, {**archived, "seq": 0}])
+    state = _append_checked(settings, state, [archived])
+    return status_report(state, template, settings.zone)
+
+
+def _append_checked(settings: Settings, state: DocumentState, events: list[dict]
+                    ) -> DocumentState:
+    """Append ``events`` if the document's head is still ``state``'s; return the new state."""
+    after = fold([*_events(settings, state.id), *({**e, "seq": 0} for e in events)])
     try:
         with database.connection(settings.database_path) as conn:
-            ledger.append(conn, [closed, archived], expect_head=state.head_revision,
-                          check_head=True, projection=_projection(after))
+            ledger.append(conn, events, expect_head=state.head_revision, check_head=True,
+                          projection=_projection(after))
     except database.HeadMoved:
-        raise Conflict("关闭时文档被修改，请重试",
-                       "the document changed while closing; run close again") from None
-    return status_report(after, template, settings.zone)
+        raise Conflict("文档同时被修改，请重试",
+                       "the document changed meanwhile; run the command again") from None
+    return after
 
 
 def verify_ledger(settings: Settings) -> ledger.LedgerReport:

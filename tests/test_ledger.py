@@ -1,0 +1,252 @@
+"""The ledger and the document lifecycle, end to end with real conversion and signatures."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.documents import (
+    ClosureRefused,
+    NotYourTurn,
+    UnknownDocument,
+    blocking_documents,
+    close_document,
+    create_document,
+    document_status,
+    download_revision,
+    revision_store,
+    sign_document,
+    verify_ledger,
+)
+from pipeline.errors import BadInput
+from pipeline.parties import initialise
+from pipeline.signing_setup import signing_environment
+from signing.validation import validate_pdf
+from tests.conftest import example
+
+COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    settings = Settings(data_dir=tmp_path / "data")
+    initialise(settings)
+    return settings
+
+
+def open_ids(settings: Settings) -> set[str]:
+    return {report["id"] for report in blocking_documents(settings)}
+
+
+def test_requirement_confirmation_from_create_to_close(settings, pool):
+    created = create_document(settings, "requirement_confirmation",
+                              example("requirement_confirmation"),
+                              [("requester", "zhangwei"), ("receiver", "lina")], pool)
+    doc = created["id"]
+    assert created["status"] == "awaiting_signatures"
+    assert created["number"].endswith("-市场-001")
+    assert [n["party"] for n in created["next"]] == ["zhangwei"]
+    assert created["next"][0]["due"] > created["next"][0]["since"]
+    assert doc in open_ids(settings)
+
+    with pytest.raises(NotYourTurn, match="not lina's turn yet: waiting for requester zhangwei"):
+        sign_document(settings, doc, "lina", "demo")
+    with pytest.raises(NotYourTurn, match="not a party"):
+        sign_document(settings, doc, "wangqiang", "demo")
+
+    after_first = sign_document(settings, doc, "zhangwei", "demo")
+    assert [s["party"] for s in after_first["signed"]] == ["zhangwei"]
+    assert after_first["signed"][0]["certificate_sha256"]
+    assert [n["party"] for n in after_first["next"]] == ["lina"]
+    with pytest.raises(NotYourTurn, match="zhangwei has already signed"):
+        sign_document(settings, doc, "zhangwei", "demo")
+
+    done = sign_document(settings, doc, "lina", "demo")
+    assert done["status"] == "completed" and done["blocking"] == [] and done["next"] == []
+    assert doc in open_ids(settings)
+
+    closed = close_document(settings, doc)
+    assert closed["status"] == "closed" and closed["archive"]
+    assert doc not in open_ids(settings)
+    assert document_status(settings, doc) == closed
+
+    final = download_revision(settings, doc)
+    env = signing_environment(settings)
+    report = validate_pdf(final, env.trust.offline(), offline=True)
+    assert report.valid and len(report.signatures) == 2 and report.document_timestamps
+    assert download_revision(settings, doc, 1).startswith(b"%PDF")
+    package = json.loads(revision_store(settings).get(closed["archive"]))
+    assert package["final_pdf"] == closed["revision"]
+    assert [e["kind"] for e in package["ledger"]] == [
+        "created", "rendered", "prepared", "signed", "signed", "closed"]
+    assert verify_ledger(settings).ok
+
+
+def test_issue_cannot_close_while_result_confirmation_is_empty(settings, pool):
+    form = example("issue_tracking")
+    form["result_confirmation"] = ""
+    doc = create_document(settings, "issue_tracking", form,
+                          [("responsible", "wangqiang"), ("reporter", "liuyang")], pool)["id"]
+    sign_document(settings, doc, "wangqiang", "demo")
+    done = sign_document(settings, doc, "liuyang", "demo")
+    assert done["status"] == "completed"
+    assert done["blocking"] == ["「结果确认」尚未填写 / Result confirmation is still empty"]
+    with pytest.raises(ClosureRefused, match="Result confirmation is still empty"):
+        close_document(settings, doc)
+    assert document_status(settings, doc)["status"] == "completed"
+
+
+def test_minutes_action_items_block_closure(settings, pool):
+    doc = create_document(settings, "meeting_minutes", example("meeting_minutes"),
+                          [("host", "zhangwei"), ("attendee", "lina"),
+                           ("attendee", "wangqiang")], pool)
+    blockers = doc["blocking"]
+    assert any("action item 1 is open" in b and "李娜" in b for b in blockers)
+    assert any("action item 2 is open" in b for b in blockers)
+
+
+def test_parallel_group_signs_in_any_order(settings, pool):
+    form = example("progress_sync")
+    form["support_requests"].append({"dept": "产品部", "content": "评审", "due": "2024-05-26"})
+    doc = create_document(settings, "progress_sync", form,
+                          [("responsible", "wangqiang"), ("supporter", "zhangwei"),
+                           ("supporter", "lina")], pool)["id"]
+    with pytest.raises(NotYourTurn):
+        sign_document(settings, doc, "lina", "demo")
+    sign_document(settings, doc, "wangqiang", "demo")
+    middle = document_status(settings, doc)
+    assert {n["party"] for n in middle["next"]} == {"zhangwei", "lina"}
+    sign_document(settings, doc, "lina", "demo")   # the second member first
+    done = sign_document(settings, doc, "zhangwei", "demo")
+    assert done["status"] == "completed"
+    assert [s["field"] for s in done["signed"]] == ["responsible", "supporter-1", "supporter-2"]
+    report = validate_pdf(download_revision(settings, doc), signing_environment(settings).trust)
+    assert report.valid and len(report.signatures) == 3
+
+
+@pytest.mark.parametrize("bindings, message", [
+    ([("requester", "zhangwei")], "role receiver needs exactly one"),
+    ([("requester", "zhangwei"), ("receiver", "nobody")], "unknown party 'nobody'"),
+    ([("requester", "zhangwei"), ("receiver", "lina"), ("boss", "lina")], "has no role 'boss'"),
+])
+def test_bad_bindings_are_refused_before_anything_is_stored(settings, pool, bindings,
+                                                            message):
+    with pytest.raises(BadInput, match=message):
+        create_document(settings, "requirement_confirmation",
+                        example("requirement_confirmation"), bindings, pool)
+    assert blocking_documents(settings) == []
+    assert not (settings.data_dir / "store").exists()
+
+
+def test_unknown_document(settings):
+    with pytest.raises(UnknownDocument):
+        document_status(settings, "doc-nope")
+
+
+@pytest.fixture
+def signed_document(settings, pool):
+    doc = create_document(settings, "requirement_confirmation",
+                          example("requirement_confirmation"),
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+    sign_document(settings, doc, "zhangwei", "demo")
+    assert verify_ledger(settings).ok
+    return doc
+
+
+def _db(settings: Settings) -> sqlite3.Connection:
+    return sqlite3.connect(settings.database_path)
+
+
+def test_altered_ledger_row_is_named(settings, signed_document):
+    with _db(settings) as conn:
+        conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
+    report = verify_ledger(settings)
+    assert not report.ok
+    assert any("event 2 (rendered" in p and "altered" in p for p in report.problems)
+
+
+def test_deleted_ledger_row_is_named(settings, signed_document):
+    with _db(settings) as conn:
+        conn.execute("DELETE FROM events WHERE seq = 3")
+    report = verify_ledger(settings)
+    assert any("events 3..3 are missing" in p for p in report.problems), report.problems
+
+
+def test_deleted_last_ledger_row_is_named(settings, signed_document):
+    with _db(settings) as conn:
+        conn.execute("DELETE FROM events WHERE seq = (SELECT MAX(seq) FROM events)")
+    report = verify_ledger(settings)
+    assert any("the last events 4..4 were deleted" in p for p in report.problems)
+
+
+def test_changed_stored_byte_is_named(settings, signed_document):
+    head = document_status(settings, signed_document)["revision"]
+    path = revision_store(settings).path(head)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    report = verify_ledger(settings)
+    assert report.problems == [f"修订版本 {head} 被改动 / stored revision {head} is altered"]
+    result = subprocess.run([COUNTERSIGN, "--data-dir", str(settings.data_dir), "ledger",
+                             "verify"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and head in result.stderr
+
+
+def test_concurrent_signers_in_separate_processes_fork_nothing(settings, pool):
+    form = example("progress_sync")
+    form["support_requests"].append({"dept": "产品部", "content": "评审", "due": "2024-05-26"})
+    doc = create_document(settings, "progress_sync", form,
+                          [("responsible", "wangqiang"), ("supporter", "zhangwei"),
+                           ("supporter", "lina")], pool)["id"]
+    sign_document(settings, doc, "wangqiang", "demo")
+    env = {**os.environ, "COUNTERSIGN_PASSPHRASE": "demo"}
+    procs = [subprocess.Popen([COUNTERSIGN, "--data-dir", str(settings.data_dir), "sign", doc,
+                               "--as", party, "--json"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env)
+             for party in ("zhangwei", "lina")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    final = document_status(settings, doc)
+    assert final["status"] == "completed"
+    assert {s["party"] for s in final["signed"]} == {"wangqiang", "zhangwei", "lina"}
+    with _db(settings) as conn:
+        rows = conn.execute("SELECT revision_before, revision_after FROM events "
+                            "WHERE document_id = ? AND revision_after IS NOT NULL "
+                            "ORDER BY seq", (doc,)).fetchall()
+    for (_, after), (before, _) in zip(rows[1:], rows[2:], strict=False):
+        assert before == after  # one linear history: each revision builds on the last
+    report = validate_pdf(download_revision(settings, doc), signing_environment(settings).trust)
+    assert report.valid and len(report.signatures) == 3
+    assert verify_ledger(settings).ok
+
+
+def test_cli_create_status_blocking(settings, tmp_path):
+    form = tmp_path / "form.json"
+    form.write_text(json.dumps(example("issue_tracking"), ensure_ascii=False), encoding="utf-8")
+    base = [COUNTERSIGN, "--data-dir", str(settings.data_dir)]
+    created = subprocess.run([*base, "create", "issue_tracking", "--data", str(form),
+                              "--party", "responsible=wangqiang", "--party",
+                              "reporter=liuyang", "--json"], capture_output=True, text=True,
+                             timeout=120)
+    assert created.returncode == 0, created.stderr
+    payload = json.loads(created.stdout)
+    assert {"id", "number", "status"} <= set(payload)
+    status = json.loads(subprocess.run([*base, "status", payload["id"], "--json"],
+                                       capture_output=True, text=True).stdout)
+    assert {"id", "number", "template", "status", "signed", "next", "blocking"} <= set(status)
+    assert status["next"][0]["party"] == "wangqiang"
+    # 问题解决不超过3个工作日: the responsible department's due time skips weekends.
+    listed = json.loads(subprocess.run([*base, "blocking", "--json"], capture_output=True,
+                                       text=True).stdout)
+    assert [item["id"] for item in listed] == [payload["id"]]
+    bad = subprocess.run([*base, "create", "issue_tracking", "--data", str(form), "--party",
+                          "responsible"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ROLE=PARTY_ID" in bad.stderr
