@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,16 +18,22 @@ import click
 
 from pipeline.config import Settings, load_settings
 from pipeline.documents import (
+    add_progress_entry,
     blocking_documents,
     close_document,
     create_document,
+    decline_document,
     document_status,
     download_revision,
+    mark_action_item_done,
+    reassign_step,
     sign_document,
     verify_ledger,
+    void_document,
 )
 from pipeline.errors import BadInput, CountersignError, ValidationFailed
 from pipeline.files import write_atomic
+from pipeline.followup import follow_up
 from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
 from pipeline.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
 from pipeline.rows import read_rows
@@ -354,15 +362,17 @@ def _binding(value: str) -> tuple[str, str]:
 @click.option("--data", "data_path", required=True, help="Form data, JSON (- for stdin).")
 @click.option("--party", "parties_", multiple=True, metavar="ROLE=PARTY_ID",
               help="Bind a party to a role (once per member of a parallel group).")
+@click.option("--creator", default="cli", show_default=True,
+              help="Who creates it (a party id gets decline notices and may void).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def create(settings: Settings, template_key: str, data_path: str, parties_: tuple[str, ...],
-           as_json: bool) -> None:
+           creator: str, as_json: bool) -> None:
     """Create a document: validate, number, render, prepare; print its id."""
     bindings = [_binding(value) for value in parties_]
     data = _read_form(data_path)
     with converter_pool(settings, size=1, warm=False) as pool:
-        report = create_document(settings, template_key, data, bindings, pool)
+        report = create_document(settings, template_key, data, bindings, pool, actor=creator)
     if as_json:
         _emit({"id": report["id"], "number": report["number"], "status": report["status"],
                **report})
@@ -376,8 +386,7 @@ def create(settings: Settings, template_key: str, data_path: str, parties_: tupl
 @click.pass_obj
 def status(settings: Settings, document_id: str, as_json: bool) -> None:
     """Who signed, who is next and until when, what blocks closure."""
-    report = document_status(settings, document_id)
-    _emit(report) if as_json else _print_status(report)
+    _report_out(document_status(settings, document_id), as_json)
 
 
 @main.command("blocking")
@@ -406,8 +415,7 @@ def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: P
          as_json: bool) -> None:
     """Sign the party's pending field with its own key (server-side)."""
     passphrase = _passphrase(passphrase_file, confirm=False)
-    report = sign_document(settings, document_id, party_id, passphrase)
-    _emit(report) if as_json else _print_status(report)
+    _report_out(sign_document(settings, document_id, party_id, passphrase), as_json)
 
 
 @main.command()
@@ -427,8 +435,100 @@ def download(settings: Settings, document_id: str, out: Path, revision: int | No
 @click.pass_obj
 def close(settings: Settings, document_id: str, as_json: bool) -> None:
     """Check closure rules, add long-term validation, archive."""
-    report = close_document(settings, document_id)
+    _report_out(close_document(settings, document_id), as_json)
+
+
+def _report_out(report: dict, as_json: bool) -> None:
     _emit(report) if as_json else _print_status(report)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--as", "party_id", required=True, help="The declining party's id.")
+@click.option("--reason", required=True, help="Why (shown to the creator and signers).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def decline(settings: Settings, document_id: str, party_id: str, reason: str,
+            as_json: bool) -> None:
+    """Decline to sign, with a reason; blocks closure."""
+    _report_out(decline_document(settings, document_id, party_id, reason), as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--as", "actor", required=True, help="The creator's id.")
+@click.option("--reason", required=True, help="Why the document is void.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def void(settings: Settings, document_id: str, actor: str, reason: str, as_json: bool) -> None:
+    """Void a document (its creator only)."""
+    _report_out(void_document(settings, document_id, actor, reason), as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--field", required=True, help="The unsigned field (e.g. receiver, supporter-2).")
+@click.option("--to", "to_party", required=True, help="A party of the same department.")
+@click.option("--as", "actor", required=True, help="Who reassigns.")
+@click.option("--reason", required=True, help="Why.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def reassign(settings: Settings, document_id: str, field: str, to_party: str, actor: str,
+             reason: str, as_json: bool) -> None:
+    """Give an unsigned step to another party of the same department."""
+    _report_out(reassign_step(settings, document_id, field, to_party, actor, reason), as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--date", "entry_date", required=True, help="ISO date of the entry.")
+@click.option("--text", required=True, help="What happened.")
+@click.option("--as", "actor", required=True, help="Who reports it.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def progress(settings: Settings, document_id: str, entry_date: str, text: str, actor: str,
+             as_json: bool) -> None:
+    """Add a dated progress entry to an issue document."""
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = add_progress_entry(settings, document_id, entry_date, text, actor, pool)
+    _report_out(report, as_json)
+
+
+@main.command("action-done")
+@click.argument("document_id")
+@click.option("--item", required=True, type=int, help="Action item number (1-based).")
+@click.option("--as", "actor", required=True, help="Who reports it done.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def action_done(settings: Settings, document_id: str, item: int, actor: str,
+                as_json: bool) -> None:
+    """Mark a meeting-minutes action item done."""
+    _report_out(mark_action_item_done(settings, document_id, item, actor), as_json)
+
+
+@main.command("follow-up")
+@click.option("--now", "now_text", help="Pretend it is this ISO date-time (for drills).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> None:
+    """One pass of reminders, escalations and deemed consent."""
+    now = None
+    if now_text:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise BadInput(f"--now 应为 ISO 日期时间：{now_text!r}",
+                           f"--now must be an ISO date-time: {now_text!r}") from None
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=settings.zone)
+    actions = follow_up(settings, now)
+    if as_json:
+        _emit([asdict(action) for action in actions])
+        return
+    for action in actions:
+        click.echo(f"{action.document}  {action.kind:<15} {action.party:<12} {action.field}"
+                   f"  {', '.join(action.to)} {action.detail}")
+    click.echo(f"{len(actions)} action(s)")
 
 
 @main.group("ledger")

@@ -22,6 +22,13 @@ class Settings:
     # 3161 timestamp authority; empty: the local CA's own TSA.
     trust_roots_file: Path | None = None
     tsa_url: str = ""
+    # Reminders and escalations: SMTP relay, sender, and the address links point to.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    mail_from: str = "countersign@localhost"
+    base_url: str = "http://127.0.0.1:8000"
+    # A reminder goes out this long before a party's due time.
+    remind_before_hours: float = 4.0
 
     @property
     def database_path(self) -> Path:
@@ -59,4 +66,9 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         trust_roots_file=Path(env["COUNTERSIGN_TRUST_ROOTS"]) if env.get(
             "COUNTERSIGN_TRUST_ROOTS") else None,
         tsa_url=env.get("COUNTERSIGN_TSA_URL", ""),
+        smtp_host=env.get("COUNTERSIGN_SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(env.get("COUNTERSIGN_SMTP_PORT", "25")),
+        mail_from=env.get("COUNTERSIGN_MAIL_FROM", "countersign@localhost"),
+        base_url=env.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000"),
+        remind_before_hours=float(env.get("COUNTERSIGN_REMIND_BEFORE_HOURS", "4")),
     )

@@ -7,6 +7,7 @@ cryptography are delegated. The CLI and the API call these functions and nothing
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import asdict
 from datetime import datetime
@@ -29,13 +30,14 @@ from pipeline.lifecycle import (
     status_of,
     status_report,
 )
+from pipeline.mail import Mail, MailFailed, document_link, send
 from pipeline.numbering import allocate_number
 from pipeline.parties import Party, get_party
 from pipeline.rendering import render_docx
 from pipeline.signing_setup import signing_environment
 from pipeline.store import RevisionStore
 from pipeline.templates import Template, get_template
-from pipeline.validation import validate_form
+from pipeline.validation import validate_form, validate_form_value
 from signing.appearance import Stamp
 from signing.fields import find_signature_places, prepare_fields
 from signing.keys import certificate_sha256, load_pkcs12_signer
@@ -44,6 +46,7 @@ from signing.sign import SignatureRequest, sign_pdf
 from signing.validation import validate_pdf
 
 SIGN_RETRIES = 5
+log = logging.getLogger(__name__)
 
 
 class UnknownDocument(BadInput):
@@ -110,6 +113,27 @@ def _bind_members(template: Template, bindings: list[tuple[str, str]],
     return members, parties
 
 
+def _render_and_prepare(settings: Settings, template: Template, form: dict, number: str,
+                        members: list[Member], parties: dict[str, Party],
+                        pool: ConverterPool) -> tuple[str, str, str]:
+    """Render, convert and add the signature fields; store all three; return their hashes
+    (docx, rendered PDF, prepared PDF)."""
+    signers: dict[str, list[dict[str, str]]] = {role.key: [] for role in template.roles}
+    for member in members:
+        party = parties[member.party]
+        signers[member.role].append({"dept": party.dept, "name": party.name, "title": ""})
+    docx = render_docx(template, form, number, signers)
+    pdf = pool.convert(docx)
+    places = {place.field: place for place in find_signature_places(pdf)}
+    missing = [m.field for m in members if m.field not in places]
+    if missing:
+        raise RenderError(f"渲染后的文档缺少签字位：{', '.join(missing)}",
+                          f"the rendered document has no signature place for {missing}")
+    prepared = prepare_fields(pdf, [places[m.field] for m in members])
+    store = revision_store(settings)
+    return store.put(docx), store.put(pdf), store.put(prepared)
+
+
 def create_document(settings: Settings, template_key: str, data: Any,
                     bindings: list[tuple[str, str]], pool: ConverterPool,
                     actor: str = "cli") -> dict[str, Any]:
@@ -120,25 +144,10 @@ def create_document(settings: Settings, template_key: str, data: Any,
     template = get_template(template_key)
     form = validate_form(template, data)
     members, parties = _bind_members(template, bindings, settings)
-    signers: dict[str, list[dict[str, str]]] = {}
-    for member in members:
-        party = parties[member.party]
-        signers.setdefault(member.role, []).append(
-            {"dept": party.dept, "name": party.name, "title": ""})
-    for role in template.roles:
-        signers.setdefault(role.key, [])
     with database.connection(settings.database_path) as conn:
         number = allocate_number(conn, template, form, today_in(settings))
-    docx = render_docx(template, form, number, signers)
-    pdf = pool.convert(docx)
-    places = {place.field: place for place in find_signature_places(pdf)}
-    missing = [m.field for m in members if m.field not in places]
-    if missing:
-        raise RenderError(f"渲染后的文档缺少签字位：{', '.join(missing)}",
-                          f"the rendered document has no signature place for {missing}")
-    prepared = prepare_fields(pdf, [places[m.field] for m in members])
-    store = revision_store(settings)
-    docx_sha, pdf_sha, prepared_sha = store.put(docx), store.put(pdf), store.put(prepared)
+    rendered = _render_and_prepare(settings, template, form, number, members, parties, pool)
+    docx_sha, pdf_sha, prepared_sha = rendered
     document_id = f"doc-{secrets.token_hex(6)}"
     events = [
         ledger.new_event(document_id, "created", actor, {
@@ -154,13 +163,17 @@ def create_document(settings: Settings, template_key: str, data: Any,
     state = fold([{**e, "seq": 0} for e in events])
     with database.connection(settings.database_path) as conn:
         ledger.append(conn, events, projection=_projection(state))
-    return status_report(state, template, settings.zone)
+    return _report(settings, state)
+
+
+def _report(settings: Settings, state: DocumentState) -> dict[str, Any]:
+    return status_report(state, get_template(state.template), settings.zone,
+                         today_in(settings).isoformat())
 
 
 def document_status(settings: Settings, document_id: str) -> dict[str, Any]:
     """Return the ``status`` JSON of one document."""
-    state = load_state(settings, document_id)
-    return status_report(state, get_template(state.template), settings.zone)
+    return _report(settings, load_state(settings, document_id))
 
 
 def blocking_documents(settings: Settings) -> list[dict[str, Any]]:
@@ -169,8 +182,7 @@ def blocking_documents(settings: Settings) -> list[dict[str, Any]]:
         rows = database.select_documents(conn, OPEN_STATUSES)
         reports = []
         for row in rows:
-            state = fold(database.select_events(conn, row["id"]))
-            reports.append(status_report(state, get_template(state.template), settings.zone))
+            reports.append(_report(settings, fold(database.select_events(conn, row["id"]))))
     return reports
 
 
@@ -231,7 +243,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                               projection=_projection(after))
         except database.HeadMoved:
             continue
-        return status_report(after, template, settings.zone)
+        return _report(settings, after)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 
 
@@ -279,9 +291,9 @@ def close_document(settings: Settings, document_id: str, actor: str = "cli") -> 
         closed = ledger.new_event(document_id, "closed", actor,
                                   {"validation": report.as_dict()},
                                   revision_before=state.head_revision, revision_after=final_sha)
-        state = _append_checked(settings, state, [closed])
+        state = append_checked(settings, state, [closed])
     if state.archive:
-        return status_report(state, template, settings.zone)
+        return _report(settings, state)
     events = _events(settings, document_id)
     closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
     package = {
@@ -293,11 +305,11 @@ def close_document(settings: Settings, document_id: str, actor: str = "cli") -> 
     package_sha = store.put(ledger.canonical(package).encode("utf-8"))
     archived = ledger.new_event(document_id, "archived", actor,
                                 {"package": package_sha, "stored": [package_sha]})
-    state = _append_checked(settings, state, [archived])
-    return status_report(state, template, settings.zone)
+    state = append_checked(settings, state, [archived])
+    return _report(settings, state)
 
 
-def _append_checked(settings: Settings, state: DocumentState, events: list[dict]
+def append_checked(settings: Settings, state: DocumentState, events: list[dict]
                     ) -> DocumentState:
     """Append ``events`` if the document's head is still ``state``'s; return the new state."""
     after = fold([*_events(settings, state.id), *({**e, "seq": 0} for e in events)])
@@ -315,3 +327,141 @@ def verify_ledger(settings: Settings) -> ledger.LedgerReport:
     """Walk the chain and re-hash every stored revision it names."""
     with database.connection(settings.database_path) as conn:
         return ledger.verify_ledger(conn, revision_store(settings))
+
+
+def _notify(settings: Settings, party_ids: list[str], subject: str, body: str) -> list[str]:
+    """Mail ``party_ids`` (unknown ids skipped); return the addresses mailed, [] on failure."""
+    addresses = []
+    for party_id in dict.fromkeys(party_ids):
+        try:
+            addresses.append(get_party(settings, party_id).email)
+        except BadInput:
+            continue
+    if not addresses:
+        return []
+    try:
+        send(settings, Mail(tuple(addresses), subject, body))
+    except MailFailed as exc:
+        log.warning("notification not sent: %s", exc)
+        return []
+    return addresses
+
+
+def _require_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 2000:
+        raise BadInput("请填写原因（1 到 2000 个字符）", "give a reason (1 to 2000 characters)")
+    return reason
+
+
+def decline_document(settings: Settings, document_id: str, party_id: str,
+                     reason: str) -> dict[str, Any]:
+    """Record that a party declines to sign; closure is blocked, creator and earlier signers
+    are told by mail."""
+    reason = _require_reason(reason)
+    state = load_state(settings, document_id)
+    if status_of(state) != AWAITING:
+        raise NotYourTurn(f"文档状态为 {status_of(state)}，不能拒签",
+                          f"the document is {status_of(state)}; it cannot be declined")
+    if not any(m.party == party_id and m.field not in state.signed for m in state.members):
+        raise NotYourTurn(f"{party_id} 在此文档中没有待签的签字栏",
+                          f"{party_id} has no unsigned field in this document")
+    event = ledger.new_event(document_id, "declined", party_id,
+                             {"party": party_id, "reason": reason})
+    state = append_checked(settings, state, [event])
+    earlier = [s.party for s in state.signed.values()]
+    _notify(settings, [state.creator, *earlier],
+            f"[会签] {state.number} 被拒签 / declined",
+            f"{party_id} 拒绝签署文档 {state.number}。\n原因：{reason}\n\n"
+            f"{party_id} declined to sign {state.number}.\nReason: {reason}\n"
+            f"{document_link(settings, document_id)}\n")
+    return _report(settings, state)
+
+
+def void_document(settings: Settings, document_id: str, actor: str,
+                  reason: str) -> dict[str, Any]:
+    """Void a document; only its creator may."""
+    reason = _require_reason(reason)
+    state = load_state(settings, document_id)
+    if actor != state.creator:
+        raise NotYourTurn(f"只有创建者 {state.creator} 可以作废此文档",
+                          f"only the creator ({state.creator}) may void this document")
+    if status_of(state) in ("closed", "voided"):
+        raise NotYourTurn(f"文档状态为 {status_of(state)}，不能作废",
+                          f"the document is {status_of(state)}; it cannot be voided")
+    event = ledger.new_event(document_id, "voided", actor, {"reason": reason})
+    return _report(settings, append_checked(settings, state, [event]))
+
+
+def reassign_step(settings: Settings, document_id: str, field: str, to_party: str,
+                  actor: str, reason: str) -> dict[str, Any]:
+    """Give an unsigned step to another party of the same department, recording who and why.
+
+    The rendered signature row keeps the first party's name; the signature stamp and the
+    ledger show who actually signed.
+    """
+    reason = _require_reason(reason)
+    state = load_state(settings, document_id)
+    member = next((m for m in state.members if m.field == field), None)
+    if member is None:
+        raise BadInput(f"文档没有签字栏 {field!r}", f"the document has no field {field!r}")
+    if field in state.signed or status_of(state) != AWAITING:
+        raise NotYourTurn(f"签字栏 {field} 已签或文档已结束",
+                          f"field {field} is signed or the document is no longer open")
+    old, new = get_party(settings, member.party), get_party(settings, to_party)
+    if new.dept != old.dept:
+        raise BadInput(f"只能转交给同部门（{old.dept}）的签署方",
+                       f"a step may only go to a party of the same department ({old.dept}); "
+                       f"{to_party} is in {new.dept}")
+    if any(m.party == to_party for m in state.members):
+        raise BadInput(f"{to_party} 已是此文档的签署方",
+                       f"{to_party} is already a party to this document")
+    event = ledger.new_event(document_id, "reassigned", actor,
+                             {"field": field, "from": member.party, "to": to_party,
+                              "reason": reason})
+    return _report(settings, append_checked(settings, state, [event]))
+
+
+def add_progress_entry(settings: Settings, document_id: str, entry_date: str, text: str,
+                       actor: str, pool: ConverterPool | None = None) -> dict[str, Any]:
+    """Append a dated progress entry to an issue document.
+
+    Before the first signature the document is rendered again with the entry in its 进展更新
+    table (new revisions, fields prepared again); once anyone has signed, the signed PDF is
+    never touched and the entry lives in the ledger (shown by status and the archive).
+    """
+    state = load_state(settings, document_id)
+    template = get_template(state.template)
+    if "progress_updates" not in template.field_names:
+        raise BadInput(f"模板 {template.key} 没有进展更新", f"template {template.key} has no "
+                       "progress updates")
+    if status_of(state) in ("closed", "voided"):
+        raise NotYourTurn("文档已结束", f"the document is {status_of(state)}")
+    spec = template.fields[[f.name for f in template.fields].index("progress_updates")]
+    entry = validate_form_value(spec, [{"date": entry_date, "text": text}])[0]
+    events = [ledger.new_event(document_id, "progress-entry", actor, entry)]
+    if not state.signed and pool is not None:
+        form = {**state.form, "progress_updates": [*state.form["progress_updates"], entry]}
+        parties = {m.party: get_party(settings, m.party) for m in state.members}
+        docx_sha, pdf_sha, prepared_sha = _render_and_prepare(
+            settings, template, form, state.number, list(state.members), parties, pool)
+        events[0] = ledger.new_event(document_id, "progress-entry", actor,
+                                     {**entry, "rendered": True,
+                                      "stored": [docx_sha, pdf_sha]},
+                                     revision_before=state.head_revision,
+                                     revision_after=prepared_sha)
+    return _report(settings, append_checked(settings, state, events))
+
+
+def mark_action_item_done(settings: Settings, document_id: str, item: int,
+                          actor: str) -> dict[str, Any]:
+    """Record that minutes' action item ``item`` (1-based) is done."""
+    state = load_state(settings, document_id)
+    items = state.form.get("action_items") or []
+    if not 1 <= item <= len(items):
+        raise BadInput(f"行动项编号应在 1 到 {len(items)} 之间",
+                       f"action item must be 1..{len(items)}")
+    if item in state.action_items_done:
+        raise BadInput(f"行动项 {item} 已完成", f"action item {item} is already done")
+    event = ledger.new_event(document_id, "action-item-done", actor, {"item": item})
+    return _report(settings, append_checked(settings, state, [event]))

@@ -95,6 +95,10 @@ def fold(events: list[dict]) -> DocumentState:
             state = replace(state, closed_at=event["at"])
         elif kind == "archived":
             state = replace(state, archive=data["package"])
+        elif kind == "reassigned":
+            state = replace(state, members=tuple(
+                replace(m, party=data["to"]) if m.field == data["field"] else m
+                for m in state.members))
         elif kind == "progress-entry":
             state = replace(state, progress=(*state.progress, data))
         elif kind == "action-item-done":
@@ -147,8 +151,11 @@ def due_time(role: RoleSpec, started: datetime) -> datetime:
     return started + timedelta(hours=role.deadline_hours or 24)
 
 
-def blocking(state: DocumentState, template: Template) -> list[str]:
-    """Return everything that keeps the document from closing, in Chinese and English."""
+def blocking(state: DocumentState, template: Template, today: str | None = None) -> list[str]:
+    """Return everything that keeps the document from closing, in Chinese and English.
+
+    ``today`` (ISO date) marks open action items past their due date as overdue.
+    """
     reasons = []
     if state.voided:
         return [f"文档已作废 / voided: {state.voided['reason']}"]
@@ -168,13 +175,16 @@ def blocking(state: DocumentState, template: Template) -> list[str]:
     if template.closure.open_action_items_block:
         for index, item in enumerate(state.form.get("action_items") or (), start=1):
             if index not in state.action_items_done:
-                reasons.append(f"行动项 {index} 未完成：{item.get('task', '')} / action item "
-                               f"{index} is open (owner {item.get('owner', '')}, due "
-                               f"{item.get('due', '')})")
+                late = bool(today and item.get("due", "9999") < today)
+                reasons.append(f"行动项 {index} {'已逾期' if late else '未完成'}："
+                               f"{item.get('task', '')} / action item {index} is "
+                               f"{'OVERDUE' if late else 'open'} (owner "
+                               f"{item.get('owner', '')}, due {item.get('due', '')})")
     return reasons
 
 
-def status_report(state: DocumentState, template: Template, zone) -> dict[str, Any]:
+def status_report(state: DocumentState, template: Template, zone,
+                  today: str | None = None) -> dict[str, Any]:
     """Return the ``status`` JSON of the data contract (times shown in ``zone``)."""
     roles = {role.key: role for role in template.roles}
     started = (datetime.fromisoformat(state.step_started_at) if state.step_started_at
@@ -203,6 +213,11 @@ def status_report(state: DocumentState, template: Template, zone) -> dict[str, A
              "due": shown(due_time(roles[m.role], started).isoformat())}
             for m in next_members(state)
         ],
-        "blocking": blocking(state, template),
+        "blocking": blocking(state, template, today),
         "archive": state.archive,
+        "declined": state.declined,
+        "voided": state.voided,
+        "progress": list(state.progress),
+        "action_items_done": sorted(state.action_items_done),
+        "started": shown(started.isoformat()),
     }

@@ -187,3 +187,12 @@ def validate_form(template: Template, data: Any) -> dict[str, Any]:
     if problems:
         raise ValidationFailed(problems)
     return out
+
+
+def validate_form_value(spec: FieldSpec, value: Any) -> Any:
+    """Return one field's value normalised, or raise ValidationFailed naming the problems."""
+    problems: list[FieldProblem] = []
+    out = _check_value(spec.name, spec, value, problems)
+    if problems:
+        raise ValidationFailed(problems)
+    return out

@@ -1,0 +1,129 @@
+"""Follow-up: reminders before a party's due time, escalation or deemed consent after it.
+
+One pass looks at every document awaiting signatures. For each party whose turn it is:
+- from ``remind_before_hours`` before the due time: one reminder to the party;
+- past the due time, where the role allows silence to count as consent (未反馈视为默认):
+  a deemed-consent event — shown as such everywhere, never as a signature;
+- past the due time otherwise: one escalation to the party's superior (or to the party when
+  no superior is configured).
+Each is recorded in the ledger and never repeated: the ledger is what a pass reads.
+
+A mail goes out before its event is appended, so a crash in between can repeat that one
+mail on the next pass; it can never be lost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline import database, ledger
+from pipeline.config import Settings
+from pipeline.documents import append_checked, load_state
+from pipeline.errors import CountersignError
+from pipeline.lifecycle import AWAITING, due_time, next_members
+from pipeline.mail import Mail, MailFailed, document_link, send
+from pipeline.parties import get_party
+from pipeline.templates import get_template
+
+
+@dataclass(frozen=True)
+class FollowUpAction:
+    document: str
+    kind: str  # reminded, escalated, deemed-consent, or failed
+    party: str
+    field: str
+    to: tuple[str, ...] = ()
+    detail: str = ""
+
+
+def _already(events: list[dict], kind: str, field: str) -> bool:
+    return any(e["kind"] == kind and json.loads(e["data"]).get("field") == field
+               for e in events)
+
+
+def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpAction]:
+    """Run one follow-up pass at ``now`` (default: the current time); return what it did."""
+    now = now or datetime.now(settings.zone)
+    actions: list[FollowUpAction] = []
+    with database.connection(settings.database_path) as conn:
+        open_ids = [row["id"] for row in database.select_documents(conn, (AWAITING,))]
+    for document_id in open_ids:
+        try:
+            actions += _follow_document(settings, document_id, now)
+        except CountersignError as exc:  # one document's trouble never stops the pass
+            actions.append(FollowUpAction(document_id, "failed", "", "", detail=str(exc)))
+    return actions
+
+
+def _follow_document(settings: Settings, document_id: str,
+                     now: datetime) -> list[FollowUpAction]:
+    state = load_state(settings, document_id)
+    template = get_template(state.template)
+    roles = {role.key: role for role in template.roles}
+    with database.connection(settings.database_path) as conn:
+        events = database.select_events(conn, document_id)
+    started = datetime.fromisoformat(state.step_started_at or state.created_at)
+    link = document_link(settings, document_id)
+    actions = []
+    for member in next_members(state):
+        role = roles[member.role]
+        due = due_time(role, started)
+        party = get_party(settings, member.party)
+        shown_due = due.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+        if now >= due and role.deemed_consent:
+            if _already(events, "deemed-consent", member.field):
+                continue
+            event = ledger.new_event(document_id, "deemed-consent", "follow-up", {
+                "field": member.field, "role": member.role, "party": member.party,
+                "due": due.isoformat()})
+            state = append_checked(settings, state, [event])
+            _try_send(settings, Mail((party.email,), f"[会签] {state.number} 未反馈视为默认 / "
+                                     "deemed consent",
+                                     f"您未在 {shown_due} 前反馈，按模板规则视为同意（非签名）。\n"
+                                     f"No answer by {shown_due}: recorded as deemed consent "
+                                     f"(not a signature).\n{link}\n"))
+            actions.append(FollowUpAction(document_id, "deemed-consent", member.party,
+                                          member.field, (party.email,)))
+        elif now >= due:
+            if _already(events, "escalated", member.field):
+                continue
+            to = (party.superior_email or party.email,)
+            mail = Mail(to, f"[会签] 逾期未签：{state.number} / overdue",
+                        f"{party.name}（{party.dept}）未在 {shown_due} 前签署 {state.number}。\n"
+                        f"{party.name} ({party.dept}) has not signed {state.number}, due "
+                        f"{shown_due}.\n{link}\n")
+            actions.append(_sent_then_recorded(settings, state, "escalated", member, mail))
+            state = load_state(settings, document_id)
+        elif now >= due - timedelta(hours=settings.remind_before_hours):
+            if _already(events, "reminded", member.field):
+                continue
+            mail = Mail((party.email,), f"[会签] 请于 {shown_due} 前签署 {state.number} / "
+                        "reminder", f"{party.name}，您好：\n文档 {state.number} 等待您签署，"
+                        f"截止 {shown_due}。\nDocument {state.number} awaits your signature, "
+                        f"due {shown_due}.\n{link}\n")
+            actions.append(_sent_then_recorded(settings, state, "reminded", member, mail))
+            state = load_state(settings, document_id)
+    return actions
+
+
+def _try_send(settings: Settings, mail: Mail) -> str | None:
+    try:
+        return send(settings, mail)
+    except MailFailed:
+        return None
+
+
+def _sent_then_recorded(settings: Settings, state, kind: str, member,
+                        mail: Mail) -> FollowUpAction:
+    try:
+        message_id = send(settings, mail)
+    except MailFailed as exc:
+        return FollowUpAction(state.id, "failed", member.party, member.field, mail.to,
+                              str(exc))
+    event = ledger.new_event(state.id, kind, "follow-up", {
+        "field": member.field, "party": member.party, "to": list(mail.to),
+        "message_id": message_id})
+    append_checked(settings, state, [event])
+    return FollowUpAction(state.id, kind, member.party, member.field, mail.to)
