@@ -364,15 +364,17 @@ def _binding(value: str) -> tuple[str, str]:
               help="Bind a party to a role (once per member of a parallel group).")
 @click.option("--creator", default="cli", show_default=True,
               help="Who creates it (a party id gets decline notices and may void).")
+@click.option("--request-key", help="Repeat-safe key: the same key returns the same document.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def create(settings: Settings, template_key: str, data_path: str, parties_: tuple[str, ...],
-           creator: str, as_json: bool) -> None:
+           creator: str, request_key: str | None, as_json: bool) -> None:
     """Create a document: validate, number, render, prepare; print its id."""
     bindings = [_binding(value) for value in parties_]
     data = _read_form(data_path)
     with converter_pool(settings, size=1, warm=False) as pool:
-        report = create_document(settings, template_key, data, bindings, pool, actor=creator)
+        report = create_document(settings, template_key, data, bindings, pool, actor=creator,
+                                 request_key=request_key)
     if as_json:
         _emit({"id": report["id"], "number": report["number"], "status": report["status"],
                **report})

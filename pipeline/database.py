@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS documents (
     number TEXT NOT NULL,
     status TEXT NOT NULL,
     head_revision TEXT,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    request_key TEXT UNIQUE
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
 CREATE TABLE IF NOT EXISTS parties (
@@ -194,10 +195,11 @@ def append_events(conn: sqlite3.Connection, events: list[dict],
         if projection is not None:
             conn.execute(
                 "INSERT INTO documents (id, template, number, status, head_revision, "
-                "updated_at) VALUES (:id, :template, :number, :status, :head_revision, "
-                ":updated_at) ON CONFLICT(id) DO UPDATE SET status = excluded.status, "
-                "head_revision = excluded.head_revision, updated_at = excluded.updated_at",
-                projection)
+                "updated_at, request_key) VALUES (:id, :template, :number, :status, "
+                ":head_revision, :updated_at, :request_key) ON CONFLICT(id) DO UPDATE SET "
+                "status = excluded.status, head_revision = excluded.head_revision, "
+                "updated_at = excluded.updated_at",
+                {"request_key": None, **projection})
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -238,3 +240,10 @@ def select_documents(conn: sqlite3.Connection, statuses: tuple[str, ...] | None 
         args = statuses
     return [dict(zip(columns, row, strict=True)) for row in conn.execute(sql + " ORDER BY id",
                                                                           args)]
+
+
+def document_for_request(conn: sqlite3.Connection, request_key: str) -> str | None:
+    """Return the id of the document created under ``request_key``, if any."""
+    row = conn.execute("SELECT id FROM documents WHERE request_key = ?",
+                       (request_key,)).fetchone()
+    return row[0] if row else None

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline import database, ledger
 from pipeline.config import Settings
 from pipeline.conversion import ConverterPool
+from pipeline.crashpoints import crash_point
 from pipeline.errors import BadInput, OperationFailed, RenderError
 from pipeline.generation import today_in
 from pipeline.lifecycle import (
@@ -136,11 +137,18 @@ def _render_and_prepare(settings: Settings, template: Template, form: dict, numb
 
 def create_document(settings: Settings, template_key: str, data: Any,
                     bindings: list[tuple[str, str]], pool: ConverterPool,
-                    actor: str = "cli") -> dict[str, Any]:
+                    actor: str = "cli", request_key: str | None = None) -> dict[str, Any]:
     """Validate, number, render, convert and prepare a document; return its status.
 
     ``bindings`` are (role, party id) pairs; a parallel group's role is given once per member.
+    With ``request_key``, repeating the call (after a crash, a timeout) returns the document
+    the first call made instead of making another.
     """
+    if request_key:
+        with database.connection(settings.database_path) as conn:
+            existing = database.document_for_request(conn, request_key)
+        if existing:
+            return document_status(settings, existing)
     template = get_template(template_key)
     form = validate_form(template, data)
     members, parties = _bind_members(template, bindings, settings)
@@ -161,8 +169,11 @@ def create_document(settings: Settings, template_key: str, data: Any,
                          revision_before=pdf_sha, revision_after=prepared_sha),
     ]
     state = fold([{**e, "seq": 0} for e in events])
+    crash_point("create:after-store")
     with database.connection(settings.database_path) as conn:
-        ledger.append(conn, events, projection=_projection(state))
+        ledger.append(conn, events,
+                      projection={**_projection(state), "request_key": request_key})
+    crash_point("create:after-ledger")
     return _report(settings, state)
 
 
@@ -232,6 +243,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
         signed = sign_pdf(base, SignatureRequest(member.field, stamp, certify), signer,
                           env.tsa, env.trust, env.font)
         digest = store.put(signed)
+        crash_point("sign:after-store")
         event = ledger.new_event(document_id, "signed", party_id, {
             "field": member.field, "role": member.role, "party": party_id,
             "certificate_sha256": certificate_sha256(signer.signing_cert)},
@@ -243,6 +255,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                               projection=_projection(after))
         except database.HeadMoved:
             continue
+        crash_point("sign:after-ledger")
         return _report(settings, after)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 
@@ -288,10 +301,12 @@ def close_document(settings: Settings, document_id: str, actor: str = "cli") -> 
             raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
                                   "validate: " + json.dumps(report.as_dict(), ensure_ascii=False))
         final_sha = store.put(final)
+        crash_point("close:after-store")
         closed = ledger.new_event(document_id, "closed", actor,
                                   {"validation": report.as_dict()},
                                   revision_before=state.head_revision, revision_after=final_sha)
         state = append_checked(settings, state, [closed])
+        crash_point("close:after-closed")
     if state.archive:
         return _report(settings, state)
     events = _events(settings, document_id)
@@ -303,6 +318,7 @@ def close_document(settings: Settings, document_id: str, actor: str = "cli") -> 
         "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
     package_sha = store.put(ledger.canonical(package).encode("utf-8"))
+    crash_point("close:after-package")
     archived = ledger.new_event(document_id, "archived", actor,
                                 {"package": package_sha, "stored": [package_sha]})
     state = append_checked(settings, state, [archived])

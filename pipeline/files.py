@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from pipeline.crashpoints import crash_point
+
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename; return ``path``."""
@@ -16,6 +18,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        crash_point("store:before-rename")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
