@@ -437,7 +437,9 @@ def download(settings: Settings, document_id: str, out: Path, revision: int | No
 @click.pass_obj
 def close(settings: Settings, document_id: str, as_json: bool) -> None:
     """Check closure rules, add long-term validation, archive."""
-    _report_out(close_document(settings, document_id), as_json)
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = close_document(settings, document_id, pool)
+    _report_out(report, as_json)
 
 
 def _report_out(report: dict, as_json: bool) -> None:

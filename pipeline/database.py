@@ -38,9 +38,10 @@ CREATE TABLE IF NOT EXISTS documents (
     status TEXT NOT NULL,
     head_revision TEXT,
     updated_at TEXT NOT NULL,
-    request_key TEXT UNIQUE
+    request_key TEXT
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
+CREATE UNIQUE INDEX IF NOT EXISTS documents_request ON documents (request_key);
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -52,6 +53,12 @@ CREATE TABLE IF NOT EXISTS parties (
     created_at TEXT NOT NULL
 );
 """
+# Columns added after a table first shipped: (table, column, statement that adds it).
+COLUMNS_ADDED = (
+    ("documents", "request_key",
+     "ALTER TABLE documents ADD COLUMN request_key TEXT; CREATE UNIQUE INDEX IF NOT EXISTS "
+     "documents_request ON documents (request_key);"),
+)
 SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents"})
 EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
                  "revision_after", "data", "prev_hash", "hash")
@@ -90,6 +97,10 @@ def connect(path: Path) -> sqlite3.Connection:
         if not _schema_present(conn):
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             _retry_locked(lambda: conn.executescript(SCHEMA))
+        for table, column, ddl in COLUMNS_ADDED:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                _retry_locked(lambda ddl=ddl: conn.executescript(ddl))
     return conn
 
 

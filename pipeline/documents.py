@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline import database, ledger
+from pipeline.completion import certificate_docx
 from pipeline.config import Settings
 from pipeline.conversion import ConverterPool
 from pipeline.crashpoints import crash_point
@@ -40,10 +41,11 @@ from pipeline.store import RevisionStore
 from pipeline.templates import Template, get_template
 from pipeline.validation import validate_form, validate_form_value
 from signing.appearance import Stamp
+from signing.ca import LocalCA
 from signing.fields import find_signature_places, prepare_fields
 from signing.keys import certificate_sha256, load_pkcs12_signer
 from signing.ltv import add_long_term_validation
-from signing.sign import SignatureRequest, sign_pdf
+from signing.sign import SignatureRequest, seal_pdf, sign_pdf
 from signing.validation import validate_pdf
 
 SIGN_RETRIES = 5
@@ -279,7 +281,8 @@ def download_revision(settings: Settings, document_id: str, revision: int | None
     return revision_store(settings).get(revisions[revision - 1])
 
 
-def close_document(settings: Settings, document_id: str, actor: str = "cli") -> dict[str, Any]:
+def close_document(settings: Settings, document_id: str, pool: ConverterPool,
+                   actor: str = "cli") -> dict[str, Any]:
     """Check every closure rule, add long-term validation and write the archive package.
 
     Two steps, each its own ledger append, so that running ``close`` again after a crash
@@ -311,16 +314,25 @@ def close_document(settings: Settings, document_id: str, actor: str = "cli") -> 
         return _report(settings, state)
     events = _events(settings, document_id)
     closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
+    env = signing_environment(settings)
+    certificate = seal_pdf(
+        pool.convert(certificate_docx(state, template, events, state.head_revision,
+                                      settings.zone)),
+        LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
+        "完成证明 / certificate of completion")
+    certificate_sha = store.put(certificate)
     package = {
         "document": document_id, "number": state.number, "template": state.template,
         "template_version": state.template_version, "final_pdf": state.head_revision,
+        "certificate_of_completion": certificate_sha,
         "validation": closed_data["validation"],
         "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
     package_sha = store.put(ledger.canonical(package).encode("utf-8"))
     crash_point("close:after-package")
     archived = ledger.new_event(document_id, "archived", actor,
-                                {"package": package_sha, "stored": [package_sha]})
+                                {"package": package_sha, "certificate": certificate_sha,
+                                 "stored": [package_sha, certificate_sha]})
     state = append_checked(settings, state, [archived])
     return _report(settings, state)
 

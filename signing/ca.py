@@ -185,6 +185,20 @@ class LocalCA:
                                (x509.SubjectAlternativeName([x509.RFC822Name(email)]), False)])
         return IssuedParty(key=key, certificate=cert, chain=(issuing, self.certificate("root")))
 
+    def system_signer(self):
+        """Return the system's own signer (for certificates of completion), issuing its key
+        into ``system.p12`` under the CA passphrase on first use."""
+        from signing.keys import load_pkcs12_signer, write_pkcs12
+
+        path = self.folder / "system.p12"
+        passphrase = self._passphrase.decode()
+        if not path.is_file():
+            issued = self.issue_party("Countersign 系统", "系统 System", "system@countersign",
+                                      years=10)
+            write_pkcs12(path, "countersign-system", issued.key, issued.certificate,
+                         list(issued.chain), passphrase)
+        return load_pkcs12_signer(path.read_bytes(), passphrase)
+
     # --- revocation ----------------------------------------------------------------------
 
     def refresh_crls(self, force: bool = False) -> None:

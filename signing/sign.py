@@ -148,3 +148,29 @@ def sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer, tsa: Timesta
              trust: TrustSettings, font_path: Path) -> bytes:
     """Synchronous :func:`async_sign_pdf` (for the CLI; async code awaits the other)."""
     return asyncio.run(async_sign_pdf(pdf, request, signer, tsa, trust, font_path))
+
+
+async def async_seal_pdf(pdf: bytes, signer: Signer, tsa: TimestampAuthority,
+                         trust: TrustSettings, reason: str, field: str = "system-seal") -> bytes:
+    """Return ``pdf`` certified by ``signer`` in a new invisible field (no form filling
+    allowed afterwards): the system's seal on documents it issues itself."""
+    await async_check_signer_certificate(signer, trust)
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
+    metadata = PdfSignatureMetadata(field_name=field, md_algorithm="sha256",
+                                    subfilter=SigSeedSubFilter.PADES, reason=reason,
+                                    certify=True, docmdp_permissions=MDPPerm.NO_CHANGES)
+    out = io.BytesIO()
+    try:
+        async with aiohttp.ClientSession() as session:
+            await PdfSigner(metadata, signer, timestamper=tsa.timestamper(session)
+                            ).async_sign_pdf(writer, output=out)
+    except (TimestampRequestError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+        raise TimestampUnavailable("时间戳服务不可用，未签章",
+                                   f"the timestamp authority is unavailable: {exc}") from None
+    return out.getvalue()
+
+
+def seal_pdf(pdf: bytes, signer: Signer, tsa: TimestampAuthority, trust: TrustSettings,
+             reason: str) -> bytes:
+    """Synchronous :func:`async_seal_pdf`."""
+    return asyncio.run(async_seal_pdf(pdf, signer, tsa, trust, reason))

@@ -116,7 +116,7 @@ def test_deemed_consent_is_recorded_never_as_a_signature(settings, smtp, pool):
     assert supporter["deemed_consent"] is True and supporter["certificate_sha256"] is None
     assert "deemed consent" in inbox.subjects()[-1]
     assert follow_up(settings, due + timedelta(hours=5)) == []
-    closed = close_document(settings, doc["id"])
+    closed = close_document(settings, doc["id"], pool)
     assert closed["status"] == "closed"
     # The PDF holds one signature: the deemed consent is in the ledger, not forged in the PDF.
     env = signing_environment(settings)
@@ -153,7 +153,7 @@ def test_decline_blocks_and_notifies_creator_and_earlier_signers(settings, smtp,
     with pytest.raises(NotYourTurn):
         sign_document(settings, doc["id"], "lina", "demo")
     with pytest.raises(ClosureRefused, match="declined"):
-        close_document(settings, doc["id"])
+        close_document(settings, doc["id"], pool)
 
 
 def test_void_by_the_creator_only(settings, pool):

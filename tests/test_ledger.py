@@ -29,7 +29,7 @@ from pipeline.errors import BadInput
 from pipeline.parties import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example
+from tests.conftest import example, pdf_text, squash
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 
@@ -72,7 +72,7 @@ def test_requirement_confirmation_from_create_to_close(settings, pool):
     assert done["status"] == "completed" and done["blocking"] == [] and done["next"] == []
     assert doc in open_ids(settings)
 
-    closed = close_document(settings, doc)
+    closed = close_document(settings, doc, pool)
     assert closed["status"] == "closed" and closed["archive"]
     assert doc not in open_ids(settings)
     assert document_status(settings, doc) == closed
@@ -86,6 +86,14 @@ def test_requirement_confirmation_from_create_to_close(settings, pool):
     assert package["final_pdf"] == closed["revision"]
     assert [e["kind"] for e in package["ledger"]] == [
         "created", "rendered", "prepared", "signed", "signed", "closed"]
+    certificate = revision_store(settings).get(package["certificate_of_completion"])
+    text = pdf_text(certificate)
+    assert "完成证明" in text and closed["number"] in text and closed["revision"] in text
+    flat = squash(pdf_text(certificate, raw=True))
+    for event in package["ledger"]:
+        assert event["hash"] in flat
+    seal = validate_pdf(certificate, env.trust)
+    assert seal.valid and seal.signatures[0].signer.startswith("Countersign 系统")
     assert verify_ledger(settings).ok
 
 
@@ -99,7 +107,7 @@ def test_issue_cannot_close_while_result_confirmation_is_empty(settings, pool):
     assert done["status"] == "completed"
     assert done["blocking"] == ["「结果确认」尚未填写 / Result confirmation is still empty"]
     with pytest.raises(ClosureRefused, match="Result confirmation is still empty"):
-        close_document(settings, doc)
+        close_document(settings, doc, pool)
     assert document_status(settings, doc)["status"] == "completed"
 
 
@@ -108,8 +116,8 @@ def test_minutes_action_items_block_closure(settings, pool):
                           [("host", "zhangwei"), ("attendee", "lina"),
                            ("attendee", "wangqiang")], pool)
     blockers = doc["blocking"]
-    assert any("action item 1 is open" in b and "李娜" in b for b in blockers)
-    assert any("action item 2 is open" in b for b in blockers)
+    assert any("action item 1 is OVERDUE" in b and "李娜" in b for b in blockers)
+    assert any("action item 2 is OVERDUE" in b for b in blockers)
 
 
 def test_parallel_group_signs_in_any_order(settings, pool):
