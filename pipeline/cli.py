@@ -36,6 +36,7 @@ from pipeline.files import write_atomic
 from pipeline.followup import follow_up
 from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
 from pipeline.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
+from pipeline.review import review, review_chart, review_csv
 from pipeline.rows import read_rows
 from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
@@ -392,11 +393,12 @@ def status(settings: Settings, document_id: str, as_json: bool) -> None:
 
 
 @main.command("blocking")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the N most urgent.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def blocking_cmd(settings: Settings, as_json: bool) -> None:
-    """Every open document and what blocks it."""
-    reports = blocking_documents(settings)
+def blocking_cmd(settings: Settings, limit: int | None, as_json: bool) -> None:
+    """Every open document and what blocks it, the most urgent first."""
+    reports = blocking_documents(settings, limit)
     if as_json:
         _emit(reports)
         return
@@ -533,6 +535,41 @@ def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> No
         click.echo(f"{action.document}  {action.kind:<15} {action.party:<12} {action.field}"
                    f"  {', '.join(action.to)} {action.detail}")
     click.echo(f"{len(actions)} action(s)")
+
+
+@main.command("report")
+@click.option("--since", required=True, help="First creation date (ISO), inclusive.")
+@click.option("--until", required=True, help="Last creation date (ISO), inclusive.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the rows as CSV.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a PNG chart of turnaround per department.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def report_cmd(settings: Settings, since: str, until: str, csv_out: Path | None,
+               chart: Path | None, as_json: bool) -> None:
+    """Review: turnaround, overdue, deemed consent, declines, longest waits."""
+    result = review(settings, since, until)
+    if csv_out:
+        write_atomic(csv_out, review_csv(result).encode("utf-8"))
+    if chart:
+        write_atomic(chart, review_chart(result))
+    if as_json:
+        _emit(result)
+        return
+    click.echo(f"{result['documents']} documents created {since} – {until}")
+    click.echo(f"{'scope':<11} {'key':<26} {'steps':>5} {'median h':>9} {'p90 h':>8} "
+               f"{'overdue':>7} {'deemed':>6} {'declined':>8} {'rejected':>8}")
+    for row in result["rows"]:
+        median = "-" if row["median_hours"] is None else f"{row['median_hours']:.1f}"
+        p90 = "-" if row["p90_hours"] is None else f"{row['p90_hours']:.1f}"
+        click.echo(f"{row['scope']:<11} {row['key']:<26} {row['steps']:>5} {median:>9} "
+                   f"{p90:>8} {row['overdue']:>7} {row['deemed_consent']:>6} "
+                   f"{row['declines']:>8} {row['rejected_uploads']:>8}")
+    click.echo("longest waits:")
+    for wait in result["longest_waits"]:
+        click.echo(f"  {wait['number']:<18} {wait['role']:<12} {wait['party']:<12} "
+                   f"{wait['hours']:>8.1f} h  {wait['outcome']}")
 
 
 @main.group("ledger")

@@ -38,9 +38,13 @@ CREATE TABLE IF NOT EXISTS documents (
     status TEXT NOT NULL,
     head_revision TEXT,
     updated_at TEXT NOT NULL,
-    request_key TEXT
+    request_key TEXT,
+    next_due TEXT,
+    state TEXT,
+    open INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
+CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);
 CREATE UNIQUE INDEX IF NOT EXISTS documents_request ON documents (request_key);
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
@@ -58,6 +62,10 @@ COLUMNS_ADDED = (
     ("documents", "request_key",
      "ALTER TABLE documents ADD COLUMN request_key TEXT; CREATE UNIQUE INDEX IF NOT EXISTS "
      "documents_request ON documents (request_key);"),
+    ("documents", "next_due", "ALTER TABLE documents ADD COLUMN next_due TEXT;"),
+    ("documents", "state", "ALTER TABLE documents ADD COLUMN state TEXT;"),
+    ("documents", "open", "ALTER TABLE documents ADD COLUMN open INTEGER NOT NULL DEFAULT 1; "
+     "CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);"),
 )
 SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents"})
 EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
@@ -174,13 +182,15 @@ class HeadMoved(Exception):
 
 def append_events(conn: sqlite3.Connection, events: list[dict],
                   hasher: Callable[[dict], str], *, expect_head: str | None = None,
-                  check_head: bool = False, projection: dict | None = None) -> list[dict]:
+                  check_head: bool = False, projection: dict | list[dict] | None = None
+                  ) -> list[dict]:
     """Append ``events`` to the chain in one immediate transaction; return them as stored.
 
     Each event gets the previous event's hash and its own (``hasher`` over its content).
     With ``check_head``, the document's head revision must still be ``expect_head`` or
     HeadMoved is raised and nothing is written. ``projection`` (id, template, number,
-    status, head_revision) updates the documents table in the same transaction.
+    status, head_revision, next_due, state; or a list of them) updates the documents table
+    in the same transaction.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -204,13 +214,16 @@ def append_events(conn: sqlite3.Connection, events: list[dict],
                 tuple(record[column] for column in EVENT_COLUMNS))
             stored.append(record)
         if projection is not None:
-            conn.execute(
+            rows = [projection] if isinstance(projection, dict) else projection
+            conn.executemany(
                 "INSERT INTO documents (id, template, number, status, head_revision, "
-                "updated_at, request_key) VALUES (:id, :template, :number, :status, "
-                ":head_revision, :updated_at, :request_key) ON CONFLICT(id) DO UPDATE SET "
-                "status = excluded.status, head_revision = excluded.head_revision, "
-                "updated_at = excluded.updated_at",
-                {"request_key": None, **projection})
+                "updated_at, request_key, next_due, state, open) VALUES (:id, :template, "
+                ":number, :status, :head_revision, :updated_at, :request_key, :next_due, "
+                ":state, :open) ON CONFLICT(id) DO UPDATE SET status = excluded.status, "
+                "head_revision = excluded.head_revision, updated_at = excluded.updated_at, "
+                "next_due = excluded.next_due, state = excluded.state, open = excluded.open",
+                [{"request_key": None, "next_due": None, "state": None, "open": 1, **row}
+                 for row in rows])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -235,22 +248,45 @@ def highest_event_seq(conn: sqlite3.Connection) -> int:
     return row[0] if row else 0
 
 
-def iter_events(conn: sqlite3.Connection) -> Iterator[tuple]:
-    """Yield every event row as a tuple in EVENT_COLUMNS order, in chain order."""
-    yield from conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY seq")
+def event_seq_range(conn: sqlite3.Connection) -> tuple[int, int]:
+    """Return the lowest and highest event numbers present ((1, 0) when there are none)."""
+    low, high = conn.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+    return (low, high) if low is not None else (1, 0)
 
 
-def select_documents(conn: sqlite3.Connection, statuses: tuple[str, ...] | None = None
-                     ) -> list[dict]:
-    """Return document projection rows (optionally only those in ``statuses``)."""
-    columns = ("id", "template", "number", "status", "head_revision", "updated_at")
-    sql = f"SELECT {', '.join(columns)} FROM documents"
-    args: tuple = ()
-    if statuses:
-        sql += f" WHERE status IN ({', '.join('?' for _ in statuses)})"
-        args = statuses
-    return [dict(zip(columns, row, strict=True)) for row in conn.execute(sql + " ORDER BY id",
-                                                                          args)]
+def iter_events(conn: sqlite3.Connection, low: int = 1,
+                high: int = 2**62) -> Iterator[tuple]:
+    """Yield the event rows numbered ``low``..``high`` as tuples in EVENT_COLUMNS order."""
+    cursor = conn.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "
+                          "WHERE seq BETWEEN ? AND ? ORDER BY seq", (low, high))
+    while rows := cursor.fetchmany(10000):
+        yield from rows
+
+
+DOCUMENT_COLUMNS = ("id", "template", "number", "status", "head_revision", "updated_at",
+                    "state")
+
+
+def select_documents(conn: sqlite3.Connection, statuses: tuple[str, ...]) -> list[dict]:
+    """Return the document projection rows whose status is one of ``statuses``."""
+    sql = (f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM documents WHERE status IN "
+           f"({', '.join('?' for _ in statuses)}) ORDER BY id")
+    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in conn.execute(sql, statuses)]
+
+
+def select_open_documents(conn: sqlite3.Connection, limit: int | None = None) -> list[dict]:
+    """Return open documents, the most urgent (earliest next due time) first, at most
+    ``limit`` (an index scan: fast however many documents are open)."""
+    sql = (f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM documents WHERE open = 1 "
+           "ORDER BY next_due, id")
+    if limit:
+        sql += f" LIMIT {int(limit)}"
+    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in conn.execute(sql)]
+
+
+def count_open_documents(conn: sqlite3.Connection) -> int:
+    """Return how many documents are open."""
+    return conn.execute("SELECT COUNT(*) FROM documents WHERE open = 1").fetchone()[0]
 
 
 def document_for_request(conn: sqlite3.Connection, request_key: str) -> str | None:

@@ -28,7 +28,10 @@ from pipeline.lifecycle import (
     Member,
     blocking,
     fold,
+    next_due,
     next_members,
+    state_from_json,
+    state_to_json,
     status_of,
     status_report,
 )
@@ -75,9 +78,12 @@ def revision_store(settings: Settings) -> RevisionStore:
 
 
 def _projection(state: DocumentState) -> dict[str, Any]:
+    status = status_of(state)
     return {"id": state.id, "template": state.template, "number": state.number,
-            "status": status_of(state), "head_revision": state.head_revision,
-            "updated_at": ledger.now_utc()}
+            "status": status, "head_revision": state.head_revision,
+            "updated_at": ledger.now_utc(), "open": int(status in OPEN_STATUSES),
+            "next_due": next_due(state, get_template(state.template)),
+            "state": state_to_json(state)}
 
 
 def load_state(settings: Settings, document_id: str) -> DocumentState:
@@ -189,14 +195,15 @@ def document_status(settings: Settings, document_id: str) -> dict[str, Any]:
     return _report(settings, load_state(settings, document_id))
 
 
-def blocking_documents(settings: Settings) -> list[dict[str, Any]]:
-    """Return the status of every open document (awaiting, declined or completed)."""
+def blocking_documents(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
+    """Return the status of open documents (awaiting, declined or completed), the most
+    urgent first; ``limit`` caps how many (None: all)."""
     with database.connection(settings.database_path) as conn:
-        rows = database.select_documents(conn, OPEN_STATUSES)
-        reports = []
-        for row in rows:
-            reports.append(_report(settings, fold(database.select_events(conn, row["id"]))))
-    return reports
+        rows = database.select_open_documents(conn, limit)
+        # Rows written before the state was kept in the table are folded from their events.
+        states = [state_from_json(row["state"]) if row["state"]
+                  else fold(database.select_events(conn, row["id"])) for row in rows]
+    return [_report(settings, state) for state in states]
 
 
 def _pending_member(state: DocumentState, party_id: str) -> Member:
@@ -353,8 +360,7 @@ def append_checked(settings: Settings, state: DocumentState, events: list[dict]
 
 def verify_ledger(settings: Settings) -> ledger.LedgerReport:
     """Walk the chain and re-hash every stored revision it names."""
-    with database.connection(settings.database_path) as conn:
-        return ledger.verify_ledger(conn, revision_store(settings))
+    return ledger.verify_ledger(settings.database_path, revision_store(settings))
 
 
 def _notify(settings: Settings, party_ids: list[str], subject: str, body: str) -> list[str]:

@@ -8,8 +8,8 @@ are functions of that state, the template and the current time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.templates import RoleSpec, Template
@@ -221,3 +221,30 @@ def status_report(state: DocumentState, template: Template, zone,
         "action_items_done": sorted(state.action_items_done),
         "started": shown(started.isoformat()),
     }
+
+
+def state_to_json(state: DocumentState) -> str:
+    """Return ``state`` as JSON (the documents table keeps it to answer without folding)."""
+    data = asdict(state)
+    data["action_items_done"] = sorted(state.action_items_done)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def state_from_json(text: str) -> DocumentState:
+    """Return the DocumentState that :func:`state_to_json` wrote."""
+    data = json.loads(text)
+    data["members"] = tuple(Member(**m) for m in data["members"])
+    data["signed"] = {k: Signed(**v) for k, v in data["signed"].items()}
+    data["progress"] = tuple(data["progress"])
+    data["action_items_done"] = frozenset(data["action_items_done"])
+    return DocumentState(**data)
+
+
+def next_due(state: DocumentState, template: Template) -> str | None:
+    """Return the earliest due time of the members whose turn it is (UTC ISO), or None."""
+    waiting = next_members(state)
+    if not waiting:
+        return None
+    roles = {role.key: role for role in template.roles}
+    started = datetime.fromisoformat(state.step_started_at or state.created_at)
+    return min(due_time(roles[m.role], started) for m in waiting).astimezone(UTC).isoformat()

@@ -258,3 +258,34 @@ def test_cli_create_status_blocking(settings, tmp_path):
     bad = subprocess.run([*base, "create", "issue_tracking", "--data", str(form), "--party",
                           "responsible"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "ROLE=PARTY_ID" in bad.stderr
+
+
+def _synthetic_ledger(path: Path, count: int) -> None:
+    from pipeline import database, ledger
+
+    with database.connection(path) as conn:
+        ledger.append(conn, [ledger.new_event(f"doc-{i % 7}", "progress-entry", "t",
+                                              {"i": i}) for i in range(count)])
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    ("UPDATE events SET actor = 'x' WHERE seq = 70", "event 70 (progress-entry of doc-6) was "
+     "altered"),
+    ("DELETE FROM events WHERE seq = 51", "events 51..51 are missing"),
+    ("DELETE FROM events WHERE seq BETWEEN 50 AND 52", "events 50..52 are missing"),
+    ("DELETE FROM events WHERE seq = 100", "the last events 100..100 were deleted"),
+    ("UPDATE events SET prev_hash = hash WHERE seq = 51", "event 51: previous hash"),
+])
+def test_parallel_chain_check_finds_tampering_at_segment_edges(tmp_path, monkeypatch, tamper,
+                                                               expected):
+    from pipeline import ledger
+
+    path = tmp_path / "ledger.db"
+    _synthetic_ledger(path, 100)
+    monkeypatch.setattr(ledger, "PARALLEL_FROM", 10)
+    assert ledger.verify_ledger(path, workers=2).ok
+    with sqlite3.connect(path) as conn:
+        conn.execute(tamper)
+    report = ledger.verify_ledger(path, workers=2)
+    assert any(expected in problem for problem in report.problems), report.problems
+    assert report.problems == ledger.verify_ledger(path, workers=1).problems
