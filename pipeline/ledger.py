@@ -92,9 +92,10 @@ class _Segment:
     revisions: set[str] = field(default_factory=set)
 
 
-def _verify_segment(args: tuple[Path, int, int]) -> _Segment:
-    """Check the events ``low``..``high`` (inclusive): hashes, links, gaps, revisions."""
-    path, low, high = args
+def _verify_segment(args: tuple[Path, int, int, bool]) -> _Segment:
+    """Check the events ``low``..``high`` (inclusive): hashes, links, gaps; collect the
+    revisions they name when ``revisions`` is set (sending them back costs time)."""
+    path, low, high, collect = args
     segment = _Segment()
     problems, revisions = segment.problems, segment.revisions
     previous_hash, previous_seq = None, None
@@ -114,12 +115,13 @@ def _verify_segment(args: tuple[Path, int, int]) -> _Segment:
             if hash_values(row[:9]) != row[9]:
                 problems.append(f"事件 {seq} 内容被改动 / event {seq} ({row[2]} of {row[1]}) "
                                 f"was altered: its hash does not match its content")
-            if row[5]:
-                revisions.add(row[5])
-            if row[6]:
-                revisions.add(row[6])
-            if '"stored"' in row[7]:
-                revisions.update(json.loads(row[7])["stored"])
+            if collect:
+                if row[5]:
+                    revisions.add(row[5])
+                if row[6]:
+                    revisions.add(row[6])
+                if '"stored"' in row[7]:
+                    revisions.update(json.loads(row[7])["stored"])
             previous_hash, previous_seq = row[9], seq
             segment.count += 1
     segment.last_seq, segment.last_hash = previous_seq or 0, previous_hash or ""
@@ -141,10 +143,10 @@ def verify_ledger(path: Path, store: RevisionStore | None = None,
     report = LedgerReport()
     workers = workers or os.cpu_count() or 1
     if high - low + 1 < PARALLEL_FROM or workers < 2:
-        segments = [_verify_segment((path, low, high))]
+        segments = [_verify_segment((path, low, high, store is not None))]
     else:
         step = (high - low + workers) // workers
-        ranges = [(path, start, min(high, start + step - 1))
+        ranges = [(path, start, min(high, start + step - 1), store is not None)
                   for start in range(low, high + 1, step)]
         with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
             segments = pool.map(_verify_segment, ranges)
