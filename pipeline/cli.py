@@ -366,16 +366,17 @@ def _binding(value: str) -> tuple[str, str]:
 @click.option("--creator", default="cli", show_default=True,
               help="Who creates it (a party id gets decline notices and may void).")
 @click.option("--request-key", help="Repeat-safe key: the same key returns the same document.")
+@click.option("--important", is_flag=True, help="Copy each party's superior on every mail.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def create(settings: Settings, template_key: str, data_path: str, parties_: tuple[str, ...],
-           creator: str, request_key: str | None, as_json: bool) -> None:
+           creator: str, request_key: str | None, important: bool, as_json: bool) -> None:
     """Create a document: validate, number, render, prepare; print its id."""
     bindings = [_binding(value) for value in parties_]
     data = _read_form(data_path)
     with converter_pool(settings, size=1, warm=False) as pool:
         report = create_document(settings, template_key, data, bindings, pool, actor=creator,
-                                 request_key=request_key)
+                                 request_key=request_key, important=important)
     if as_json:
         _emit({"id": report["id"], "number": report["number"], "status": report["status"],
                **report})
@@ -413,13 +414,16 @@ def blocking_cmd(settings: Settings, limit: int | None, as_json: bool) -> None:
 @click.option("--as", "party_id", required=True, help="The signing party's id.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Key passphrase (else $COUNTERSIGN_PASSPHRASE, else asked).")
+@click.option("--revision", "expected_revision",
+              help="The revision (SHA-256) you reviewed; refuse if the document moved on.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: Path | None,
-         as_json: bool) -> None:
+         expected_revision: str | None, as_json: bool) -> None:
     """Sign the party's pending field with its own key (server-side)."""
     passphrase = _passphrase(passphrase_file, confirm=False)
-    _report_out(sign_document(settings, document_id, party_id, passphrase), as_json)
+    _report_out(sign_document(settings, document_id, party_id, passphrase,
+                              expected_revision), as_json)
 
 
 @main.command()

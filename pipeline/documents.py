@@ -145,7 +145,8 @@ def _render_and_prepare(settings: Settings, template: Template, form: dict, numb
 
 def create_document(settings: Settings, template_key: str, data: Any,
                     bindings: list[tuple[str, str]], pool: ConverterPool,
-                    actor: str = "cli", request_key: str | None = None) -> dict[str, Any]:
+                    actor: str = "cli", request_key: str | None = None,
+                    important: bool = False) -> dict[str, Any]:
     """Validate, number, render, convert and prepare a document; return its status.
 
     ``bindings`` are (role, party id) pairs; a parallel group's role is given once per member.
@@ -168,7 +169,8 @@ def create_document(settings: Settings, template_key: str, data: Any,
     events = [
         ledger.new_event(document_id, "created", actor, {
             "template": template.key, "template_version": template.version,
-            "number": number, "form": form, "members": [asdict(m) for m in members]}),
+            "number": number, "form": form, "members": [asdict(m) for m in members],
+            "important": important}),
         ledger.new_event(document_id, "rendered", actor, {"docx": docx_sha,
                                                           "stored": [docx_sha, pdf_sha]},
                          revision_after=pdf_sha),
@@ -182,7 +184,8 @@ def create_document(settings: Settings, template_key: str, data: Any,
         ledger.append(conn, events,
                       projection={**_projection(state), "request_key": request_key})
     crash_point("create:after-ledger")
-    return _report(settings, state)
+    dispatch(settings, document_id)
+    return document_status(settings, document_id)
 
 
 def _report(settings: Settings, state: DocumentState) -> dict[str, Any]:
@@ -227,10 +230,12 @@ def _pending_member(state: DocumentState, party_id: str) -> Member:
 
 
 def sign_document(settings: Settings, document_id: str, party_id: str,
-                  passphrase: str) -> dict[str, Any]:
+                  passphrase: str, expected_revision: str | None = None) -> dict[str, Any]:
     """Sign the party's pending field on the latest revision with its own key.
 
-    If another signature lands first, the signature is made again on the new revision.
+    If another signature lands first, the signature is made again on the new revision —
+    unless the caller named the revision it saw (``expected_revision``): then a different
+    head is a Conflict, and nothing is signed.
     """
     party = get_party(settings, party_id)
     if not party.key_file:
@@ -241,6 +246,10 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
     store = revision_store(settings)
     for _attempt in range(SIGN_RETRIES):
         state = load_state(settings, document_id)
+        if expected_revision and state.head_revision != expected_revision:
+            raise Conflict("文档已有新的修订版本，请刷新后再签",
+                           f"the document moved on: its head is {state.head_revision}, not "
+                           f"{expected_revision}; review the new revision and sign again")
         member = _pending_member(state, party_id)
         template = get_template(state.template)
         role = next(r for r in template.roles if r.key == member.role)
@@ -263,9 +272,14 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                 ledger.append(conn, [event], expect_head=state.head_revision, check_head=True,
                               projection=_projection(after))
         except database.HeadMoved:
+            if expected_revision:
+                raise Conflict("文档已有新的修订版本，请刷新后再签",
+                               "another signature landed first; review and sign again"
+                               ) from None
             continue
         crash_point("sign:after-ledger")
-        return _report(settings, after)
+        dispatch(settings, document_id)
+        return document_status(settings, document_id)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 
 
@@ -381,6 +395,38 @@ def _notify(settings: Settings, party_ids: list[str], subject: str, body: str) -
     return addresses
 
 
+def dispatch(settings: Settings, document_id: str) -> list[str]:
+    """Send the document to every party whose turn it is and who has not had it yet;
+    record a ``sent`` event per field mailed. Returns the fields sent. Important documents
+    copy each party's superior. A relay that is down leaves them for the next pass."""
+    state = load_state(settings, document_id)
+    with database.connection(settings.database_path) as conn:
+        events = database.select_events(conn, document_id)
+    already = {(data.get("field"), data.get("party")) for data in
+               (json.loads(e["data"]) for e in events if e["kind"] == "sent")}
+    sent = []
+    for member in next_members(state):
+        if (member.field, member.party) in already:
+            continue
+        party = get_party(settings, member.party)
+        cc = (party.superior_email,) if state.important and party.superior_email else ()
+        mail = Mail((party.email, *cc), f"[会签] 请签署 {state.number} / please sign",
+                    f"{party.name}，您好：\n请审阅并签署文档 {state.number}。\n"
+                    f"Please review and sign {state.number}.\n"
+                    f"{document_link(settings, document_id)}\n")
+        try:
+            message_id = send(settings, mail)
+        except MailFailed as exc:
+            log.warning("document %s not sent to %s: %s", document_id, member.party, exc)
+            continue
+        event = ledger.new_event(document_id, "sent", "system", {
+            "field": member.field, "party": member.party, "to": list(mail.to),
+            "message_id": message_id})
+        state = append_checked(settings, state, [event])
+        sent.append(member.field)
+    return sent
+
+
 def _require_reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason or len(reason) > 2000:
@@ -453,7 +499,9 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     event = ledger.new_event(document_id, "reassigned", actor,
                              {"field": field, "from": member.party, "to": to_party,
                               "reason": reason})
-    return _report(settings, append_checked(settings, state, [event]))
+    append_checked(settings, state, [event])
+    dispatch(settings, document_id)
+    return document_status(settings, document_id)
 
 
 def add_progress_entry(settings: Settings, document_id: str, entry_date: str, text: str,

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from pipeline import database, ledger
 from pipeline.config import Settings
-from pipeline.documents import append_checked, load_state
+from pipeline.documents import append_checked, dispatch, load_state
 from pipeline.errors import CountersignError
 from pipeline.lifecycle import AWAITING, due_time, next_members
 from pipeline.mail import Mail, MailFailed, document_link, send
@@ -51,6 +51,8 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
         open_ids = [row["id"] for row in database.select_documents(conn, (AWAITING,))]
     for document_id in open_ids:
         try:
+            for field_name in dispatch(settings, document_id):  # a relay that was down
+                actions.append(FollowUpAction(document_id, "sent", "", field_name))
             actions += _follow_document(settings, document_id, now)
         except CountersignError as exc:  # one document's trouble never stops the pass
             actions.append(FollowUpAction(document_id, "failed", "", "", detail=str(exc)))
@@ -79,6 +81,7 @@ def _follow_document(settings: Settings, document_id: str,
                 "field": member.field, "role": member.role, "party": member.party,
                 "due": due.isoformat()})
             state = append_checked(settings, state, [event])
+            dispatch(settings, document_id)
             _try_send(settings, Mail((party.email,), f"[会签] {state.number} 未反馈视为默认 / "
                                      "deemed consent",
                                      f"您未在 {shown_due} 前反馈，按模板规则视为同意（非签名）。\n"

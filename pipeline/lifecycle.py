@@ -57,6 +57,7 @@ class DocumentState:
     step_started_at: str | None = None
     progress: tuple[dict, ...] = ()
     action_items_done: frozenset[int] = frozenset()
+    important: bool = False
 
 
 def fold(events: list[dict]) -> DocumentState:
@@ -70,7 +71,8 @@ def fold(events: list[dict]) -> DocumentState:
                 id=event["document_id"], template=data["template"],
                 template_version=data["template_version"], number=data["number"],
                 creator=event["actor"], created_at=event["at"], form=data["form"],
-                members=tuple(Member(**m) for m in data["members"]))
+                members=tuple(Member(**m) for m in data["members"]),
+                important=bool(data.get("important")))
             continue
         assert state is not None, "a document's first event is 'created'"
         if event["revision_after"]:

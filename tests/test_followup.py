@@ -81,22 +81,26 @@ def test_reminder_then_escalation_each_once(settings, smtp, pool):
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "zhoumin")], pool)
+    # The document goes to each party when its turn comes ("sent"), once.
+    assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)]
     sign_document(settings, doc["id"], "zhangwei", "demo")
+    assert [rcpts for rcpts, _ in inbox.messages][1:] == [("zhoumin@example.com",)]
+    assert "please sign" in inbox.subjects()[1]
     due = datetime.fromisoformat(document_status(settings, doc["id"])["next"][0]["due"])
 
     assert follow_up(settings, due - timedelta(hours=10)) == []   # too early
     first = follow_up(settings, due - timedelta(hours=1))
     assert [(a.kind, a.party) for a in first] == [("reminded", "zhoumin")]
     assert follow_up(settings, due - timedelta(minutes=30)) == []  # never twice
-    rcpts, message = inbox.messages[0]
+    rcpts, message = inbox.messages[2]
     assert rcpts == ("zhoumin@example.com",)
     assert f"https://sign.example.com/documents/{doc['id']}" in body(message)
-    assert doc["number"] in inbox.subjects()[0]
+    assert doc["number"] in inbox.subjects()[2]
 
     late = follow_up(settings, due + timedelta(hours=1))
     assert [(a.kind, a.to) for a in late] == [("escalated", ("boss@example.com",))]
     assert follow_up(settings, due + timedelta(hours=2)) == []
-    assert len(inbox.messages) == 2 and inbox.messages[1][0] == ("boss@example.com",)
+    assert len(inbox.messages) == 4 and inbox.messages[3][0] == ("boss@example.com",)
     kinds = [e for e in document_status(settings, doc["id"])["signed"]]
     assert len(kinds) == 1  # reminders and escalations are never signatures
 
@@ -214,15 +218,42 @@ def test_action_items_done_unblock_minutes(settings, pool):
     assert done["blocking"] == [] and done["status"] == "completed"
 
 
-def test_unreachable_mail_relay_is_reported_not_recorded(settings, pool):
-    doc = create_document(settings, "requirement_confirmation",
-                          example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)
-    due = datetime.fromisoformat(doc["next"][0]["due"])
+def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
+    inbox, _ = smtp
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
     broken = replace(settings, smtp_port=dead_port)
+    doc = create_document(broken, "requirement_confirmation",
+                          example("requirement_confirmation"),
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool,
+                          important=True)
+    assert inbox.messages == []  # the relay is down: nothing sent, nothing recorded
+    due = datetime.fromisoformat(doc["next"][0]["due"])
     actions = follow_up(broken, due - timedelta(hours=1))
     assert [a.kind for a in actions] == ["failed"] and "could not send mail" in actions[0].detail
-    assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["reminded"]
+    # With the relay back, the next pass sends the document first, then the reminder.
+    assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["sent",
+                                                                              "reminded"]
+    assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)] * 2
+
+
+def test_important_documents_copy_the_superior(settings, smtp, pool):
+    inbox, _ = smtp
+    create_document(settings, "requirement_confirmation", example("requirement_confirmation"),
+                    [("requester", "zhoumin"), ("receiver", "lina")], pool, important=True)
+    assert inbox.messages[0][0] == ("zhoumin@example.com", "boss@example.com")
+
+
+def test_signing_on_a_stale_revision_is_a_conflict(settings, pool):
+    from pipeline.documents import Conflict
+
+    doc = create_document(settings, "progress_sync", example("progress_sync") | {
+        "support_requests": [{"dept": "市场部", "content": "a", "due": "2024-05-25"},
+                             {"dept": "产品部", "content": "b", "due": "2024-05-25"}]},
+        [("responsible", "wangqiang"), ("supporter", "zhaomin"), ("supporter", "lina")], pool)
+    seen = sign_document(settings, doc["id"], "wangqiang", "demo")["revision"]
+    sign_document(settings, doc["id"], "lina", "demo", expected_revision=seen)
+    with pytest.raises(Conflict, match="moved on"):
+        sign_document(settings, doc["id"], "zhaomin", "demo", expected_revision=seen)
+    assert len(document_status(settings, doc["id"])["signed"]) == 2
