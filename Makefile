@@ -42,6 +42,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/generate.py
 	$(BIN)/python bench/sign.py
+	$(BIN)/python bench/ledger.py
 
 # Rebuild the shipped .docx templates from doc_templates/build_docx.py.
 templates: install
