@@ -21,6 +21,7 @@ from pipeline.documents import (
     create_document,
     document_status,
     download_revision,
+    mark_action_item_done,
     revision_store,
     sign_document,
     verify_ledger,
@@ -28,6 +29,7 @@ from pipeline.documents import (
 from pipeline.errors import BadInput
 from pipeline.parties import initialise
 from pipeline.signing_setup import signing_environment
+from pipeline.templates import get_template
 from signing.validation import validate_pdf
 from tests.conftest import example, pdf_text, squash
 
@@ -289,3 +291,39 @@ def test_parallel_chain_check_finds_tampering_at_segment_edges(tmp_path, monkeyp
     report = ledger.verify_ledger(path, workers=2)
     assert any(expected in problem for problem in report.problems), report.problems
     assert report.problems == ledger.verify_ledger(path, workers=1).problems
+
+
+LIFECYCLES = {
+    "requirement_confirmation": [("requester", "zhangwei"), ("receiver", "lina")],
+    "progress_sync": [("responsible", "wangqiang"), ("supporter", "zhaomin")],
+    "issue_tracking": [("responsible", "wangqiang"), ("reporter", "liuyang")],
+    "meeting_minutes": [("host", "zhangwei"), ("attendee", "lina"), ("attendee", "wangqiang"),
+                        ("attendee", "zhaomin")],
+}
+
+
+@pytest.mark.parametrize("key", list(LIFECYCLES))
+def test_each_template_from_create_through_every_signature_to_close(settings, pool, key):
+    bindings = LIFECYCLES[key]
+    status = create_document(settings, key, example(key), bindings, pool)
+    doc = status["id"]
+    roles_in_order = sorted({r.order: r.key for r in get_template(key).roles}.items())
+    for _order, role in roles_in_order:
+        pending = {n["party"] for n in status["next"]}
+        expected = {p for r, p in bindings if r == role}
+        assert pending == expected, (status["next"], role)
+        for party in sorted(pending):
+            assert doc in open_ids(settings)
+            status = sign_document(settings, doc, party, "demo")
+            assert party in {s["party"] for s in status["signed"]}
+            assert all(f"{party} to sign" not in b for b in status["blocking"])
+    assert status["status"] == "completed" and status["next"] == []
+    if key == "meeting_minutes":
+        assert status["blocking"]  # the action items are still open
+        for item in (1, 2):
+            status = mark_action_item_done(settings, doc, item, "zhangwei")
+    assert status["blocking"] == []
+    closed = close_document(settings, doc, pool)
+    assert closed["status"] == "closed" and doc not in open_ids(settings)
+    assert len(closed["signed"]) == len(bindings)
+    assert verify_ledger(settings).ok
