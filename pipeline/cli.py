@@ -40,6 +40,7 @@ from pipeline.review import review, review_chart, review_csv
 from pipeline.rows import read_rows
 from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
+from pipeline.uploads import read_upload, upload_countersigned
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -424,6 +425,19 @@ def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: P
     passphrase = _passphrase(passphrase_file, confirm=False)
     _report_out(sign_document(settings, document_id, party_id, passphrase,
                               expected_revision), as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.argument("pdf", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--as", "party_id", required=True, help="The uploading party's id.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def upload(settings: Settings, document_id: str, pdf: Path, party_id: str,
+           as_json: bool) -> None:
+    """Accept a PDF the party countersigned in its own tool (checked before it counts)."""
+    _report_out(upload_countersigned(settings, document_id, party_id, read_upload(pdf)),
+                as_json)
 
 
 @main.command()

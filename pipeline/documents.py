@@ -209,7 +209,7 @@ def blocking_documents(settings: Settings, limit: int | None = None) -> list[dic
     return [_report(settings, state) for state in states]
 
 
-def _pending_member(state: DocumentState, party_id: str) -> Member:
+def pending_member(state: DocumentState, party_id: str) -> Member:
     status = status_of(state)
     if status != AWAITING:
         raise NotYourTurn(f"文档状态为 {status}，不能签署",
@@ -250,7 +250,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
             raise Conflict("文档已有新的修订版本，请刷新后再签",
                            f"the document moved on: its head is {state.head_revision}, not "
                            f"{expected_revision}; review the new revision and sign again")
-        member = _pending_member(state, party_id)
+        member = pending_member(state, party_id)
         template = get_template(state.template)
         role = next(r for r in template.roles if r.key == member.role)
         certify = not any(not s.deemed for s in state.signed.values())
@@ -266,7 +266,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
             "field": member.field, "role": member.role, "party": party_id,
             "certificate_sha256": certificate_sha256(signer.signing_cert)},
             revision_before=state.head_revision, revision_after=digest)
-        after = fold([*_events(settings, document_id), {**event, "seq": 0}])
+        after = fold([*document_events(settings, document_id), {**event, "seq": 0}])
         try:
             with database.connection(settings.database_path) as conn:
                 ledger.append(conn, [event], expect_head=state.head_revision, check_head=True,
@@ -283,7 +283,8 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 
 
-def _events(settings: Settings, document_id: str) -> list[dict]:
+def document_events(settings: Settings, document_id: str) -> list[dict]:
+    """Return the ledger events of one document, in chain order."""
     with database.connection(settings.database_path) as conn:
         return database.select_events(conn, document_id)
 
@@ -294,7 +295,7 @@ def download_revision(settings: Settings, document_id: str, revision: int | None
     state = load_state(settings, document_id)
     if revision is None:
         return revision_store(settings).get(state.head_revision)
-    revisions = [e["revision_after"] for e in _events(settings, document_id)
+    revisions = [e["revision_after"] for e in document_events(settings, document_id)
                  if e["revision_after"]]
     if not 1 <= revision <= len(revisions):
         raise BadInput(f"修订版本应在 1 到 {len(revisions)} 之间",
@@ -333,7 +334,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
         crash_point("close:after-closed")
     if state.archive:
         return _report(settings, state)
-    events = _events(settings, document_id)
+    events = document_events(settings, document_id)
     closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
     env = signing_environment(settings)
     certificate = seal_pdf(
@@ -361,7 +362,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
 def append_checked(settings: Settings, state: DocumentState, events: list[dict]
                     ) -> DocumentState:
     """Append ``events`` if the document's head is still ``state``'s; return the new state."""
-    after = fold([*_events(settings, state.id), *({**e, "seq": 0} for e in events)])
+    after = fold([*document_events(settings, state.id), *({**e, "seq": 0} for e in events)])
     try:
         with database.connection(settings.database_path) as conn:
             ledger.append(conn, events, expect_head=state.head_revision, check_head=True,

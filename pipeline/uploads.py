@@ -1,0 +1,152 @@
+"""Countersigned uploads: a party signs the current revision in its own tool and uploads it.
+
+An upload is accepted only if all of these hold, checked in this order:
+1. it is a PDF no larger than the limit (refused before it is read whole);
+2. it begins with the exact bytes of the document's current revision and adds to them;
+3. it adds exactly one signature, into the uploading party's own field, covering the file;
+4. the signing certificate is the party's registered one, or chains to a configured root
+   and names the party (name and department);
+5. every signature, the new one and all earlier ones, is valid under the validation helper
+   (intact, trusted with revocation required, timestamped, nothing changed beyond the
+   signature fields).
+A refusal names its reason in Chinese and English, is recorded in the ledger (hash, who,
+why), and leaves the document exactly as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from pipeline import ledger
+from pipeline.config import Settings
+from pipeline.documents import (
+    append_checked,
+    dispatch,
+    document_events,
+    document_status,
+    load_state,
+    pending_member,
+    revision_store,
+)
+from pipeline.errors import BadInput
+from pipeline.parties import get_party
+from pipeline.signing_setup import signing_environment
+from pipeline.store import sha256
+from signing.keys import certificate_sha256
+from signing.validation import validate_pdf
+
+MAX_UPLOAD_BYTES = int(os.environ.get("COUNTERSIGN_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
+
+
+class UploadRejected(BadInput):
+    code = "upload_rejected"
+
+
+def read_upload(path: Path, limit: int = MAX_UPLOAD_BYTES) -> bytes:
+    """Return the file's bytes, refusing before reading when it is over ``limit``."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise BadInput(f"无法读取 {path}", f"cannot read {path}: {exc.strerror}") from None
+    if size > limit:
+        raise UploadRejected(f"文件过大（{size} 字节，上限 {limit}）",
+                             f"the file is too large ({size} bytes, limit {limit})")
+    return path.read_bytes()
+
+
+def _identity_problem(cert, party, trusted: bool) -> tuple[str, str] | None:
+    """Return why ``cert`` is not the party's, or None: it must be the registered
+    certificate, or a trusted one naming the party (name and department)."""
+    fingerprint = certificate_sha256(cert)
+    if party.certificate_sha256 and fingerprint == party.certificate_sha256:
+        return None
+    subject = cert.subject.native
+    if (trusted and subject.get("common_name") == party.name
+            and subject.get("organizational_unit_name") in (None, party.dept)):
+        return None
+    return (f"签名证书不属于 {party.id}（{party.name}）",
+            f"the signing certificate ({subject.get('common_name')}, {fingerprint[:16]}…) "
+            f"does not belong to {party.id} ({party.name})")
+
+
+def _check(settings: Settings, state, party, member, data: bytes,
+           earlier_revisions: set[str]) -> tuple[str, str] | None:
+    """Return (zh, en) naming the first rule the upload breaks, or None when it is good."""
+    head = revision_store(settings).get(state.head_revision)
+    if not data.startswith(b"%PDF-"):
+        return "不是 PDF 文件", "not a PDF file"
+    if not data.startswith(head) or len(data) == len(head):
+        if sha256(data) in earlier_revisions or data == head:
+            return ("上传的是本文档已有的修订版本，未新增签名",
+                    "this is a revision the document already has (an older or the current "
+                    "one), not a new countersignature")
+        return ("文件不是基于当前修订版本的增量更新",
+                "the file does not begin with the exact bytes of the current revision "
+                f"({state.head_revision[:16]}…): sign the latest download, as an incremental "
+                "update")
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = sorted(reader.embedded_regular_signatures,
+                            key=lambda s: s.signed_revision)
+        before = len(PdfFileReader(io.BytesIO(head), strict=False).embedded_regular_signatures)
+    except Exception as exc:  # noqa: BLE001 - hostile input: refuse, never crash
+        return "无法解析上传的 PDF", f"cannot parse the uploaded PDF: {type(exc).__name__}: {exc}"
+    if len(signatures) != before + 1:
+        return ("上传的文件必须恰好新增一个签名",
+                f"the upload must add exactly one signature (it adds "
+                f"{len(signatures) - before})")
+    new = signatures[-1]
+    if str(new.field_name) != member.field:
+        return (f"签名应签在 {member.field} 签字栏",
+                f"the new signature is in field {new.field_name!r}, not {party.id}'s field "
+                f"{member.field!r}")
+    report = validate_pdf(data, signing_environment(settings).trust)
+    new_report = report.signatures[-1]
+    identity = _identity_problem(new.signer_cert, party, new_report.trusted)
+    if identity:
+        return identity
+    if new_report.coverage != "ENTIRE_FILE":
+        return ("新签名未覆盖整个文件", f"the new signature does not cover the whole file "
+                f"({new_report.coverage})")
+    for item in report.signatures:
+        if not item.valid:
+            which = "新签名" if item is new_report else f"原有签名 {item.field}"
+            return (f"{which}无效：{'；'.join(item.problems)}",
+                    f"signature {item.field} is not valid: {'; '.join(item.problems)}")
+    return None
+
+
+def upload_countersigned(settings: Settings, document_id: str, party_id: str,
+                         data: bytes) -> dict[str, Any]:
+    """Accept or refuse a countersigned PDF for the party's pending field; return the status.
+
+    Raises UploadRejected (after recording it) when any rule is broken.
+    """
+    state = load_state(settings, document_id)
+    member = pending_member(state, party_id)
+    party = get_party(settings, party_id)
+    digest = sha256(data)
+    earlier = {e["revision_after"] for e in document_events(settings, document_id)
+               if e["revision_after"]}
+    problem = _check(settings, state, party, member, data, earlier)
+    if problem:
+        event = ledger.new_event(document_id, "upload-rejected", party_id, {
+            "field": member.field, "party": party_id, "upload_sha256": digest,
+            "reason_zh": problem[0], "reason_en": problem[1]})
+        append_checked(settings, state, [event])
+        raise UploadRejected(f"上传被拒绝：{problem[0]}", f"upload refused: {problem[1]}")
+    revision = revision_store(settings).put(data)
+    reader = PdfFileReader(io.BytesIO(data), strict=False)
+    new = sorted(reader.embedded_regular_signatures, key=lambda s: s.signed_revision)[-1]
+    event = ledger.new_event(document_id, "upload-accepted", party_id, {
+        "field": member.field, "role": member.role, "party": party_id,
+        "certificate_sha256": certificate_sha256(new.signer_cert)},
+        revision_before=state.head_revision, revision_after=revision)
+    append_checked(settings, state, [event])
+    dispatch(settings, document_id)
+    return document_status(settings, document_id)
