@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from pipeline.audit import report_html, verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
 from pipeline.documents import (
     add_progress_entry,
@@ -553,6 +554,43 @@ def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> No
         click.echo(f"{action.document}  {action.kind:<15} {action.party:<12} {action.field}"
                    f"  {', '.join(action.to)} {action.detail}")
     click.echo(f"{len(actions)} action(s)")
+
+
+@main.command()
+@click.argument("pdf", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--document", "document_id", help="Verify a ledger document instead of a file.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a printable HTML report (Chinese and English).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def verify(settings: Settings, pdf: Path | None, document_id: str | None,
+           html_out: Path | None, as_json: bool) -> None:
+    """Audit every signature of a PDF (exit 1 if anything fails)."""
+    if (pdf is None) == (document_id is None):
+        raise BadInput("请给出一个 PDF 文件或 --document", "give a PDF file or --document, "
+                       "not both")
+    if document_id:
+        result = verify_document(settings, document_id)
+        subject = f"{result['number']} ({document_id})"
+    else:
+        result = verify_bytes(settings, read_upload(pdf))
+        subject = str(pdf)
+    if html_out:
+        write_atomic(html_out, report_html(result, subject).encode("utf-8"))
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(f"{subject}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
+        for item in [*result["signatures"], *result.get("document_timestamps", [])]:
+            mark = "✓" if item["valid"] else "✗"
+            click.echo(f"  {mark} {item['field']:<18} {item['signer']:<24} "
+                       f"{item['timestamp'] or '-':<34} {item['modification_level'] or '-'}")
+            for problem in item["problems"]:
+                click.echo(f"      {problem}")
+        for problem in result["problems"]:
+            click.echo(f"  ! {problem}")
+    if not result["valid"]:
+        sys.exit(1)
 
 
 @main.command("report")

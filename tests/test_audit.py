@@ -1,0 +1,111 @@
+"""verify: files and ledger documents, JSON per the contract, HTML report, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings
+from pipeline.documents import (
+    close_document,
+    create_document,
+    document_status,
+    download_revision,
+    revision_store,
+    sign_document,
+)
+from pipeline.parties import initialise
+from tests.conftest import example
+
+COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+
+
+@pytest.fixture(scope="module")
+def closed(tmp_path_factory, pool):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("audit") / "data")
+    initialise(settings)
+    doc = create_document(settings, "requirement_confirmation",
+                          example("requirement_confirmation"),
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+    sign_document(settings, doc, "zhangwei", "demo")
+    sign_document(settings, doc, "lina", "demo")
+    close_document(settings, doc, pool)
+    return settings, doc
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([COUNTERSIGN, "--data-dir", str(settings.data_dir), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_verify_a_closed_file(closed, tmp_path):
+    settings, doc = closed
+    pdf = tmp_path / "final.pdf"
+    pdf.write_bytes(download_revision(settings, doc))
+    html = tmp_path / "report.html"
+    result = cli(settings, "verify", str(pdf), "--json", "--html", str(html))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["valid"] and report["long_term"]
+    for item in report["signatures"]:
+        assert {"field", "signer", "valid", "intact", "trusted", "timestamp",
+                "modification_level", "problems"} <= set(item)
+    assert [s["signer"] for s in report["signatures"]] == ["张伟 / 市场部", "李娜 / 产品部"]
+    page = html.read_text(encoding="utf-8")
+    assert "验证报告" in page and "Verification report" in page and "李娜 / 产品部" in page
+
+
+def test_verify_a_ledger_document_records_the_verdict(closed):
+    settings, doc = closed
+    result = cli(settings, "verify", "--document", doc, "--json")
+    assert result.returncode == 0, result.stdout
+    assert json.loads(result.stdout)["valid"]
+    with sqlite3.connect(settings.database_path) as conn:
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE document_id = ?",
+                                            (doc,))]
+    assert kinds[-1] == "verified"
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "cannot parse"),
+    (b"%PDF-1.7\n%%EOF\n", "cannot parse|no signature"),
+    (b"not a pdf at all", "cannot parse"),
+])
+def test_verify_hostile_files_is_a_verdict_not_a_crash(closed, tmp_path, content, reason):
+    settings, _ = closed
+    path = tmp_path / "x.pdf"
+    path.write_bytes(content)
+    result = cli(settings, "verify", str(path), "--json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    report = json.loads(result.stdout)
+    assert not report["valid"]
+    assert re.search(reason, " ".join(report["problems"]))
+
+
+def test_verify_document_names_an_altered_stored_revision(tmp_path, pool):
+    settings = Settings(data_dir=tmp_path / "data")
+    initialise(settings)
+    doc = create_document(settings, "requirement_confirmation",
+                          example("requirement_confirmation"),
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+    sign_document(settings, doc, "zhangwei", "demo")
+    head = document_status(settings, doc)["revision"]
+    path = revision_store(settings).path(head)
+    data = bytearray(path.read_bytes())
+    data[-200] ^= 0x20
+    path.write_bytes(bytes(data))
+    result = cli(settings, "verify", "--document", doc, "--json")
+    assert result.returncode == 1
+    assert any(head in p for p in json.loads(result.stdout)["problems"])
+
+
+def test_verify_needs_exactly_one_subject(closed):
+    settings, doc = closed
+    result = cli(settings, "verify")
+    assert result.returncode == 2 and "give a PDF file or --document" in result.stderr
