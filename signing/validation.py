@@ -242,9 +242,29 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
             ts_reports.append(await _validate_timestamp(sig, context))
         finally:
             await context.aclose()
-    valid = all(r.valid for r in reports) and all(r.valid for r in ts_reports)
+    problems = _file_end_problems(pdf, reader, [*signatures, *timestamps],
+                                  [*reports, *ts_reports])
+    valid = (all(r.valid for r in reports) and all(r.valid for r in ts_reports)
+             and not problems)
     return DocumentReport(valid=valid, signatures=tuple(reports),
-                          document_timestamps=tuple(ts_reports))
+                          document_timestamps=tuple(ts_reports), problems=tuple(problems))
+
+
+def _file_end_problems(pdf: bytes, reader: PdfFileReader, signed: list,
+                       reports: list[SignatureReport]) -> list[str]:
+    """Bytes after the last revision, or a last revision its signature does not cover
+    entirely, are room for content no signature vouches for (signature wrapping)."""
+    problems = []
+    if not pdf.rstrip(b"\r\n\t \x00").endswith(b"%%EOF"):
+        problems.append("文件末尾有未签名的内容 / there is content after the end of the last "
+                        "revision (not covered by any signature)")
+    last_revision = reader.xrefs.total_revisions - 1
+    for sig, report in zip(signed, reports, strict=True):
+        if sig.signed_revision == last_revision and report.coverage not in (
+                None, SignatureCoverageLevel.ENTIRE_FILE.name):
+            problems.append(f"最后的签名 {report.field} 未覆盖整个文件 / the last signature "
+                            f"({report.field}) does not cover the whole file")
+    return problems
 
 
 def validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool = False) -> DocumentReport:
