@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv python3-uno libreoffice-writer-nogui \
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install system lint bench templates
+.PHONY: run test install system lint bench templates fuzz
 
 run: install
 	$(BIN)/countersign init
@@ -47,3 +47,7 @@ bench: install
 # Rebuild the shipped .docx templates from doc_templates/build_docx.py.
 templates: install
 	$(BIN)/python -m doc_templates.build_docx
+
+# Fuzz the upload and verify paths (FUZZ_EXAMPLES inputs, default 10,000; not part of test).
+fuzz: install
+	$(BIN)/pytest -m fuzz -p no:cacheprovider tests/fuzz -q

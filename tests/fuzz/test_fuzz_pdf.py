@@ -1,0 +1,72 @@
+"""Fuzzing the upload and verify paths with hypothesis: mutations of a real signed document
+and plain junk. Whatever comes in, the answer is a verdict or a named refusal — never an
+unhandled exception. Run with ``make fuzz`` (FUZZ_EXAMPLES inputs, default 10,000)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.audit import verify_bytes
+from pipeline.config import Settings
+from pipeline.documents import create_document, download_revision, sign_document
+from pipeline.errors import CountersignError
+from pipeline.parties import initialise
+from pipeline.uploads import upload_countersigned
+from tests.conftest import example
+from tests.test_uploads import external_sign
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
+pytestmark = pytest.mark.fuzz
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory, pool):
+    data = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data")
+    initialise(data)
+    doc = create_document(data, "requirement_confirmation", example("requirement_confirmation"),
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+    sign_document(data, doc, "zhangwei", "demo")
+    seed = external_sign(data, download_revision(data, doc), "lina", "receiver")
+    return data, doc, seed
+
+
+@st.composite
+def mutated(draw, seed: bytes):
+    data = bytearray(seed)
+    for _ in range(draw(st.integers(1, 4))):
+        operation = draw(st.sampled_from(["flip", "truncate", "insert", "duplicate",
+                                          "junk"]))
+        where = draw(st.integers(0, max(0, len(data) - 1)))
+        if operation == "flip":
+            data[where] ^= draw(st.integers(1, 255))
+        elif operation == "truncate":
+            del data[where:]
+        elif operation == "insert":
+            data[where:where] = draw(st.binary(min_size=1, max_size=64))
+        elif operation == "duplicate":
+            length = draw(st.integers(1, 4096))
+            data[where:where] = data[where:where + length]
+        else:
+            return draw(st.binary(max_size=2048))
+    return bytes(data)
+
+
+def test_fuzz_upload_and_verify(target):
+    data_settings, doc, seed = target
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
+              suppress_health_check=list(HealthCheck))
+    @given(st.one_of(mutated(seed), st.binary(max_size=4096)))
+    def check(candidate: bytes) -> None:
+        verdict = verify_bytes(data_settings, candidate)
+        assert isinstance(verdict["valid"], bool)
+        try:
+            upload_countersigned(data_settings, doc, "lina", candidate)
+        except CountersignError:
+            pass  # a named refusal is the expected answer
+
+    check()
