@@ -50,4 +50,4 @@ templates: install
 
 # Fuzz the upload and verify paths (FUZZ_EXAMPLES inputs, default 10,000; not part of test).
 fuzz: install
-	$(BIN)/pytest -m fuzz -p no:cacheprovider tests/fuzz -q
+	$(BIN)/pytest -m fuzz -o timeout=0 -p no:cacheprovider tests/fuzz -q
