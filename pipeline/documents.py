@@ -10,7 +10,7 @@ import json
 import logging
 import secrets
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pipeline import database, ledger
@@ -71,6 +71,14 @@ class Conflict(OperationFailed):
 
 class ClosureRefused(OperationFailed):
     code = "closure_refused"
+
+
+def years_after(day: date, years: int) -> date:
+    """Return the same day ``years`` later (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
 
 
 def revision_store(settings: Settings) -> RevisionStore:
@@ -342,18 +350,24 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
                                       settings.zone)),
         LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
         "完成证明 / certificate of completion")
-    certificate_sha = store.put(certificate)
+    certificate_sha = store.put(certificate, archive=True)
+    store.put(store.get(state.head_revision), archive=True)
+    retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
+                                  template.retention_years)
     package = {
         "document": document_id, "number": state.number, "template": state.template,
         "template_version": state.template_version, "final_pdf": state.head_revision,
         "certificate_of_completion": certificate_sha,
+        "retention_years": template.retention_years,
+        "retain_until": retention_until.isoformat(),
         "validation": closed_data["validation"],
         "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
-    package_sha = store.put(ledger.canonical(package).encode("utf-8"))
+    package_sha = store.put(ledger.canonical(package).encode("utf-8"), archive=True)
     crash_point("close:after-package")
     archived = ledger.new_event(document_id, "archived", actor,
                                 {"package": package_sha, "certificate": certificate_sha,
+                                 "retain_until": retention_until.isoformat(),
                                  "stored": [package_sha, certificate_sha]})
     state = append_checked(settings, state, [archived])
     return _report(settings, state)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.errors import OperationFailed
 from pipeline.files import write_atomic
@@ -21,8 +22,27 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class Store(Protocol):
+    """What the pipeline needs of a content-addressed store. The filesystem store below is
+    the embedded default; an S3-compatible one (Object Lock for the archive) implements the
+    same four methods."""
+
+    def put(self, data: bytes, *, archive: bool = False) -> str: ...
+
+    def get(self, digest: str) -> bytes: ...
+
+    def verify(self, digest: str) -> str | None: ...
+
+    def is_archived(self, digest: str) -> bool: ...
+
+
 class RevisionStore:
-    """A content-addressed folder: ``ab/cdef….bin`` holds the bytes whose SHA-256 is abcdef…"""
+    """A content-addressed folder: ``ab/cdef….bin`` holds the bytes whose SHA-256 is abcdef…
+
+    Nothing here deletes or replaces stored bytes; archived files are also made read-only,
+    so the one way to change them is from outside the program — which ``ledger verify``
+    names.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -30,13 +50,20 @@ class RevisionStore:
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest[2:]}.bin"
 
-    def put(self, data: bytes) -> str:
-        """Store ``data``; return its SHA-256 (hex)."""
+    def put(self, data: bytes, *, archive: bool = False) -> str:
+        """Store ``data`` (read-only when ``archive``); return its SHA-256 (hex)."""
         digest = sha256(data)
         target = self.path(digest)
-        if not target.is_file() or sha256(target.read_bytes()) != digest:
+        if not target.is_file():
             write_atomic(target, data)
+        if archive:
+            target.chmod(0o444)
         return digest
+
+    def is_archived(self, digest: str) -> bool:
+        """Return True if ``digest`` is stored read-only as part of an archive."""
+        path = self.path(digest)
+        return path.is_file() and not path.stat().st_mode & 0o222
 
     def get(self, digest: str) -> bytes:
         """Return the bytes stored under ``digest``; MissingRevision if absent."""

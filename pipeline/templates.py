@@ -87,6 +87,7 @@ class Template:
     roles: tuple[RoleSpec, ...]
     numbering: NumberingRule
     closure: ClosureRule
+    retention_years: int = 10
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -132,6 +133,7 @@ class Template:
                 "required_fields": list(self.closure.required_fields),
                 "open_action_items_block": self.closure.open_action_items_block,
             },
+            "retention_years": self.retention_years,
         }
 
 
@@ -237,6 +239,7 @@ def load_template(folder: Path) -> Template:
                 required_fields=tuple(closure.get("required_fields", ())),
                 open_action_items_block=bool(closure.get("open_action_items_block", False)),
             ),
+            retention_years=int(raw.get("retention_years", 10)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(

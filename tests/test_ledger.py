@@ -84,8 +84,14 @@ def test_requirement_confirmation_from_create_to_close(settings, pool):
     report = validate_pdf(final, env.trust.offline(), offline=True)
     assert report.valid and len(report.signatures) == 2 and report.document_timestamps
     assert download_revision(settings, doc, 1).startswith(b"%PDF")
-    package = json.loads(revision_store(settings).get(closed["archive"]))
+    store = revision_store(settings)
+    package = json.loads(store.get(closed["archive"]))
     assert package["final_pdf"] == closed["revision"]
+    assert package["retention_years"] == 10
+    assert package["retain_until"][:4] == str(int(closed["signed"][0]["signed_at"][:4]) + 10)
+    for digest in (closed["archive"], closed["revision"], package["certificate_of_completion"]):
+        assert store.is_archived(digest)  # read-only on disk
+        assert store.put(store.get(digest), archive=True) == digest  # storing again: no-op
     assert [e["kind"] for e in package["ledger"]] == [
         "created", "rendered", "prepared", "signed", "signed", "closed"]
     certificate = revision_store(settings).get(package["certificate_of_completion"])
@@ -327,3 +333,12 @@ def test_each_template_from_create_through_every_signature_to_close(settings, po
     assert closed["status"] == "closed" and doc not in open_ids(settings)
     assert len(closed["signed"]) == len(bindings)
     assert verify_ledger(settings).ok
+
+
+def test_years_after_handles_leap_days():
+    from datetime import date
+
+    from pipeline.documents import years_after
+
+    assert years_after(date(2024, 2, 29), 10) == date(2034, 2, 28)
+    assert years_after(date(2026, 11, 27), 5) == date(2031, 11, 27)
