@@ -41,7 +41,7 @@ def mutated(draw, seed: bytes):
         operation = draw(st.sampled_from(["flip", "truncate", "insert", "duplicate",
                                           "junk"]))
         where = draw(st.integers(0, max(0, len(data) - 1)))
-        if operation == "flip":
+        if operation == "flip" and data:
             data[where] ^= draw(st.integers(1, 255))
         elif operation == "truncate":
             del data[where:]
@@ -50,7 +50,7 @@ def mutated(draw, seed: bytes):
         elif operation == "duplicate":
             length = draw(st.integers(1, 4096))
             data[where:where] = data[where:where + length]
-        else:
+        elif operation == "junk":
             return draw(st.binary(max_size=2048))
     return bytes(data)
 
