@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from pipeline.audit import report_html, verify_bytes, verify_document
+from pipeline.bundle import export_bundle, verify_bundle
 from pipeline.config import Settings, load_settings
 from pipeline.documents import (
     add_progress_entry,
@@ -587,6 +588,37 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
                        f"{item['timestamp'] or '-':<34} {item['modification_level'] or '-'}")
             for problem in item["problems"]:
                 click.echo(f"      {problem}")
+        for problem in result["problems"]:
+            click.echo(f"  ! {problem}")
+    if not result["valid"]:
+        sys.exit(1)
+
+
+@main.command("export")
+@click.argument("document_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The bundle to write (.zip).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def export_cmd(settings: Settings, document_id: str, out: Path, as_json: bool) -> None:
+    """Write a self-contained audit bundle of a closed document."""
+    manifest = export_bundle(settings, document_id, out)
+    _emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+
+
+@main.command("verify-bundle")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust", "trust_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Trust these roots instead of the ones in the bundle.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def verify_bundle_cmd(bundle: Path, trust_file: Path | None, as_json: bool) -> None:
+    """Verify an audit bundle offline, without a data folder (exit 1 if anything fails)."""
+    roots = trust_file.read_bytes() if trust_file else None
+    result = verify_bundle(bundle, roots)
+    if as_json:
+        _emit(result)
+    else:
+        click.echo(f"{bundle}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
         for problem in result["problems"]:
             click.echo(f"  ! {problem}")
     if not result["valid"]:

@@ -109,3 +109,35 @@ def test_verify_needs_exactly_one_subject(closed):
     settings, doc = closed
     result = cli(settings, "verify")
     assert result.returncode == 2 and "give a PDF file or --document" in result.stderr
+
+
+def test_bundle_verifies_offline_elsewhere_and_any_altered_byte_fails(closed, tmp_path):
+    import zipfile
+
+    settings, doc = closed
+    bundle = tmp_path / "bundle.zip"
+    exported = cli(settings, "export", doc, "--out", str(bundle), "--json")
+    assert exported.returncode == 0, exported.stderr
+    # Another machine: no data folder at all.
+    elsewhere = Settings(data_dir=tmp_path / "nothing-here")
+    ok = cli(elsewhere, "verify-bundle", str(bundle), "--json")
+    assert ok.returncode == 0, ok.stdout
+    assert json.loads(ok.stdout)["valid"] and not elsewhere.data_dir.exists()
+
+    with zipfile.ZipFile(bundle) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    for name in members:
+        altered = dict(members)
+        data = bytearray(altered[name])
+        data[len(data) // 2] ^= 0x01
+        altered[name] = bytes(data)
+        copy = tmp_path / f"altered-{name}.zip"
+        with zipfile.ZipFile(copy, "w") as archive:
+            for member, content in altered.items():
+                archive.writestr(member, content)
+        result = cli(elsewhere, "verify-bundle", str(copy), "--json")
+        assert result.returncode == 1, name
+        assert not json.loads(result.stdout)["valid"], name
+
+    not_closed = cli(settings, "export", "doc-missing", "--out", str(tmp_path / "x.zip"))
+    assert not_closed.returncode == 2
