@@ -27,6 +27,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import KeyUsageConstraints
 from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.generic_cms import extract_tst_data_iter
 from pyhanko.sign.validation.pdf_embedded import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
@@ -96,13 +97,11 @@ def _signer_name(sig: EmbeddedPdfSignature) -> str:
     return " / ".join(str(p) for p in parts if p) or sig.signer_cert.subject.human_friendly
 
 
-def _timestamp_time(sig: EmbeddedPdfSignature) -> datetime | None:
+def signature_timestamp_time(sig: EmbeddedPdfSignature) -> datetime | None:
     """Return the genTime of the signature's embedded RFC 3161 timestamp, if any."""
-    token = sig.attached_timestamp_data
-    if token is None:
-        return None
-    tst_info = token["encap_content_info"]["content"].parsed
-    return tst_info["gen_time"].native
+    for token in extract_tst_data_iter(sig.signer_info, signed=False):
+        return token["encap_content_info"]["content"].parsed["gen_time"].native
+    return None
 
 
 def _indeterminate(sig: EmbeddedPdfSignature, exc: Exception, signer: str) -> SignatureReport:
@@ -224,7 +223,7 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
         later |= {str(s.field_name) for s in timestamps}
         if offline:
             try:
-                moment = _timestamp_time(sig)
+                moment = signature_timestamp_time(sig)
             except Exception:  # noqa: BLE001
                 moment = None
             context = _offline_context(trust, reader, moment)

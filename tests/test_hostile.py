@@ -178,3 +178,23 @@ def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):  # 
     refused(settings, waiting, broken_xref, "not valid|cannot parse|exactly one|does not begin")
     truncated = good_upload[: len(good_upload) - 3000]
     refused(settings, waiting, truncated, "not valid|cannot parse|exactly one|cover")
+
+
+def test_bad_object_stream(settings, waiting):  # noqa: F811
+    from pyhanko.pdf_utils.writer import PdfFileWriter
+
+    writer = PdfFileWriter(stream_xrefs=True)
+    stream = writer.prepare_object_stream()
+    writer.root[generic.NameObject("/Extra")] = writer.add_object(
+        generic.DictionaryObject({generic.NameObject("/Hello"):
+                                  generic.TextStringObject("world" * 50)}), obj_stream=stream)
+    out = io.BytesIO()
+    writer.write(out)
+    data = out.getvalue()
+    start = data.index(b"stream", data.index(b"/ObjStm")) + 7
+    broken = data[:start + 5] + bytes(b ^ 0x55 for b in data[start + 5:start + 30]) + \
+        data[start + 30:]
+    verdict = verify_bytes(settings, broken)
+    assert not verdict["valid"] and verdict["problems"]
+    with pytest.raises(UploadRejected):
+        upload_countersigned(settings, waiting, "lina", broken)
