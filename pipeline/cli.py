@@ -44,6 +44,9 @@ from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
 from pipeline.uploads import read_upload, upload_countersigned
 
+# Every reporting command takes --json for a stable, machine-readable answer.
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
 
 def _fail(message: str, code: int) -> NoReturn:
     click.echo(message, err=True)
@@ -128,7 +131,7 @@ def _passphrase(passphrase_file: Path | None, *, confirm: bool) -> str:
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def init(settings: Settings, as_json: bool) -> None:
     """Create the data folder: database, local CA, demo parties (safe to run again)."""
@@ -153,7 +156,7 @@ def parties() -> None:
 
 
 @parties.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def parties_list(settings: Settings, as_json: bool) -> None:
     """List the parties: id, name, department, e-mail, certificate."""
@@ -177,7 +180,7 @@ def parties_list(settings: Settings, as_json: bool) -> None:
               help="Import an existing PKCS#12 key and certificate.")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               help="Key passphrase (else $COUNTERSIGN_PASSPHRASE, else asked).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def parties_add(settings: Settings, name: str, dept: str, email: str, party_id: str | None,
                 superior_email: str | None, issue_cert: bool, p12_path: Path | None,
@@ -207,7 +210,7 @@ def templates() -> None:
 
 
 @templates.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def templates_list(as_json: bool) -> None:
     """List the templates: key, title, version."""
     items = [template.summary() for template in list_templates()]
@@ -220,7 +223,7 @@ def templates_list(as_json: bool) -> None:
 
 @templates.command("show")
 @click.argument("key")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def templates_show(key: str, as_json: bool) -> None:
     """Show a template's fields, roles, numbering and closure rule."""
     described = get_template(key).describe()
@@ -248,7 +251,7 @@ def templates_show(key: str, as_json: bool) -> None:
 
 @templates.command("check")
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def templates_check(path: Path, as_json: bool) -> None:
     """Compare a template folder's .docx with its manifest; exit 1 on any mismatch."""
     template, problems = check_path(path)
@@ -272,7 +275,7 @@ def templates_check(path: Path, as_json: bool) -> None:
 @click.option("--docx", "docx_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the rendered .docx here.")
 @click.option("--draft", is_flag=True, help="Take no number from the sequence.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def generate(settings: Settings, template_key: str, data_path: str, out: Path,
              docx_out: Path | None, draft: bool, as_json: bool) -> None:
@@ -298,7 +301,7 @@ def generate(settings: Settings, template_key: str, data_path: str, out: Path,
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the PDFs (named by document number).")
 @click.option("--draft", is_flag=True, help="Take no numbers from the sequence.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, draft: bool,
          as_json: bool) -> None:
@@ -370,7 +373,7 @@ def _binding(value: str) -> tuple[str, str]:
               help="Who creates it (a party id gets decline notices and may void).")
 @click.option("--request-key", help="Repeat-safe key: the same key returns the same document.")
 @click.option("--important", is_flag=True, help="Copy each party's superior on every mail.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def create(settings: Settings, template_key: str, data_path: str, parties_: tuple[str, ...],
            creator: str, request_key: str | None, important: bool, as_json: bool) -> None:
@@ -389,7 +392,7 @@ def create(settings: Settings, template_key: str, data_path: str, parties_: tupl
 
 @main.command()
 @click.argument("document_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def status(settings: Settings, document_id: str, as_json: bool) -> None:
     """Who signed, who is next and until when, what blocks closure."""
@@ -398,7 +401,7 @@ def status(settings: Settings, document_id: str, as_json: bool) -> None:
 
 @main.command("blocking")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the N most urgent.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def blocking_cmd(settings: Settings, limit: int | None, as_json: bool) -> None:
     """Every open document and what blocks it, the most urgent first."""
@@ -419,7 +422,7 @@ def blocking_cmd(settings: Settings, limit: int | None, as_json: bool) -> None:
               help="Key passphrase (else $COUNTERSIGN_PASSPHRASE, else asked).")
 @click.option("--revision", "expected_revision",
               help="The revision (SHA-256) you reviewed; refuse if the document moved on.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: Path | None,
          expected_revision: str | None, as_json: bool) -> None:
@@ -433,7 +436,7 @@ def sign(settings: Settings, document_id: str, party_id: str, passphrase_file: P
 @click.argument("document_id")
 @click.argument("pdf", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--as", "party_id", required=True, help="The uploading party's id.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def upload(settings: Settings, document_id: str, pdf: Path, party_id: str,
            as_json: bool) -> None:
@@ -455,7 +458,7 @@ def download(settings: Settings, document_id: str, out: Path, revision: int | No
 
 @main.command()
 @click.argument("document_id")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def close(settings: Settings, document_id: str, as_json: bool) -> None:
     """Check closure rules, add long-term validation, archive."""
@@ -472,7 +475,7 @@ def _report_out(report: dict, as_json: bool) -> None:
 @click.argument("document_id")
 @click.option("--as", "party_id", required=True, help="The declining party's id.")
 @click.option("--reason", required=True, help="Why (shown to the creator and signers).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def decline(settings: Settings, document_id: str, party_id: str, reason: str,
             as_json: bool) -> None:
@@ -484,7 +487,7 @@ def decline(settings: Settings, document_id: str, party_id: str, reason: str,
 @click.argument("document_id")
 @click.option("--as", "actor", required=True, help="The creator's id.")
 @click.option("--reason", required=True, help="Why the document is void.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def void(settings: Settings, document_id: str, actor: str, reason: str, as_json: bool) -> None:
     """Void a document (its creator only)."""
@@ -497,7 +500,7 @@ def void(settings: Settings, document_id: str, actor: str, reason: str, as_json:
 @click.option("--to", "to_party", required=True, help="A party of the same department.")
 @click.option("--as", "actor", required=True, help="Who reassigns.")
 @click.option("--reason", required=True, help="Why.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def reassign(settings: Settings, document_id: str, field: str, to_party: str, actor: str,
              reason: str, as_json: bool) -> None:
@@ -510,7 +513,7 @@ def reassign(settings: Settings, document_id: str, field: str, to_party: str, ac
 @click.option("--date", "entry_date", required=True, help="ISO date of the entry.")
 @click.option("--text", required=True, help="What happened.")
 @click.option("--as", "actor", required=True, help="Who reports it.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def progress(settings: Settings, document_id: str, entry_date: str, text: str, actor: str,
              as_json: bool) -> None:
@@ -524,7 +527,7 @@ def progress(settings: Settings, document_id: str, entry_date: str, text: str, a
 @click.argument("document_id")
 @click.option("--item", required=True, type=int, help="Action item number (1-based).")
 @click.option("--as", "actor", required=True, help="Who reports it done.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def action_done(settings: Settings, document_id: str, item: int, actor: str,
                 as_json: bool) -> None:
@@ -534,7 +537,7 @@ def action_done(settings: Settings, document_id: str, item: int, actor: str,
 
 @main.command("follow-up")
 @click.option("--now", "now_text", help="Pretend it is this ISO date-time (for drills).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> None:
     """One pass of reminders, escalations and deemed consent."""
@@ -562,7 +565,7 @@ def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> No
 @click.option("--document", "document_id", help="Verify a ledger document instead of a file.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a printable HTML report (Chinese and English).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def verify(settings: Settings, pdf: Path | None, document_id: str | None,
            html_out: Path | None, as_json: bool) -> None:
@@ -598,7 +601,7 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
 @click.argument("document_id")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The bundle to write (.zip).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def export_cmd(settings: Settings, document_id: str, out: Path, as_json: bool) -> None:
     """Write a self-contained audit bundle of a closed document."""
@@ -610,7 +613,7 @@ def export_cmd(settings: Settings, document_id: str, out: Path, as_json: bool) -
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--trust", "trust_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Trust these roots instead of the ones in the bundle.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 def verify_bundle_cmd(bundle: Path, trust_file: Path | None, as_json: bool) -> None:
     """Verify an audit bundle offline, without a data folder (exit 1 if anything fails)."""
     roots = trust_file.read_bytes() if trust_file else None
@@ -632,7 +635,7 @@ def verify_bundle_cmd(bundle: Path, trust_file: Path | None, as_json: bool) -> N
               help="Also write the rows as CSV.")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write a PNG chart of turnaround per department.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def report_cmd(settings: Settings, since: str, until: str, csv_out: Path | None,
                chart: Path | None, as_json: bool) -> None:
@@ -666,7 +669,7 @@ def ledger_group() -> None:
 
 
 @ledger_group.command("verify")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_obj
 def ledger_verify(settings: Settings, as_json: bool) -> None:
     """Walk the chain and re-hash every stored revision; exit 1 on any problem."""

@@ -430,16 +430,26 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
                     f"Please review and sign {state.number}.\n"
                     f"{document_link(settings, document_id)}\n")
         try:
-            message_id = send(settings, mail)
+            state = mail_and_record(settings, state, "sent", member, mail)
         except MailFailed as exc:
             log.warning("document %s not sent to %s: %s", document_id, member.party, exc)
             continue
-        event = ledger.new_event(document_id, "sent", "system", {
-            "field": member.field, "party": member.party, "to": list(mail.to),
-            "message_id": message_id})
-        state = append_checked(settings, state, [event])
         sent.append(member.field)
     return sent
+
+
+def mail_and_record(settings: Settings, state: DocumentState, kind: str, member: Member,
+                    mail: Mail) -> DocumentState:
+    """Send ``mail`` about ``member``'s step, then record it as a ``kind`` event; return
+    the new state. MailFailed (nothing recorded) when the relay refuses.
+
+    Sent before recorded: a crash in between can repeat one mail, never lose it.
+    """
+    message_id = send(settings, mail)
+    event = ledger.new_event(state.id, kind, "system" if kind == "sent" else "follow-up", {
+        "field": member.field, "party": member.party, "to": list(mail.to),
+        "message_id": message_id})
+    return append_checked(settings, state, [event])
 
 
 def _require_reason(reason: str) -> str:

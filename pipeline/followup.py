@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from pipeline import database, ledger
 from pipeline.config import Settings
-from pipeline.documents import append_checked, dispatch, load_state
+from pipeline.documents import append_checked, dispatch, load_state, mail_and_record
 from pipeline.errors import CountersignError
 from pipeline.lifecycle import AWAITING, due_time, next_members
 from pipeline.mail import Mail, MailFailed, document_link, send
@@ -121,12 +121,8 @@ def _try_send(settings: Settings, mail: Mail) -> str | None:
 def _sent_then_recorded(settings: Settings, state, kind: str, member,
                         mail: Mail) -> FollowUpAction:
     try:
-        message_id = send(settings, mail)
+        mail_and_record(settings, state, kind, member, mail)
     except MailFailed as exc:
         return FollowUpAction(state.id, "failed", member.party, member.field, mail.to,
                               str(exc))
-    event = ledger.new_event(state.id, kind, "follow-up", {
-        "field": member.field, "party": member.party, "to": list(mail.to),
-        "message_id": message_id})
-    append_checked(settings, state, [event])
     return FollowUpAction(state.id, kind, member.party, member.field, mail.to)
