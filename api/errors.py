@@ -1,28 +1,67 @@
-"""CountersignError → JSON 4xx: the API's one translation of pipeline errors."""
+"""Errors as JSON: every pipeline error and every access refusal gets a stable code and a
+message in Chinese and English; nothing else escapes as a 500 with a traceback."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.models import ErrorBody
+from pipeline.documents import ClosureRefused, Conflict, NotYourTurn, UnknownDocument
 from pipeline.errors import BadInput, CountersignError, UnknownTemplate, ValidationFailed
+from pipeline.parties import UnknownParty
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.status, self.code, self.zh, self.en = status, code, zh, en
 
 
 def status_for(error: CountersignError) -> int:
-    if isinstance(error, UnknownTemplate):
+    if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
         return 404
+    if isinstance(error, Conflict | NotYourTurn | ClosureRefused):
+        return 409
     if isinstance(error, ValidationFailed):
         return 422
     if isinstance(error, BadInput):
         return 400
-    return 409
+    return 422
+
+
+def _body(code: str, zh: str, en: str, problems=()) -> dict:
+    return ErrorBody(code=code, zh=zh, en=en, message=f"{zh} / {en}",
+                     problems=list(problems)).model_dump()
 
 
 async def countersign_error_handler(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, CountersignError)
     problems = ([problem.as_dict() for problem in error.problems]
                 if isinstance(error, ValidationFailed) else [])
-    body = ErrorBody(code=error.code, zh=error.zh, en=error.en, message=str(error),
-                     problems=problems)
-    return JSONResponse(body.model_dump(), status_code=status_for(error))
+    return JSONResponse(_body(error.code, error.zh, error.en, problems),
+                        status_code=status_for(error))
+
+
+async def api_error_handler(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, ApiError)
+    return JSONResponse(_body(error.code, error.zh, error.en), status_code=error.status)
+
+
+async def request_validation_handler(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    problems = [{"field": ".".join(str(p) for p in item["loc"]), "zh": item["msg"],
+                 "en": item["msg"]} for item in error.errors()]
+    return JSONResponse(_body("bad_request", "请求格式错误", "the request is malformed",
+                              problems), status_code=422)
+
+
+async def unexpected_error_handler(_: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=error)
+    return JSONResponse(_body("internal_error", "服务器内部错误", "internal error"),
+                        status_code=500)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Any
+
+from pydantic import BaseModel, Field
 
 
 class Health(BaseModel):
@@ -24,3 +26,106 @@ class ErrorBody(BaseModel):
     en: str
     message: str
     problems: list[dict[str, str]] = []
+
+
+class PartyOut(BaseModel):
+    id: str
+    name: str
+    dept: str
+    email: str
+    superior_email: str | None = None
+    certificate_sha256: str | None = None
+    created_at: str
+
+
+class PartyIn(BaseModel):
+    name: str
+    dept: str
+    email: str
+    id: str | None = None
+    superior_email: str | None = None
+    issue_cert: bool = False
+    passphrase: str | None = None
+
+
+class Binding(BaseModel):
+    role: str
+    party: str
+
+
+class CreateDocument(BaseModel):
+    template: str
+    data: dict[str, Any]
+    parties: list[Binding]
+    important: bool = False
+    request_key: str | None = None
+
+
+class SignedItem(BaseModel):
+    role: str
+    field: str
+    party: str
+    signed_at: str
+    certificate_sha256: str | None
+    deemed_consent: bool
+
+
+class NextItem(BaseModel):
+    role: str
+    field: str
+    party: str
+    since: str
+    due: str
+
+
+class DocumentStatus(BaseModel):
+    id: str
+    number: str
+    template: str
+    template_version: int
+    status: str
+    revision: str | None
+    signed: list[SignedItem]
+    next: list[NextItem]
+    blocking: list[str]
+    archive: str | None = None
+    declined: dict[str, str] | None = None
+    voided: dict[str, str] | None = None
+    progress: list[dict[str, Any]] = []
+    action_items_done: list[int] = []
+
+
+class SignRequest(BaseModel):
+    passphrase: str = Field(min_length=1)
+    revision: str | None = None
+
+
+class ReasonRequest(BaseModel):
+    reason: str
+
+
+class SignatureVerdict(BaseModel):
+    field: str
+    signer: str
+    valid: bool
+    intact: bool
+    trusted: bool
+    timestamp: str | None
+    modification_level: str | None
+    coverage: str | None = None
+    certificate_sha256: str | None = None
+    problems: list[str]
+
+
+class Verdict(BaseModel):
+    valid: bool
+    signatures: list[SignatureVerdict]
+    document_timestamps: list[SignatureVerdict] = []
+    problems: list[str]
+
+
+class LedgerVerdict(BaseModel):
+    ok: bool
+    events: int
+    revisions: int
+    problems: list[str]

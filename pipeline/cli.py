@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 
+from pipeline.access import create_token
 from pipeline.audit import report_html, verify_bytes, verify_document
 from pipeline.bundle import export_bundle, verify_bundle
 from pipeline.config import Settings, load_settings
@@ -661,6 +662,22 @@ def report_cmd(settings: Settings, since: str, until: str, csv_out: Path | None,
     for wait in result["longest_waits"]:
         click.echo(f"  {wait['number']:<18} {wait['role']:<12} {wait['party']:<12} "
                    f"{wait['hours']:>8.1f} h  {wait['outcome']}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens (shown once, stored hashed)."""
+
+
+@tokens.command("create")
+@click.option("--role", "role_name", required=True,
+              type=click.Choice(["admin", "party", "auditor"]), help="What the token may do.")
+@click.option("--party", "party_id", help="The party a party token acts as.")
+@click.option("--label", default="", help="A name to recognise the token by.")
+@click.pass_obj
+def tokens_create(settings: Settings, role_name: str, party_id: str | None, label: str) -> None:
+    """Create an API token and print it (it cannot be shown again)."""
+    click.echo(create_token(settings, role_name, party_id, label))
 
 
 @main.group("ledger")

@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
 CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);
 CREATE UNIQUE INDEX IF NOT EXISTS documents_request ON documents (request_key);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    party TEXT,
+    label TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -67,7 +74,8 @@ COLUMNS_ADDED = (
     ("documents", "open", "ALTER TABLE documents ADD COLUMN open INTEGER NOT NULL DEFAULT 1; "
      "CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);"),
 )
-SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents"})
+SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents",
+                           "api_tokens"})
 EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
                  "revision_after", "data", "prev_hash", "hash")
 PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
@@ -294,3 +302,17 @@ def document_for_request(conn: sqlite3.Connection, request_key: str) -> str | No
     row = conn.execute("SELECT id FROM documents WHERE request_key = ?",
                        (request_key,)).fetchone()
     return row[0] if row else None
+
+
+def insert_token(conn: sqlite3.Connection, token_sha256: str, role: str, party: str | None,
+                 label: str, created_at: str) -> None:
+    """Store an API token's hash (the token itself is never stored)."""
+    conn.execute("INSERT INTO api_tokens (token_sha256, role, party, label, created_at) "
+                 "VALUES (?, ?, ?, ?, ?)", (token_sha256, role, party, label, created_at))
+
+
+def select_token(conn: sqlite3.Connection, token_sha256: str) -> dict | None:
+    """Return the token row for a token hash, or None."""
+    row = conn.execute("SELECT role, party, label FROM api_tokens WHERE token_sha256 = ?",
+                       (token_sha256,)).fetchone()
+    return {"role": row[0], "party": row[1], "label": row[2]} if row else None

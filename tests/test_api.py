@@ -1,4 +1,4 @@
-"""The service at this stage: health and templates, in-process and as `countersign serve`."""
+"""The REST API: errors as JSON, tokens and roles, and the document flow over HTTP."""
 
 from __future__ import annotations
 
@@ -10,28 +10,155 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from pipeline.access import create_token
 from pipeline.config import Settings
-from tests.conftest import TEMPLATE_KEYS
+from pipeline.parties import initialise
+from tests.conftest import TEMPLATE_KEYS, example
+from tests.test_uploads import external_sign
 
 
 def test_health_and_templates(tmp_path):
-    client = TestClient(create_app(Settings(data_dir=tmp_path)))
-    assert client.get("/api/health").json()["status"] == "ok"
-    keys = {item["key"] for item in client.get("/api/templates").json()}
-    assert keys == set(TEMPLATE_KEYS)
-    one = client.get("/api/templates/meeting_minutes").json()
-    assert one["title"] == "会议纪要" and one["version"] == 1
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        assert client.get("/api/health").json()["status"] == "ok"
+        keys = {item["key"] for item in client.get("/api/templates").json()}
+        assert keys == set(TEMPLATE_KEYS)
+        one = client.get("/api/templates/meeting_minutes").json()
+        assert one["title"] == "会议纪要" and one["version"] == 1
 
 
 def test_unknown_template_is_a_json_404(tmp_path):
-    client = TestClient(create_app(Settings(data_dir=tmp_path)))
-    response = client.get("/api/templates/nope")
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        response = client.get("/api/templates/nope")
     assert response.status_code == 404
     body = response.json()
     assert body["code"] == "unknown_template" and "未知模板" in body["zh"]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data",
+                        pool_size=1)
+    initialise(settings)
+    tokens = {
+        "admin": create_token(settings, "admin", label="ops"),
+        "auditor": create_token(settings, "auditor"),
+        "zhangwei": create_token(settings, "party", "zhangwei"),
+        "lina": create_token(settings, "party", "lina"),
+        "wangqiang": create_token(settings, "party", "wangqiang"),
+    }
+    with TestClient(create_app(settings)) as client:
+        yield settings, client, {k: {"Authorization": f"Bearer {v}"} for k, v in tokens.items()}
+
+
+@pytest.fixture(scope="module")
+def document(service):
+    _, client, auth = service
+    response = client.post("/api/documents", headers=auth["zhangwei"], json={
+        "template": "requirement_confirmation", "data": example("requirement_confirmation"),
+        "parties": [{"role": "requester", "party": "zhangwei"},
+                    {"role": "receiver", "party": "lina"}]})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_requests_without_a_valid_token_are_401(service, document):
+    _, client, _ = service
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+        response = client.get(f"/api/documents/{document}", headers=headers)
+        assert response.status_code == 401 and response.json()["code"] == "unauthorized"
+
+
+def test_access_matrix(service, document):
+    _, client, auth = service
+    doc = f"/api/documents/{document}"
+    matrix = [
+        ("GET", "/api/parties", {"admin": 200, "auditor": 200, "zhangwei": 403}),
+        ("GET", doc, {"admin": 200, "auditor": 200, "zhangwei": 200, "lina": 200,
+                      "wangqiang": 404}),
+        ("GET", f"{doc}/pdf", {"auditor": 200, "lina": 200, "wangqiang": 404}),
+        ("GET", f"{doc}/verify", {"admin": 200, "auditor": 200, "zhangwei": 403}),
+        ("GET", "/api/ledger/verify", {"admin": 200, "auditor": 200, "lina": 403}),
+        ("POST", f"{doc}/void", {"auditor": 403, "zhangwei": 403, "wangqiang": 404}),
+        ("POST", f"{doc}/close", {"auditor": 403, "lina": 403}),
+        ("POST", f"{doc}/sign", {"admin": 403, "auditor": 403, "wangqiang": 404}),
+        ("POST", "/api/parties", {"auditor": 403, "lina": 403}),
+        ("POST", "/api/documents", {"auditor": 403}),
+    ]
+    bodies = {"void": {"reason": "x"}, "sign": {"passphrase": "demo"},
+              "parties": {"name": "a", "dept": "b", "email": "c@example.com"},
+              "documents": {"template": "requirement_confirmation", "data": {},
+                            "parties": []}}
+    for method, path, expected in matrix:
+        body = next((v for k, v in bodies.items() if path.endswith(k)), None)
+        for who, status in expected.items():
+            response = client.request(method, path, headers=auth[who], json=body)
+            assert response.status_code == status, (method, path, who, response.text)
+            if status >= 400:
+                assert {"code", "zh", "en"} <= set(response.json())
+    # A document another party may not know about looks exactly like one that does not exist.
+    hidden = client.get(doc, headers=auth["wangqiang"]).json()
+    missing = client.get("/api/documents/doc-000000000000", headers=auth["wangqiang"]).json()
+    assert hidden["code"] == missing["code"] == "unknown_document"
+
+
+def test_sign_upload_and_close_over_http(service, document):
+    settings, client, auth = service
+    doc = f"/api/documents/{document}"
+    early = client.post(f"{doc}/sign", headers=auth["lina"], json={"passphrase": "demo"})
+    assert early.status_code == 409 and early.json()["code"] == "not_your_turn"
+    wrong = client.post(f"{doc}/sign", headers=auth["zhangwei"], json={"passphrase": "nope"})
+    assert wrong.status_code == 400 and wrong.json()["code"] == "wrong_passphrase"
+    signed = client.post(f"{doc}/sign", headers=auth["zhangwei"], json={"passphrase": "demo"})
+    assert signed.status_code == 200 and signed.json()["next"][0]["party"] == "lina"
+
+    current = client.get(f"{doc}/pdf", headers=auth["lina"]).content
+    junk = client.post(f"{doc}/upload", headers={**auth["lina"],
+                                                 "Content-Type": "application/pdf"},
+                       content=b"not a pdf")
+    assert junk.status_code == 400 and junk.json()["code"] == "upload_rejected"
+    countersigned = external_sign(settings, current, "lina", "receiver")
+    accepted = client.post(f"{doc}/upload", headers={**auth["lina"],
+                                                     "Content-Type": "application/pdf"},
+                           content=countersigned)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["status"] == "completed"
+
+    closed = client.post(f"{doc}/close", headers=auth["admin"])
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    final = client.get(f"{doc}/pdf", headers=auth["auditor"]).content
+    verdict = client.post("/api/verify", headers={**auth["auditor"],
+                                                  "Content-Type": "application/pdf"},
+                          content=final).json()
+    assert verdict["valid"] and len(verdict["signatures"]) == 2
+
+
+def test_bad_requests_are_json(service):
+    _, client, auth = service
+    malformed = client.post("/api/documents", headers=auth["admin"], json={"template": 1})
+    assert malformed.status_code == 422 and malformed.json()["code"] == "bad_request"
+    invalid = client.post("/api/documents", headers=auth["admin"], json={
+        "template": "issue_tracking", "data": {"due": "soon"}, "parties": []})
+    assert invalid.status_code == 422
+    assert any(p["field"] == "due" for p in invalid.json()["problems"])
+    junk = client.post("/api/verify", headers={**auth["auditor"],
+                                               "Content-Type": "application/pdf"},
+                       content=b"%PDF-1.4 garbage")
+    assert junk.status_code == 200 and junk.json()["valid"] is False
+
+
+def test_oversized_upload_is_413(service, document, monkeypatch):
+    import api.app as app_module
+
+    _, client, auth = service
+    monkeypatch.setattr(app_module, "MAX_UPLOAD_BYTES", 1000)
+    response = client.post("/api/verify", headers={**auth["auditor"],
+                                                   "Content-Type": "application/pdf"},
+                           content=b"%PDF" + b"0" * 5000)
+    assert response.status_code == 413 and response.json()["code"] == "too_large"
 
 
 def _free_port() -> int:
@@ -45,7 +172,7 @@ def test_countersign_serve_answers(tmp_path):
     exe = str(Path(sys.executable).with_name("countersign"))
     server = subprocess.Popen([exe, "--data-dir", str(tmp_path), "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              env={**os.environ})
+                              env={**os.environ, "COUNTERSIGN_POOL_SIZE": "1"})
     try:
         deadline = time.monotonic() + 30
         while True:
