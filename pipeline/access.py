@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pipeline import database
 from pipeline.config import Settings
 from pipeline.errors import BadInput
-from pipeline.lifecycle import DocumentState
+from pipeline.lifecycle import DocumentState, involves
 from pipeline.parties import get_party
 
 ROLES = ("admin", "party", "auditor")
@@ -29,10 +29,7 @@ class Principal:
 
     def may_see(self, state: DocumentState) -> bool:
         """A party sees only documents it is (or was made) a party to, or created."""
-        if self.role in ("admin", "auditor"):
-            return True
-        return state.creator == self.party or any(m.party == self.party
-                                                  for m in state.members)
+        return self.role in ("admin", "auditor") or involves(state, self.party or "")
 
 
 def _digest(token: str) -> str:

@@ -28,6 +28,7 @@ from pipeline.lifecycle import (
     Member,
     blocking,
     fold,
+    involves,
     next_due,
     next_members,
     state_from_json,
@@ -206,15 +207,18 @@ def document_status(settings: Settings, document_id: str) -> dict[str, Any]:
     return _report(settings, load_state(settings, document_id))
 
 
-def blocking_documents(settings: Settings, limit: int | None = None) -> list[dict[str, Any]]:
+def blocking_documents(settings: Settings, limit: int | None = None,
+                       party: str | None = None) -> list[dict[str, Any]]:
     """Return the status of open documents (awaiting, declined or completed), the most
-    urgent first; ``limit`` caps how many (None: all)."""
+    urgent first; ``limit`` caps how many (None: all); ``party`` keeps only the documents
+    that party created or signs."""
     with database.connection(settings.database_path) as conn:
         rows = database.select_open_documents(conn, limit)
         # Rows written before the state was kept in the table are folded from their events.
         states = [state_from_json(row["state"]) if row["state"]
                   else fold(database.select_events(conn, row["id"])) for row in rows]
-    return [_report(settings, state) for state in states]
+    return [_report(settings, state) for state in states
+            if party is None or involves(state, party)]
 
 
 def pending_member(state: DocumentState, party_id: str) -> Member:

@@ -109,6 +109,11 @@ def fold(events: list[dict]) -> DocumentState:
     return state
 
 
+def involves(state: DocumentState, party: str) -> bool:
+    """Return True if ``party`` created the document or is one of its signers."""
+    return state.creator == party or any(m.party == party for m in state.members)
+
+
 def _group_done(state: DocumentState, field_name: str) -> bool:
     order = next(m.order for m in state.members if m.field == field_name)
     return all(m.field in state.signed for m in state.members if m.order == order)

@@ -105,6 +105,14 @@ def test_access_matrix(service, document):
     assert hidden["code"] == missing["code"] == "unknown_document"
 
 
+def test_blocking_shows_a_party_only_its_documents(service, document):
+    _, client, auth = service
+    for who, sees in (("lina", True), ("zhangwei", True), ("wangqiang", False),
+                      ("auditor", True)):
+        ids = {item["id"] for item in client.get("/api/blocking", headers=auth[who]).json()}
+        assert (document in ids) is sees, who
+
+
 def test_sign_upload_and_close_over_http(service, document):
     settings, client, auth = service
     doc = f"/api/documents/{document}"
