@@ -24,13 +24,13 @@ from pipeline.documents import (
     revision_store,
     verify_ledger,
 )
-from pipeline.signing_setup import signing_environment
+from pipeline.signing_setup import trust_for
 from signing.validation import validate_pdf
 
 
 def verify_bytes(settings: Settings, data: bytes) -> dict[str, Any]:
     """Return the ``verify`` JSON for one PDF (never raises on hostile input)."""
-    trust = signing_environment(settings).trust
+    trust = trust_for(settings)
     offline = b"/DSS" in data  # it carries its own revocation data: judge it by that
     report = validate_pdf(data, trust.offline() if offline else trust, offline=offline)
     return {**report.as_dict(), "long_term": offline}

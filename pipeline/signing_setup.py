@@ -8,6 +8,7 @@ certificates name it), and ``COUNTERSIGN_TSA_URL`` replaces the local TSA.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline.config import Settings
@@ -43,13 +44,44 @@ def configured_roots(settings: Settings) -> list:
     return certs
 
 
+def _version(path: Path | None) -> float:
+    """A file's modification time, or 0: part of the cache keys below."""
+    try:
+        return path.stat().st_mtime if path else 0.0
+    except OSError:
+        return 0.0
+
+
+@lru_cache(maxsize=16)
+def _trust(ca_dir: Path, roots_file: Path | None, crl_versions: tuple[float, ...],
+           roots_version: float, settings: Settings) -> TrustSettings:
+    local = LocalCA.open(ca_dir).trust()
+    extra = configured_roots(settings)
+    return TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
+                         crls=local.crls, allow_fetching=bool(extra))
+
+
+def trust_for(settings: Settings) -> TrustSettings:
+    """Return the trust of ``settings``: local CA (with its CRLs) plus configured roots.
+
+    Cached until a CRL or the roots file changes: verification is a hot path and must not
+    re-read and re-parse the CA for every document.
+    """
+    LocalCA.open(settings.ca_dir).refresh_crls()
+    crls = tuple(_version(settings.ca_dir / f"{label}.crl") for label in ("root", "issuing"))
+    return _trust(settings.ca_dir, settings.trust_roots_file, crls,
+                  _version(settings.trust_roots_file), settings)
+
+
+@lru_cache(maxsize=16)
+def _local_tsa(ca_dir: Path, passphrase_version: float) -> TimestampAuthority:
+    # Decrypting the TSA key is deliberately slow (scrypt): do it once per process.
+    return LocalCA.open(ca_dir).timestamp_authority()
+
+
 def signing_environment(settings: Settings) -> SigningEnvironment:
     """Return the trust, TSA and font for ``settings`` (the local CA must exist)."""
-    ca = LocalCA.open(settings.ca_dir)
-    local = ca.trust()
-    extra = configured_roots(settings)
-    trust = TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
-                          crls=local.crls, allow_fetching=bool(extra))
     tsa = (TimestampAuthority(url=settings.tsa_url) if settings.tsa_url
-           else ca.timestamp_authority())
-    return SigningEnvironment(trust=trust, tsa=tsa, font=stamp_font(settings.fonts_dir))
+           else _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key")))
+    return SigningEnvironment(trust=trust_for(settings), tsa=tsa,
+                              font=stamp_font(settings.fonts_dir))

@@ -35,7 +35,7 @@ from pipeline.documents import (
 )
 from pipeline.errors import BadInput
 from pipeline.parties import get_party
-from pipeline.signing_setup import signing_environment
+from pipeline.signing_setup import trust_for
 from pipeline.store import sha256
 from signing.keys import certificate_sha256
 from signing.validation import validate_pdf
@@ -105,7 +105,7 @@ def _check(settings: Settings, state, party, member, data: bytes,
         return (f"签名应签在 {member.field} 签字栏",
                 f"the new signature is in field {new.field_name!r}, not {party.id}'s field "
                 f"{member.field!r}")
-    report = validate_pdf(data, signing_environment(settings).trust)
+    report = validate_pdf(data, trust_for(settings))
     new_report = report.signatures[-1]
     identity = _identity_problem(new.signer_cert, party, new_report.trusted)
     if identity:
