@@ -74,7 +74,7 @@ def _identity_problem(cert, party, trusted: bool) -> tuple[str, str] | None:
             f"does not belong to {party.id} ({party.name})")
 
 
-def _check(settings: Settings, state, party, member, data: bytes,
+def check_upload(settings: Settings, state, party, member, data: bytes,
            earlier_revisions: set[str]) -> tuple[str, str] | None:
     """Return (zh, en) naming the first rule the upload breaks, or None when it is good."""
     head = revision_store(settings).get(state.head_revision)
@@ -133,7 +133,7 @@ def upload_countersigned(settings: Settings, document_id: str, party_id: str,
     digest = sha256(data)
     earlier = {e["revision_after"] for e in document_events(settings, document_id)
                if e["revision_after"]}
-    problem = _check(settings, state, party, member, data, earlier)
+    problem = check_upload(settings, state, party, member, data, earlier)
     if problem:
         event = ledger.new_event(document_id, "upload-rejected", party_id, {
             "field": member.field, "party": party_id, "upload_sha256": digest,

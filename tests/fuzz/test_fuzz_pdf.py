@@ -12,9 +12,17 @@ from hypothesis import strategies as st
 
 from pipeline.audit import verify_bytes
 from pipeline.config import Settings
-from pipeline.documents import create_document, download_revision, sign_document
+from pipeline.documents import (
+    create_document,
+    document_events,
+    download_revision,
+    load_state,
+    pending_member,
+    sign_document,
+)
 from pipeline.errors import CountersignError
-from pipeline.parties import initialise
+from pipeline.parties import get_party, initialise
+from pipeline.uploads import check_upload as upload_rules
 from pipeline.uploads import upload_countersigned
 from tests.conftest import example
 from tests.test_uploads import external_sign
@@ -57,6 +65,13 @@ def mutated(draw, seed: bytes):
 
 def test_fuzz_upload_and_verify(target):
     data_settings, doc, seed = target
+    # The upload rules are checked against a document that stays waiting for lina: an
+    # accepted candidate (the seed itself, say) must not end the upload fuzzing early.
+    state = load_state(data_settings, doc)
+    member = pending_member(state, "lina")
+    party = get_party(data_settings, "lina")
+    earlier = {e["revision_after"] for e in document_events(data_settings, doc)
+               if e["revision_after"]}
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
@@ -64,9 +79,10 @@ def test_fuzz_upload_and_verify(target):
     def check(candidate: bytes) -> None:
         verdict = verify_bytes(data_settings, candidate)
         assert isinstance(verdict["valid"], bool)
-        try:
-            upload_countersigned(data_settings, doc, "lina", candidate)
-        except CountersignError:
-            pass  # a named refusal is the expected answer
+        problem = upload_rules(data_settings, state, party, member, candidate, earlier)
+        assert problem is None or len(problem) == 2
 
     check()
+    # And once through the whole use case, ledger and all.
+    with pytest.raises(CountersignError):
+        upload_countersigned(data_settings, doc, "lina", seed[:-100])
