@@ -72,17 +72,21 @@ def test_fuzz_upload_and_verify(target):
     party = get_party(data_settings, "lina")
     earlier = {e["revision_after"] for e in document_events(data_settings, doc)
                if e["revision_after"]}
+    calls: list[int] = []
 
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
     @given(st.one_of(mutated(seed), st.binary(max_size=4096)))
     def check(candidate: bytes) -> None:
+        calls.append(len(candidate))
         verdict = verify_bytes(data_settings, candidate)
         assert isinstance(verdict["valid"], bool)
         problem = upload_rules(data_settings, state, party, member, candidate, earlier)
         assert problem is None or len(problem) == 2
 
     check()
+    print(f"{len(calls)} inputs, {len(set(calls))} distinct sizes, largest {max(calls)} bytes")
+    assert len(calls) >= EXAMPLES
     # And once through the whole use case, ledger and all.
     with pytest.raises(CountersignError):
         upload_countersigned(data_settings, doc, "lina", seed[:-100])
