@@ -44,6 +44,7 @@ from pipeline.rows import read_rows
 from pipeline.template_check import check_path
 from pipeline.templates import get_template, list_templates
 from pipeline.uploads import read_upload, upload_countersigned
+from pipeline.webhooks import deliver_webhooks
 
 # Every reporting command takes --json for a stable, machine-readable answer.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -662,6 +663,21 @@ def report_cmd(settings: Settings, since: str, until: str, csv_out: Path | None,
     for wait in result["longest_waits"]:
         click.echo(f"  {wait['number']:<18} {wait['role']:<12} {wait['party']:<12} "
                    f"{wait['hours']:>8.1f} h  {wait['outcome']}")
+
+
+@main.command("webhooks")
+@json_option
+@click.pass_obj
+def webhooks_cmd(settings: Settings, as_json: bool) -> None:
+    """Deliver pending ledger events to the configured webhook URLs (one pass)."""
+    results = deliver_webhooks(settings)
+    if as_json:
+        _emit([asdict(result) for result in results])
+        return
+    for result in results:
+        click.echo(f"{result.url}  #{result.seq}  {'delivered' if result.delivered else 'failed'}"
+                   f" ({result.status})")
+    click.echo(f"{len(results)} attempt(s)")
 
 
 @main.group()

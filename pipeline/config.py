@@ -29,6 +29,9 @@ class Settings:
     base_url: str = "http://127.0.0.1:8000"
     # A reminder goes out this long before a party's due time.
     remind_before_hours: float = 4.0
+    # Document events are POSTed to these URLs, signed with HMAC-SHA256 under the secret.
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = ""
 
     @property
     def database_path(self) -> Path:
@@ -71,4 +74,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         mail_from=env.get("COUNTERSIGN_MAIL_FROM", "countersign@localhost"),
         base_url=env.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000"),
         remind_before_hours=float(env.get("COUNTERSIGN_REMIND_BEFORE_HOURS", "4")),
+        webhook_urls=tuple(u.strip() for u in env.get("COUNTERSIGN_WEBHOOKS", "").split(",")
+                           if u.strip()),
+        webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
     )

@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_status ON documents (status);
 CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);
 CREATE UNIQUE INDEX IF NOT EXISTS documents_request ON documents (request_key);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    url TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at TEXT,
+    last_status TEXT,
+    PRIMARY KEY (url, seq)
+);
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_sha256 TEXT PRIMARY KEY,
     role TEXT NOT NULL,
@@ -75,7 +84,7 @@ COLUMNS_ADDED = (
      "CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);"),
 )
 SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents",
-                           "api_tokens"})
+                           "api_tokens", "webhook_deliveries"})
 EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
                  "revision_after", "data", "prev_hash", "hash")
 PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
@@ -316,3 +325,49 @@ def select_token(conn: sqlite3.Connection, token_sha256: str) -> dict | None:
     row = conn.execute("SELECT role, party, label FROM api_tokens WHERE token_sha256 = ?",
                        (token_sha256,)).fetchone()
     return {"role": row[0], "party": row[1], "label": row[2]} if row else None
+
+
+# --- webhook deliveries ---------------------------------------------------------------------
+
+
+def queue_webhook_deliveries(conn: sqlite3.Connection, url: str, now: str) -> int:
+    """Queue every event not yet queued for ``url``; return how many were added."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO webhook_deliveries (url, seq, next_attempt_at) "
+        "SELECT ?, seq, ? FROM events WHERE seq > COALESCE("
+        "(SELECT MAX(seq) FROM webhook_deliveries WHERE url = ?), 0)", (url, now, url))
+    return cursor.rowcount
+
+
+def due_webhook_deliveries(conn: sqlite3.Connection, url: str, now: str,
+                           limit: int = 100) -> list[tuple]:
+    """Return (seq, attempts, event row) for the undelivered events of ``url``, in order,
+    up to the first one that is not due yet: events are delivered in ledger order."""
+    rows = conn.execute(
+        f"SELECT d.seq, d.attempts, d.next_attempt_at, "
+        f"{', '.join('e.' + c for c in EVENT_COLUMNS)} "
+        "FROM webhook_deliveries d JOIN events e ON e.seq = d.seq "
+        "WHERE d.url = ? AND d.delivered_at IS NULL ORDER BY d.seq LIMIT ?",
+        (url, limit)).fetchall()
+    due = []
+    for row in rows:
+        if row[2] > now:
+            break
+        due.append((row[0], row[1], dict(zip(EVENT_COLUMNS, row[3:], strict=True))))
+    return due
+
+
+def record_webhook_attempt(conn: sqlite3.Connection, url: str, seq: int, status: str,
+                           delivered_at: str | None, next_attempt_at: str) -> None:
+    """Record one delivery attempt's outcome."""
+    conn.execute("UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = ?, "
+                 "delivered_at = ?, next_attempt_at = ? WHERE url = ? AND seq = ?",
+                 (status, delivered_at, next_attempt_at, url, seq))
+
+
+def webhook_delivery(conn: sqlite3.Connection, url: str, seq: int) -> dict | None:
+    """Return one delivery's record, or None."""
+    row = conn.execute("SELECT attempts, delivered_at, last_status, next_attempt_at FROM "
+                       "webhook_deliveries WHERE url = ? AND seq = ?", (url, seq)).fetchone()
+    return dict(zip(("attempts", "delivered_at", "last_status", "next_attempt_at"), row,
+                    strict=True)) if row else None

@@ -1,0 +1,77 @@
+"""Webhooks: every ledger event is POSTed, in order, to each configured URL.
+
+The body is the event as JSON; ``X-Countersign-Signature: sha256=<hex>`` is HMAC-SHA256 of
+``<timestamp>.<body>`` under the deployment's secret, with the timestamp in
+``X-Countersign-Timestamp`` (receivers reject stale ones). A delivery that fails is retried
+with exponential backoff (30 s, 1 min, 2 min, … up to 6 h); every attempt is recorded and a
+delivered event is never sent again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from pipeline import database
+from pipeline.config import Settings
+
+FIRST_RETRY_S = 30
+LONGEST_RETRY_S = 6 * 3600
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    url: str
+    seq: int
+    delivered: bool
+    status: str
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """Return the ``X-Countersign-Signature`` value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode("utf-8"), timestamp.encode("ascii") + b"." + body,
+                   hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """Return how long to wait after the ``attempts``-th failed attempt."""
+    return timedelta(seconds=min(LONGEST_RETRY_S, FIRST_RETRY_S * 2 ** max(0, attempts - 1)))
+
+
+def deliver_webhooks(settings: Settings, now: datetime | None = None,
+                     timeout_s: float = 10.0) -> list[DeliveryResult]:
+    """Run one delivery pass for every configured URL; return what was attempted."""
+    now = now or datetime.now(UTC)
+    stamp = now.isoformat()
+    results: list[DeliveryResult] = []
+    with database.connection(settings.database_path) as conn, \
+            httpx.Client(timeout=timeout_s) as client:
+        for url in settings.webhook_urls:
+            database.queue_webhook_deliveries(conn, url, stamp)
+            for seq, attempts, event in database.due_webhook_deliveries(conn, url, stamp):
+                body = json.dumps({**event, "data": json.loads(event["data"])},
+                                  ensure_ascii=False).encode("utf-8")
+                timestamp = str(int(now.timestamp()))
+                try:
+                    response = client.post(url, content=body, headers={
+                        "Content-Type": "application/json",
+                        "X-Countersign-Timestamp": timestamp,
+                        "X-Countersign-Signature": signature(settings.webhook_secret,
+                                                             timestamp, body),
+                        "X-Countersign-Event": event["kind"]})
+                    ok, status = response.is_success, str(response.status_code)
+                except httpx.HTTPError as exc:
+                    ok, status = False, type(exc).__name__
+                retry = (now + backoff(attempts + 1)).isoformat()
+                database.record_webhook_attempt(conn, url, seq, status,
+                                                stamp if ok else None, retry)
+                results.append(DeliveryResult(url, seq, ok, status))
+                if not ok:
+                    break  # keep the order: later events wait for this one
+    return results
