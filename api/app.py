@@ -8,9 +8,14 @@ loop keeps serving other requests.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import version
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -66,6 +71,25 @@ PARTY = Depends(role("party"))
 CREATORS = Depends(role("admin", "party"))
 
 
+def signer_processes(settings: Settings) -> ProcessPoolExecutor:
+    """Signing is CPU-bound Python (stamp font subsetting, CMS): in threads it would hold
+    the GIL and starve the event loop, so signatures are made in worker processes."""
+    return ProcessPoolExecutor(max_workers=settings.pool_size or os.cpu_count() or 1,
+                               mp_context=multiprocessing.get_context("spawn"))
+
+
+async def in_signer_process(app: FastAPI, function, *args):
+    """Run ``function(*args)`` in a signer process; a pool whose worker died is replaced and
+    the call made once more (the use cases are safe to repeat)."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(app.state.signers, function, *args)
+    except BrokenProcessPool:
+        log.error("a signer process died; replacing the pool")
+        app.state.signers = signer_processes(app.state.settings)
+        return await loop.run_in_executor(app.state.signers, function, *args)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Return the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
@@ -86,7 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         starter = threading.Thread(target=start, daemon=True)
         starter.start()
         app.state.pool_started = starter
+        app.state.signers = signer_processes(settings)
         yield
+        app.state.signers.shutdown(cancel_futures=True)
         pool.close()
 
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,
@@ -155,10 +181,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                   principal.party if principal.role == "party" else None)
 
     @app.post("/api/documents/{document_id}/sign", response_model=DocumentStatus)
-    def sign(body: SignRequest, state: DocumentState = Depends(visible_document),
-             principal: Principal = PARTY, settings: Settings = Depends(settings_of)) -> dict:
-        return sign_document(settings, state.id, principal.party, body.passphrase,
-                             body.revision)
+    async def sign(body: SignRequest, request: Request,
+                   state: DocumentState = Depends(visible_document),
+                   principal: Principal = PARTY,
+                   settings: Settings = Depends(settings_of)) -> dict:
+        return await in_signer_process(request.app, sign_document, settings, state.id,
+                                       principal.party, body.passphrase, body.revision)
 
     @app.post("/api/documents/{document_id}/upload", response_model=DocumentStatus,
               openapi_extra={"requestBody": {"content": {"application/pdf": {}}}})

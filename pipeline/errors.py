@@ -17,6 +17,10 @@ class CountersignError(Exception):
         self.zh = zh
         self.en = en
 
+    def __reduce__(self):
+        # Errors cross process boundaries (the API signs in worker processes).
+        return (self.__class__, (self.zh, self.en))
+
 
 class BadInput(CountersignError):
     """The caller gave something unusable (exit code 2, HTTP 4xx)."""
@@ -48,6 +52,9 @@ class ValidationFailed(BadInput):
         super().__init__(
             f"表单数据有 {len(problems)} 处错误", f"form data has {len(problems)} problem(s)"
         )
+
+    def __reduce__(self):
+        return (self.__class__, (self.problems,))
 
 
 class FieldProblem:
