@@ -58,11 +58,13 @@ from pipeline.documents import (
     void_document,
 )
 from pipeline.errors import ConversionError, CountersignError
+from pipeline.followup import follow_up
 from pipeline.generation import converter_pool
 from pipeline.lifecycle import DocumentState
 from pipeline.parties import add_party, list_parties
 from pipeline.templates import get_template, list_templates
 from pipeline.uploads import MAX_UPLOAD_BYTES, read_upload, upload_countersigned
+from pipeline.webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
 ADMIN = Depends(role("admin"))
@@ -90,6 +92,20 @@ async def in_signer_process(app: FastAPI, function, *args):
         return await loop.run_in_executor(app.state.signers, function, *args)
 
 
+async def periodic_passes(settings: Settings) -> None:
+    """Run follow-up (reminders, escalation, deemed consent) and webhook delivery every
+    ``background_interval_s``, in a worker thread; a failing pass is logged, never fatal."""
+    if settings.background_interval_s <= 0:
+        return
+    while True:
+        for task in (follow_up, deliver_webhooks):
+            try:
+                await run_in_threadpool(task, settings)
+            except Exception:  # noqa: BLE001 - the next pass tries again
+                log.exception("background %s failed", task.__name__)
+        await asyncio.sleep(settings.background_interval_s)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Return the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
@@ -111,7 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         starter.start()
         app.state.pool_started = starter
         app.state.signers = signer_processes(settings)
+        background = asyncio.create_task(periodic_passes(settings))
         yield
+        background.cancel()
         app.state.signers.shutdown(cancel_futures=True)
         pool.close()
 

@@ -32,6 +32,8 @@ class Settings:
     # Document events are POSTed to these URLs, signed with HMAC-SHA256 under the secret.
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = ""
+    # How often the service runs follow-up and webhook delivery (0: never).
+    background_interval_s: float = 300.0
 
     @property
     def database_path(self) -> Path:
@@ -77,4 +79,5 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         webhook_urls=tuple(u.strip() for u in env.get("COUNTERSIGN_WEBHOOKS", "").split(",")
                            if u.strip()),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
+        background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
     )

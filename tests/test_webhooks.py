@@ -88,3 +88,20 @@ def test_unreachable_url_is_an_attempt_not_a_crash(tmp_path):
     add_events(settings, 1)
     (result,) = deliver_webhooks(replace(settings), timeout_s=2)
     assert not result.delivered and result.status in ("ConnectError", "ConnectTimeout")
+
+
+def test_the_service_delivers_webhooks_on_its_own(tmp_path, receiver):
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    settings = Settings(data_dir=tmp_path, webhook_urls=(receiver,), webhook_secret=SECRET,
+                        background_interval_s=0.2, pool_size=1)
+    add_events(settings, 2)
+    with TestClient(create_app(settings)):
+        deadline = time.monotonic() + 20
+        while len(Receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert [body["seq"] for _, body, _ in Receiver.received] == [1, 2]
