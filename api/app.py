@@ -60,6 +60,7 @@ from pipeline.documents import (
 from pipeline.errors import ConversionError, CountersignError
 from pipeline.followup import follow_up
 from pipeline.generation import converter_pool
+from pipeline.jobs import JobBoard
 from pipeline.lifecycle import DocumentState
 from pipeline.parties import add_party, list_parties
 from pipeline.templates import get_template, list_templates
@@ -250,6 +251,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return await run_in_threadpool(verify_bytes, settings, read_upload(path))
         finally:
             path.unlink(missing_ok=True)
+
+    app.state.jobs = JobBoard()
+
+    @app.post("/api/bulk/{template_key}", status_code=202, dependencies=[ADMIN],
+              openapi_extra={"requestBody": {"content": {"application/x-ndjson": {}}}})
+    async def bulk(template_key: str, request: Request,
+                   settings: Settings = Depends(settings_of)) -> dict:
+        """Start generating one PDF per JSONL line; poll /api/jobs/{id} for progress."""
+        rows = await body_to_file(request, MAX_UPLOAD_BYTES, settings.data_dir / "incoming",
+                                  suffix=".jsonl")
+        pool = await run_in_threadpool(pool_of, request)
+        return request.app.state.jobs.start_bulk(settings, template_key, rows, pool).as_dict()
+
+    @app.get("/api/jobs/{job_id}", dependencies=[ADMIN])
+    def job(job_id: str, request: Request) -> dict:
+        found = request.app.state.jobs.get(job_id)
+        if found is None:
+            raise ApiError(404, "unknown_job", f"未知任务 {job_id!r}", f"unknown job {job_id!r}")
+        return found.as_dict()
 
     @app.get("/api/ledger/verify", response_model=LedgerVerdict, dependencies=[READERS])
     def ledger(settings: Settings = Depends(settings_of)) -> LedgerVerdict:

@@ -197,3 +197,25 @@ def test_countersign_serve_answers(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_bulk_runs_as_a_job_with_progress(service):
+    import json as json_module
+
+    _, client, auth = service
+    good = json_module.dumps(example("issue_tracking"), ensure_ascii=False)
+    body = "\n".join([good, '{"due": "soon"}', good]) + "\n"
+    started = client.post("/api/bulk/issue_tracking", headers={**auth["admin"],
+                          "Content-Type": "application/x-ndjson"}, content=body.encode())
+    assert started.status_code == 202, started.text
+    job = started.json()
+    assert job["total"] == 3 and job["status"] == "running"
+    deadline = time.monotonic() + 120
+    while job["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.3)
+        job = client.get(f"/api/jobs/{job['id']}", headers=auth["admin"]).json()
+    assert job["status"] == "done" and job["done"] == 3
+    assert (job["succeeded"], job["failed"]) == (2, 1)
+    assert next(r for r in job["results"] if r["line"] == 2)["error"]
+    assert client.get(f"/api/jobs/{job['id']}", headers=auth["lina"]).status_code == 403
+    assert client.get("/api/jobs/job-nope", headers=auth["admin"]).status_code == 404
