@@ -21,6 +21,7 @@ from importlib.metadata import version
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
 
 from api.deps import caller, role, settings_of, visible_document
 from api.errors import (
@@ -43,6 +44,8 @@ from api.models import (
     Verdict,
 )
 from api.streaming import body_to_file
+from api.web import SignInNeeded
+from api.web import router as web_router
 from pipeline.access import Principal
 from pipeline.audit import verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
@@ -93,6 +96,12 @@ async def in_signer_process(app: FastAPI, function, *args):
         return await loop.run_in_executor(app.state.signers, function, *args)
 
 
+def pool_of(request: Request):
+    """Return the app's LibreOffice pool, waiting for it to finish starting if need be."""
+    request.app.state.pool_started.join()
+    return request.app.state.pool
+
+
 async def periodic_passes(settings: Settings) -> None:
     """Run follow-up (reminders, escalation, deemed consent) and webhook delivery every
     ``background_interval_s``, in a worker thread; a failing pass is logged, never fatal."""
@@ -137,14 +146,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,
                   description="会签 · document generation and per-party e-signatures")
     app.state.settings = settings
+    app.state.login_codes = {}
+    app.include_router(web_router)
+
+    async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:
+        return RedirectResponse("/login", status_code=303)
+
+    app.add_exception_handler(SignInNeeded, sign_in_first)
     app.add_exception_handler(CountersignError, countersign_error_handler)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
-
-    def pool_of(request: Request):
-        request.app.state.pool_started.join()
-        return request.app.state.pool
 
     @app.get("/api/health", response_model=Health)
     def health() -> Health:

@@ -1,0 +1,111 @@
+"""The web pages, through the application in-process: sign-in, lists, forms, errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.web import form_to_data
+from pipeline.access import create_token
+from pipeline.config import Settings
+from pipeline.parties import initialise
+from pipeline.templates import get_template
+from tests.test_followup import smtp  # noqa: F401 - fixture
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("web") / "data", pool_size=1,
+                        background_interval_s=0)
+    initialise(settings)
+    with TestClient(create_app(settings)) as client:
+        yield settings, client
+
+
+def sign_in(client, token: str) -> None:
+    response = client.post("/login", data={"token": token}, follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_pages_need_sign_in(web):
+    _, client = web
+    client.cookies.clear()
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert "登录" in client.get("/login").text
+    assert client.post("/login", data={"token": "nope"}).status_code == 401
+
+
+def test_one_time_link_signs_in_once(web, smtp, monkeypatch):  # noqa: F811
+    settings, client = web
+    inbox, port = smtp
+    client.app.state.settings = settings.__class__(**{**settings.__dict__, "smtp_port": port})
+    try:
+        client.cookies.clear()
+        unknown = client.post("/login/link", data={"email": "nobody@example.com"})
+        known = client.post("/login/link", data={"email": "lina@example.com"})
+        assert unknown.text.count("sign-in link") == known.text.count("sign-in link")
+        assert len(inbox.messages) == 1
+        body = inbox.messages[0][1].get_payload(decode=True).decode()
+        path = re.search(r"(/login/link/\S+)", body).group(1)
+        first = client.get(path, follow_redirects=False)
+        assert first.status_code == 303
+        assert "Waiting on me" in client.get("/?lang=en").text
+        client.cookies.clear()
+        assert client.get(path).status_code == 401  # used once
+    finally:
+        client.app.state.settings = settings
+
+
+def test_create_form_validation_and_document_page(web):
+    settings, client = web
+    client.cookies.clear()
+    sign_in(client, create_token(settings, "admin", label="ops"))
+    form = client.get("/templates/requirement_confirmation/new")
+    assert "需求背景与目标" in form.text and "Background and goal" in form.text
+    bad = client.post("/templates/requirement_confirmation/new", data={
+        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "",
+        "details": "积分规则", "expected_delivery": "2024-13-40", "priority": "高",
+        "role:requester": "zhangwei", "role:receiver": "lina"})
+    assert bad.status_code == 422
+    assert "background: 缺少必填字段" in bad.text and "expected_delivery: 日期格式错误" in bad.text
+    good = client.post("/templates/requirement_confirmation/new", data={
+        "requester": "市场部 | 张伟 | 经理", "receiver": "产品部 | 李娜",
+        "background": "提升留存", "details": "积分规则\n兑换商品", "expected_delivery":
+        "2024-06-30", "priority": "高", "role:requester": "zhangwei",
+        "role:receiver": "lina"}, follow_redirects=False)
+    assert good.status_code == 303
+    page = client.get(good.headers["location"])
+    assert "需求确认函" in page.text and "awaiting_signatures" in page.text
+    assert 'src="/documents/' in page.text
+    image = client.get(re.search(r'src="(/documents/[^"]+\.png[^"]*)"', page.text).group(1))
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+def test_a_party_never_sees_another_partys_document(web):
+    settings, client = web
+    client.cookies.clear()
+    sign_in(client, create_token(settings, "admin", label="ops2"))
+    created = client.post("/templates/requirement_confirmation/new", data={
+        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "x",
+        "details": "a", "expected_delivery": "2024-06-30", "priority": "中",
+        "role:requester": "zhangwei", "role:receiver": "lina"}, follow_redirects=False)
+    path = created.headers["location"]
+    client.cookies.clear()
+    sign_in(client, create_token(settings, "party", "wangqiang"))
+    assert client.get(path).status_code == 404
+    assert client.get(f"{path}/pdf").status_code == 400
+
+
+def test_form_to_data_builds_lists_tables_and_objects():
+    template = get_template("progress_sync")
+    data = form_to_data(template, {"project": " 官网 ", "support_requests":
+                                   "市场部 | 确认 | 2024-05-25\n\n产品部 | 评审 | 2024-05-26",
+                                   "risks": ""})
+    assert data == {"project": "官网", "support_requests": [
+        {"dept": "市场部", "content": "确认", "due": "2024-05-25"},
+        {"dept": "产品部", "content": "评审", "due": "2024-05-26"}]}
+
