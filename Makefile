@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := python3 python3-venv python3-uno libreoffice-writer-nogui \
 	fonts-noto-cjk fonts-symbola fonts-crosextra-carlito fonts-crosextra-caladea fonts-liberation2 \
-	poppler-utils softhsm2 opensc
+	poppler-utils softhsm2 opensc chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
 

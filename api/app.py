@@ -243,11 +243,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return void_document(settings, state.id, f"admin:{principal.label}", body.reason,
                              admin=True)
 
-    @app.post("/api/documents/{document_id}/close", response_model=DocumentStatus,
-              dependencies=[ADMIN])
+    @app.post("/api/documents/{document_id}/close", response_model=DocumentStatus)
     def close(request: Request, state: DocumentState = Depends(visible_document),
-              settings: Settings = Depends(settings_of)) -> dict:
-        return close_document(settings, state.id, pool_of(request))
+              principal: Principal = ADMIN, settings: Settings = Depends(settings_of)) -> dict:
+        return close_document(settings, state.id, pool_of(request),
+                              f"admin:{principal.label}")
 
     @app.get("/api/documents/{document_id}/verify", response_model=Verdict,
              dependencies=[READERS])

@@ -186,9 +186,11 @@ def _document_page(request: Request, principal: Principal, document_id: str,
         actions.append("sign")
     if principal.role == "admin" and report["status"] == "completed" and not report["blocking"]:
         actions.append("close")
+    events = [{**e, "at": datetime.fromisoformat(e["at"]).astimezone(settings.zone)
+                .isoformat(timespec="seconds")} for e in document_events(settings, document_id)]
     return page(request, "document.html", report["number"], status_code, s=report,
                 title_zh=template.title_zh, title_en=template.title_en,
-                events=document_events(settings, document_id), actions=actions,
+                events=events, actions=actions,
                 pages=range(1, page_count(settings, document_id) + 1), flash=flash)
 
 
@@ -273,7 +275,7 @@ async def web_close(request: Request, document_id: str,
 
     pool = await run_in_threadpool(pool_of, request)
     return await _act(request, principal, document_id, "closed", close_document,
-                      _settings(request), document_id, pool)
+                      _settings(request), document_id, pool, f"admin:{principal.label}")
 
 
 @router.get("/templates", response_class=HTMLResponse)
