@@ -21,6 +21,7 @@ from pipeline.access import Principal, create_token, principal_for
 from pipeline.audit import verify_bytes
 from pipeline.config import Settings
 from pipeline.documents import (
+    add_progress_entry,
     blocking_documents,
     close_document,
     create_document,
@@ -29,12 +30,14 @@ from pipeline.documents import (
     document_status,
     download_revision,
     load_state,
+    mark_action_item_done,
     sign_document,
 )
 from pipeline.errors import BadInput, CountersignError, ValidationFailed
 from pipeline.mail import Mail, MailFailed, send
 from pipeline.parties import list_parties
 from pipeline.previews import page_count, page_preview
+from pipeline.review import review, review_chart
 from pipeline.templates import get_template, list_templates
 from pipeline.uploads import MAX_UPLOAD_BYTES, UploadRejected, upload_countersigned
 
@@ -186,11 +189,19 @@ def _document_page(request: Request, principal: Principal, document_id: str,
         actions.append("sign")
     if principal.role == "admin" and report["status"] == "completed" and not report["blocking"]:
         actions.append("close")
+    involved = principal.role == "admin" or (principal.party and principal.may_see(state))
+    open_doc = report["status"] not in ("closed", "voided")
+    if involved and open_doc and "progress_updates" in template.field_names:
+        actions.append("progress")
+    open_items = [(n, item) for n, item in enumerate(state.form.get("action_items") or [], 1)
+                  if n not in state.action_items_done]
+    if involved and open_doc and open_items:
+        actions.append("actions")
     events = [{**e, "at": datetime.fromisoformat(e["at"]).astimezone(settings.zone)
                 .isoformat(timespec="seconds")} for e in document_events(settings, document_id)]
     return page(request, "document.html", report["number"], status_code, s=report,
                 title_zh=template.title_zh, title_en=template.title_en,
-                events=events, actions=actions,
+                events=events, actions=actions, open_items=open_items,
                 pages=range(1, page_count(settings, document_id) + 1), flash=flash)
 
 
@@ -276,6 +287,52 @@ async def web_close(request: Request, document_id: str,
     pool = await run_in_threadpool(pool_of, request)
     return await _act(request, principal, document_id, "closed", close_document,
                       _settings(request), document_id, pool, f"admin:{principal.label}")
+
+
+@router.post("/documents/{document_id}/progress")
+async def web_progress(request: Request, document_id: str, date: str = Form(...),
+                       text: str = Form(...), principal: Principal = Depends(signed_in)
+                       ) -> Response:
+    from api.app import pool_of
+
+    _visible(request, principal, document_id)
+    pool = await run_in_threadpool(pool_of, request)
+    return await _act(request, principal, document_id, "progress", add_progress_entry,
+                      _settings(request), document_id, date, text,
+                      principal.party or f"admin:{principal.label}", pool)
+
+
+@router.post("/documents/{document_id}/action-done")
+async def web_action_done(request: Request, document_id: str, item: int = Form(...),
+                          principal: Principal = Depends(signed_in)) -> Response:
+    _visible(request, principal, document_id)
+    return await _act(request, principal, document_id, "action", mark_action_item_done,
+                      _settings(request), document_id, item,
+                      principal.party or f"admin:{principal.label}")
+
+
+def _readers_only(principal: Principal) -> None:
+    if principal.role not in ("admin", "auditor"):
+        raise BadInput("只有管理员和审计员可以查看复盘", "the review is for admins and auditors")
+
+
+@router.get("/report", response_class=HTMLResponse)
+def report_page(request: Request, since: str = "", until: str = "",
+                principal: Principal = Depends(signed_in)) -> HTMLResponse:
+    _readers_only(principal)
+    today = datetime.now(_settings(request).zone).date()
+    since = since or today.replace(day=1).isoformat()
+    until = until or today.isoformat()
+    return page(request, "report.html", "复盘 / Review", since=since, until=until,
+                report=review(_settings(request), since, until))
+
+
+@router.get("/report/chart.png")
+def report_chart(request: Request, since: str, until: str,
+                 principal: Principal = Depends(signed_in)) -> Response:
+    _readers_only(principal)
+    return Response(review_chart(review(_settings(request), since, until)),
+                    media_type="image/png")
 
 
 @router.get("/templates", response_class=HTMLResponse)

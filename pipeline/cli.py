@@ -141,7 +141,8 @@ def init(settings: Settings, as_json: bool) -> None:
     if as_json:
         _emit({"data_dir": str(result.data_dir), "created_ca": result.created_ca,
                "demo_parties": [p.summary() for p in result.demo_parties],
-               "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None})
+               "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None,
+               "demo_tokens": result.demo_tokens})
         return
     click.echo(f"data folder ready: {result.data_dir}")
     if result.created_ca:
@@ -149,7 +150,11 @@ def init(settings: Settings, as_json: bool) -> None:
     if result.demo_parties:
         click.echo(f"demo parties (key passphrase: {DEMO_PASSPHRASE!r}):")
         for party in result.demo_parties:
-            click.echo(f"  {party.id:<10} {party.name} {party.dept} <{party.email}>")
+            click.echo(f"  {party.id:<10} {party.name} {party.dept} <{party.email}>  "
+                       f"web token: {result.demo_tokens[party.id]}")
+        click.echo(f"admin web token: {result.demo_tokens['admin']}")
+        click.echo("sign in at http://127.0.0.1:8000/login with one of these tokens "
+                   "(they are shown only now)")
 
 
 @main.group()

@@ -56,6 +56,7 @@ class InitResult:
     data_dir: Path
     created_ca: bool
     demo_parties: tuple[Party, ...]
+    demo_tokens: dict[str, str]
 
 
 def _connect(settings: Settings):
@@ -81,12 +82,18 @@ def initialise(settings: Settings) -> InitResult:
     if created_ca:
         LocalCA.create(settings.ca_dir)
     demo: list[Party] = []
+    tokens: dict[str, str] = {}
     if not list_parties(settings):
+        from pipeline.access import create_token
+
         for party_id, name, dept, email in DEMO_PARTIES:
             demo.append(add_party(settings, name=name, dept=dept, email=email,
                                   party_id=party_id, issue_cert=True,
                                   passphrase=DEMO_PASSPHRASE))
-    return InitResult(settings.data_dir, created_ca, tuple(demo))
+            tokens[party_id] = create_token(settings, "party", party_id, label="demo")
+        # A demo install must be usable from the browser at once: one admin token too.
+        tokens["admin"] = create_token(settings, "admin", label="demo admin")
+    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
 
 
 def list_parties(settings: Settings) -> list[Party]:

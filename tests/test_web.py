@@ -109,3 +109,37 @@ def test_form_to_data_builds_lists_tables_and_objects():
         {"dept": "市场部", "content": "确认", "due": "2024-05-25"},
         {"dept": "产品部", "content": "评审", "due": "2024-05-26"}]}
 
+
+
+def test_progress_action_items_and_review_pages(web):
+    settings, client = web
+    client.cookies.clear()
+    sign_in(client, create_token(settings, "admin", label="ops3"))
+    created = client.post("/templates/meeting_minutes/new", data={
+        "topic": "周会", "start": "2024-05-21T14:00", "end": "2024-05-21T15:00",
+        "location": "线上", "attendees": "李娜 | 产品部", "agenda": "进度",
+        "discussion": "无分歧", "resolutions": "继续", "action_items":
+        "输出文档 | 李娜 | 2024-05-22", "distribution": "全员", "archive_folder": "纪要",
+        "role:host": "zhangwei", "role:attendee": "lina"}, follow_redirects=False)
+    assert created.status_code == 303, created.text
+    path = created.headers["location"]
+    page = client.get(path).text
+    assert 'id="action-done"' in page and "输出文档" in page
+    done = client.post(f"{path}/action-done", data={"item": "1"}, follow_redirects=False)
+    assert done.status_code == 303
+    assert 'id="action-done"' not in client.get(path).text
+    issue = client.post("/templates/issue_tracking/new", data={
+        "description": "超时", "reporting_dept": "技术部", "responsible_dept": "研发部",
+        "solution": "扩容", "due": "2024-05-25T18:00", "role:responsible": "wangqiang",
+        "role:reporter": "liuyang"}, follow_redirects=False)
+    issue_path = issue.headers["location"]
+    added = client.post(f"{issue_path}/progress", data={"date": "2024-05-24",
+                                                        "text": "回归通过"},
+                        follow_redirects=False)
+    assert added.status_code == 303
+    assert "回归通过" in client.get(issue_path).text
+    review_page = client.get("/report")
+    assert review_page.status_code == 200 and "复盘报告" in review_page.text
+    chart = client.get(re.search(r'src="(/report/chart\.png[^"]+)"',
+                                 review_page.text).group(1).replace("&amp;", "&"))
+    assert chart.content.startswith(b"\x89PNG")
