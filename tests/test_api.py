@@ -219,3 +219,70 @@ def test_bulk_runs_as_a_job_with_progress(service):
     assert next(r for r in job["results"] if r["line"] == 2)["error"]
     assert client.get(f"/api/jobs/{job['id']}", headers=auth["lina"]).status_code == 403
     assert client.get("/api/jobs/job-nope", headers=auth["admin"]).status_code == 404
+
+
+def test_every_endpoint_for_every_role(service):
+    """Walks every /api route with every kind of caller: allowed calls get past access
+    control (their bodies are made harmless, so nothing changes), the rest are refused —
+    403, or 404 where the caller may not know the document exists."""
+    _, client, auth = service
+    created = client.post("/api/documents", headers=auth["admin"], json={
+        "template": "requirement_confirmation", "data": example("requirement_confirmation"),
+        "parties": [{"role": "requester", "party": "zhangwei"},
+                    {"role": "receiver", "party": "lina"}]}).json()["id"]
+    job = client.post("/api/bulk/issue_tracking", headers={
+        **auth["admin"], "Content-Type": "application/x-ndjson"}, content=b"").json()["id"]
+    doc = f"/api/documents/{created}"
+    everyone = {"admin", "auditor", "zhangwei", "lina", "wangqiang"}
+    involved = {"zhangwei", "lina"}
+    readers = {"admin", "auditor"}
+    # (method, path, body, allowed callers, callers answered 404 instead of 403)
+    table = [
+        ("GET", "/api/health", None, everyone | {None}, set()),
+        ("GET", "/api/templates", None, everyone | {None}, set()),
+        ("GET", "/api/templates/{key}", None, everyone | {None}, set()),
+        ("GET", "/api/parties", None, readers, set()),
+        ("POST", "/api/parties", {"name": "", "dept": "", "email": "x"}, {"admin"}, set()),
+        ("POST", "/api/documents", {"template": "issue_tracking", "data": {}, "parties": []},
+         {"admin", "zhangwei", "lina", "wangqiang"}, set()),
+        ("GET", "/api/documents/{document_id}", None, readers | involved, {"wangqiang"}),
+        ("GET", "/api/documents/{document_id}/pdf", None, readers | involved, {"wangqiang"}),
+        ("GET", "/api/blocking", None, everyone, set()),
+        ("POST", "/api/documents/{document_id}/sign", {"passphrase": "wrong"}, involved,
+         {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/upload", b"junk", involved, {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/decline", {"reason": " "}, involved,
+         {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/void", {"reason": " "}, {"admin"},
+         {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/close", None, {"admin"}, {"wangqiang"}),
+        # A role no party has: 403 whatever the document, so it reveals nothing either.
+        ("GET", "/api/documents/{document_id}/verify", None, readers, set()),
+        ("POST", "/api/verify", b"junk", everyone, set()),
+        ("GET", "/api/ledger/verify", None, readers, set()),
+        ("POST", "/api/bulk/{template_key}", b"", {"admin"}, set()),
+        ("GET", "/api/jobs/{job_id}", None, {"admin"}, set()),
+    ]
+    routes = {(m, r.path) for r in client.app.routes
+              if getattr(r, "path", "").startswith("/api")
+              for m in getattr(r, "methods", ()) if m in ("GET", "POST")}
+    assert routes == {(m, p) for m, p, *_ in table}, "every API route is in the table"
+    for method, path, body, allowed, hidden in table:
+        url = (path.replace("{document_id}", created).replace("{key}", "issue_tracking")
+               .replace("{template_key}", "issue_tracking").replace("{job_id}", job))
+        for who in [*sorted(everyone), None]:
+            headers = dict(auth[who]) if who else {}
+            kwargs = {"json": body} if isinstance(body, dict) else {"content": body}
+            if isinstance(body, bytes):
+                headers["Content-Type"] = "application/pdf"
+            response = client.request(method, url, headers=headers, **kwargs)
+            if who in allowed:
+                assert response.status_code not in (401, 403, 404), (method, path, who,
+                                                                     response.text)
+            elif who is None:
+                assert response.status_code == 401, (method, path)
+            else:
+                expected = 404 if who in hidden else 403
+                assert response.status_code == expected, (method, path, who, response.text)
+    status = client.get(doc, headers=auth["admin"]).json()
+    assert status["status"] == "awaiting_signatures" and status["signed"] == []
