@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,13 @@ from pipeline.conversion import ConverterPool, PoolSpec
 EXAMPLES = Path(__file__).parent / "examples"
 TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",
                  "meeting_minutes")
+
+
+def free_port() -> int:
+    """Return a loopback TCP port nobody listens on (right now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def example(key: str) -> dict:

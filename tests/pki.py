@@ -7,7 +7,6 @@ the OCSP responder, CRL repository and TSA over HTTP exactly as it would in prod
 
 from __future__ import annotations
 
-import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.serving import make_server
 
+from tests.conftest import free_port
+
 KEY_PASSWORD = b"test-pki-secret"
 ARCH = "countersign-test"
 IMPOSTOR = "impostor"
@@ -31,12 +32,6 @@ PARTIES = {
     "dave": ("赵敏", "市场部"),   # revoked
     "erin": ("陈静", "法务部"),   # expired
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _write_key(path: Path) -> None:
@@ -183,7 +178,7 @@ class TestPKI:
 
 def start_test_pki(folder: Path) -> TestPKI:
     """Generate keys into ``folder``, configure both architectures and serve them."""
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     labels = ["root", "interm", "interm-ocsp", "tsa", *PARTIES]
     keysets = {}

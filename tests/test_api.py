@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from api.app import create_app
 from pipeline.access import create_token
 from pipeline.config import Settings
 from pipeline.parties import initialise
-from tests.conftest import TEMPLATE_KEYS, example
+from tests.conftest import TEMPLATE_KEYS, example, free_port
 from tests.test_uploads import external_sign
 
 
@@ -169,14 +168,8 @@ def test_oversized_upload_is_413(service, document, monkeypatch):
     assert response.status_code == 413 and response.json()["code"] == "too_large"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_countersign_serve_answers(tmp_path):
-    port = _free_port()
+    port = free_port()
     exe = str(Path(sys.executable).with_name("countersign"))
     server = subprocess.Popen([exe, "--data-dir", str(tmp_path), "serve", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

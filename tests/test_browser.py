@@ -6,7 +6,6 @@ docs/screenshots/."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pipeline.access import create_token
 from pipeline.config import Settings
 from pipeline.documents import document_status
 from pipeline.parties import initialise
+from tests.conftest import free_port
 from tests.test_uploads import external_sign
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,9 +33,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 def server(tmp_path_factory):
     settings = Settings(data_dir=tmp_path_factory.mktemp("browser") / "data")
     initialise(settings)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("countersign")), "--data-dir",
          str(settings.data_dir), "serve", "--port", str(port)],

@@ -3,7 +3,6 @@ decline, void, reassign, progress entries and action items."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import replace
 from datetime import datetime, timedelta
 from email import message_from_bytes
@@ -32,7 +31,7 @@ from pipeline.followup import follow_up
 from pipeline.parties import add_party, initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example, pdf_text
+from tests.conftest import example, free_port, pdf_text
 
 
 class Inbox:
@@ -50,9 +49,7 @@ class Inbox:
 
 @pytest.fixture
 def smtp():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     inbox = Inbox()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -220,10 +217,7 @@ def test_action_items_done_unblock_minutes(settings, pool):
 
 def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
     inbox, _ = smtp
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead_port = sock.getsockname()[1]
-    broken = replace(settings, smtp_port=dead_port)
+    broken = replace(settings, smtp_port=free_port())
     doc = create_document(broken, "requirement_confirmation",
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,

@@ -6,7 +6,6 @@ import hashlib
 import io
 import logging
 import re
-import socket
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from signing.sign import SignatureRequest, sign_pdf
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings
 from signing.validation import validate_pdf
-from tests.conftest import TEMPLATE_KEYS, example
+from tests.conftest import TEMPLATE_KEYS, example, free_port
 from tests.pki import IMPOSTOR, PARTIES, start_test_pki
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -167,9 +166,7 @@ def test_bad_certificates_are_refused(progress_three_parties, pki, trust, font, 
 
 def test_unreachable_timestamp_authority_fails_cleanly(progress_three_parties, pki, trust,
                                                        font):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/tsa"
+    dead = f"http://127.0.0.1:{free_port()}/tsa"
     with pytest.raises(TimestampUnavailable, match="unavailable"):
         sign_pdf(progress_three_parties, request_for("responsible", "carol", True),
                  signer_for(pki, "carol"), TimestampAuthority(url=dead, timeout_s=2), trust,
