@@ -191,16 +191,20 @@ async def _validate_timestamp(sig: EmbeddedPdfSignature,
         signed_revision=sig.signed_revision, problems=tuple(problems))
 
 
-def _offline_context(trust: TrustSettings, reader: PdfFileReader,
+def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:
+    """Return the document's security store, or None when it has none (or a broken one)."""
+    try:
+        return DocumentSecurityStore.read_dss(reader)
+    except Exception:  # noqa: BLE001 - no DSS: nothing but the configured trust
+        return None
+
+
+def _offline_context(trust: TrustSettings, dss: DocumentSecurityStore | None,
                      moment: datetime | None) -> ValidationContext:
     kwargs = {"trust_roots": list(trust.roots), "other_certs": list(trust.other_certs),
               "crls": list(trust.crls), "allow_fetching": False,
               "revocation_mode": "require", "retroactive_revinfo": True, "moment": moment}
-    try:
-        dss = DocumentSecurityStore.read_dss(reader)
-    except Exception:  # noqa: BLE001 - no DSS: nothing but the configured trust
-        return ValidationContext(**kwargs)
-    return dss.as_validation_context(kwargs)
+    return dss.as_validation_context(kwargs) if dss else ValidationContext(**kwargs)
 
 
 async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool = False
@@ -217,26 +221,29 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
     if not signatures:
         return DocumentReport(valid=False, signatures=(),
                               problems=("文档没有签名 / the document has no signature",))
+    dss = _read_dss(reader) if offline else None  # read once, for every signature
+
+    def context_for(sig: EmbeddedPdfSignature | None) -> ValidationContext:
+        if not offline:
+            return validation_context(trust)
+        try:  # an archived signature is judged at its own timestamp's time
+            moment = signature_timestamp_time(sig) if sig is not None else None
+        except Exception:  # noqa: BLE001
+            moment = None
+        return _offline_context(trust, dss, moment)
+
     reports = []
     for index, sig in enumerate(signatures):
         later = {str(s.field_name) for s in signatures[index + 1:]}
         later |= {str(s.field_name) for s in timestamps}
-        if offline:
-            try:
-                moment = signature_timestamp_time(sig)
-            except Exception:  # noqa: BLE001
-                moment = None
-            context = _offline_context(trust, reader, moment)
-        else:
-            context = validation_context(trust)
+        context = context_for(sig)
         try:
             reports.append(await _validate_one(sig, later, context))
         finally:
             await context.aclose()
     ts_reports = []
     for sig in timestamps:
-        context = (_offline_context(trust, reader, None) if offline
-                   else validation_context(trust))
+        context = context_for(None)
         try:
             ts_reports.append(await _validate_timestamp(sig, context))
         finally:
