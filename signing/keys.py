@@ -13,7 +13,6 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from pyhanko.keys import load_cert_from_pemder
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import Signer
 
@@ -89,7 +88,3 @@ def open_pkcs11_signer(spec: Pkcs11Key, pin: str,
         session, key_label=spec.key_label, cert_label=spec.cert_label or spec.key_label,
         ca_chain=list(chain), use_raw_mechanism=spec.raw_mechanism)
     return session, signer
-
-
-def load_certificate_file(path: Path) -> asn1_x509.Certificate:
-    return load_cert_from_pemder(str(path))

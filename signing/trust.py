@@ -34,9 +34,6 @@ class TrustSettings:
     crls: tuple[asn1_crl.CertificateList, ...] = ()
     allow_fetching: bool = True
 
-    def with_crls(self, crls: Iterable[asn1_crl.CertificateList]) -> TrustSettings:
-        return TrustSettings(self.roots, self.other_certs, tuple(crls), self.allow_fetching)
-
     def offline(self) -> TrustSettings:
         """The same trust, with no network access: what an archive must validate against."""
         return TrustSettings(self.roots, self.other_certs, self.crls, allow_fetching=False)
