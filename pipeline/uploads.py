@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,51 +75,71 @@ def _identity_problem(cert, party, trusted: bool) -> tuple[str, str] | None:
             f"does not belong to {party.id} ({party.name})")
 
 
+@dataclass(frozen=True)
+class UploadVerdict:
+    """Either the first rule an upload breaks (zh, en), or the accepted signature's
+    certificate fingerprint."""
+
+    problem: tuple[str, str] | None = None
+    certificate_sha256: str | None = None
+
+
 def check_upload(settings: Settings, state, party, member, data: bytes,
-           earlier_revisions: set[str]) -> tuple[str, str] | None:
-    """Return (zh, en) naming the first rule the upload breaks, or None when it is good."""
+                 earlier_revisions: set[str]) -> UploadVerdict:
+    """Return the verdict on ``data`` as the party's upload (nothing is recorded here)."""
+    problem, report = _first_problem(settings, state, party, member, data,
+                                     earlier_revisions)
+    if problem:
+        return UploadVerdict(problem=problem)
+    return UploadVerdict(certificate_sha256=report.signatures[-1].certificate_sha256)
+
+
+def _first_problem(settings: Settings, state, party, member, data: bytes,
+                   earlier_revisions: set[str]):
+    """Return ((zh, en), None) for the first rule broken, or (None, the validation report)."""
     head = revision_store(settings).get(state.head_revision)
     if not data.startswith(b"%PDF-"):
-        return "不是 PDF 文件", "not a PDF file"
+        return ("不是 PDF 文件", "not a PDF file"), None
     if not data.startswith(head) or len(data) == len(head):
         if sha256(data) in earlier_revisions or data == head:
             return ("上传的是本文档已有的修订版本，未新增签名",
                     "this is a revision the document already has (an older or the current "
-                    "one), not a new countersignature")
+                    "one), not a new countersignature"), None
         return ("文件不是基于当前修订版本的增量更新",
                 "the file does not begin with the exact bytes of the current revision "
                 f"({state.head_revision[:16]}…): sign the latest download, as an incremental "
-                "update")
+                "update"), None
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = sorted(reader.embedded_regular_signatures,
                             key=lambda s: s.signed_revision)
         before = len(PdfFileReader(io.BytesIO(head), strict=False).embedded_regular_signatures)
     except Exception as exc:  # noqa: BLE001 - hostile input: refuse, never crash
-        return "无法解析上传的 PDF", f"cannot parse the uploaded PDF: {type(exc).__name__}: {exc}"
+        return ("无法解析上传的 PDF",
+                f"cannot parse the uploaded PDF: {type(exc).__name__}: {exc}"), None
     if len(signatures) != before + 1:
         return ("上传的文件必须恰好新增一个签名",
                 f"the upload must add exactly one signature (it adds "
-                f"{len(signatures) - before})")
+                f"{len(signatures) - before})"), None
     new = signatures[-1]
     if str(new.field_name) != member.field:
         return (f"签名应签在 {member.field} 签字栏",
                 f"the new signature is in field {new.field_name!r}, not {party.id}'s field "
-                f"{member.field!r}")
+                f"{member.field!r}"), None
     report = validate_pdf(data, trust_for(settings))
     new_report = report.signatures[-1]
     identity = _identity_problem(new.signer_cert, party, new_report.trusted)
     if identity:
-        return identity
+        return identity, None
     if new_report.coverage != "ENTIRE_FILE":
         return ("新签名未覆盖整个文件", f"the new signature does not cover the whole file "
-                f"({new_report.coverage})")
+                f"({new_report.coverage})"), None
     for item in report.signatures:
         if not item.valid:
             which = "新签名" if item is new_report else f"原有签名 {item.field}"
             return (f"{which}无效：{'；'.join(item.problems)}",
-                    f"signature {item.field} is not valid: {'; '.join(item.problems)}")
-    return None
+                    f"signature {item.field} is not valid: {'; '.join(item.problems)}"), None
+    return None, report
 
 
 def upload_countersigned(settings: Settings, document_id: str, party_id: str,
@@ -133,7 +154,8 @@ def upload_countersigned(settings: Settings, document_id: str, party_id: str,
     digest = sha256(data)
     earlier = {e["revision_after"] for e in document_events(settings, document_id)
                if e["revision_after"]}
-    problem = check_upload(settings, state, party, member, data, earlier)
+    verdict = check_upload(settings, state, party, member, data, earlier)
+    problem = verdict.problem
     if problem:
         event = ledger.new_event(document_id, "upload-rejected", party_id, {
             "field": member.field, "party": party_id, "upload_sha256": digest,
@@ -141,11 +163,9 @@ def upload_countersigned(settings: Settings, document_id: str, party_id: str,
         append_checked(settings, state, [event])
         raise UploadRejected(f"上传被拒绝：{problem[0]}", f"upload refused: {problem[1]}")
     revision = revision_store(settings).put(data)
-    reader = PdfFileReader(io.BytesIO(data), strict=False)
-    new = sorted(reader.embedded_regular_signatures, key=lambda s: s.signed_revision)[-1]
     event = ledger.new_event(document_id, "upload-accepted", party_id, {
         "field": member.field, "role": member.role, "party": party_id,
-        "certificate_sha256": certificate_sha256(new.signer_cert)},
+        "certificate_sha256": verdict.certificate_sha256},
         revision_before=state.head_revision, revision_after=revision)
     append_checked(settings, state, [event])
     dispatch(settings, document_id)

@@ -81,8 +81,8 @@ def test_fuzz_upload_and_verify(target):
         calls.append(len(candidate))
         verdict = verify_bytes(data_settings, candidate)
         assert isinstance(verdict["valid"], bool)
-        problem = upload_rules(data_settings, state, party, member, candidate, earlier)
-        assert problem is None or len(problem) == 2
+        verdict = upload_rules(data_settings, state, party, member, candidate, earlier)
+        assert verdict.problem is None or len(verdict.problem) == 2
 
     check()
     print(f"{len(calls)} inputs, {len(set(calls))} distinct sizes, largest {max(calls)} bytes")
