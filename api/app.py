@@ -11,11 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import os
 import threading
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from importlib.metadata import version
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -46,6 +42,7 @@ from api.models import (
 from api.streaming import body_to_file
 from api.web import SignInNeeded
 from api.web import router as web_router
+from api.workers import in_signer_process, pool_of, signer_processes
 from pipeline.access import Principal
 from pipeline.audit import verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
@@ -75,31 +72,6 @@ ADMIN = Depends(role("admin"))
 READERS = Depends(role("admin", "auditor"))
 PARTY = Depends(role("party"))
 CREATORS = Depends(role("admin", "party"))
-
-
-def signer_processes(settings: Settings) -> ProcessPoolExecutor:
-    """Signing is CPU-bound Python (stamp font subsetting, CMS): in threads it would hold
-    the GIL and starve the event loop, so signatures are made in worker processes."""
-    return ProcessPoolExecutor(max_workers=settings.pool_size or os.cpu_count() or 1,
-                               mp_context=multiprocessing.get_context("spawn"))
-
-
-async def in_signer_process(app: FastAPI, function, *args):
-    """Run ``function(*args)`` in a signer process; a pool whose worker died is replaced and
-    the call made once more (the use cases are safe to repeat)."""
-    loop = asyncio.get_running_loop()
-    try:
-        return await loop.run_in_executor(app.state.signers, function, *args)
-    except BrokenProcessPool:
-        log.error("a signer process died; replacing the pool")
-        app.state.signers = signer_processes(app.state.settings)
-        return await loop.run_in_executor(app.state.signers, function, *args)
-
-
-def pool_of(request: Request):
-    """Return the app's LibreOffice pool, waiting for it to finish starting if need be."""
-    request.app.state.pool_started.join()
-    return request.app.state.pool
 
 
 async def periodic_passes(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from api.workers import in_signer_process, pool_of
 from pipeline.access import Principal, create_token, principal_for
 from pipeline.audit import verify_bytes
 from pipeline.config import Settings
@@ -246,8 +247,6 @@ async def _act(request: Request, principal: Principal, document_id: str, done: s
 async def web_sign(request: Request, document_id: str, passphrase: str = Form(...),
                    revision: str = Form(""), principal: Principal = Depends(signed_in)
                    ) -> Response:
-    from api.app import in_signer_process
-
     try:
         await in_signer_process(request.app, sign_document, _settings(request), document_id,
                                 principal.party or "", passphrase, revision or None)
@@ -282,8 +281,6 @@ async def web_close(request: Request, document_id: str,
     if principal.role != "admin":
         return await run_in_threadpool(_document_page, request, principal, document_id,
                                        "只有管理员可以关闭 / only an admin may close", 403)
-    from api.app import pool_of
-
     pool = await run_in_threadpool(pool_of, request)
     return await _act(request, principal, document_id, "closed", close_document,
                       _settings(request), document_id, pool, f"admin:{principal.label}")
@@ -293,8 +290,6 @@ async def web_close(request: Request, document_id: str,
 async def web_progress(request: Request, document_id: str, date: str = Form(...),
                        text: str = Form(...), principal: Principal = Depends(signed_in)
                        ) -> Response:
-    from api.app import pool_of
-
     _visible(request, principal, document_id)
     pool = await run_in_threadpool(pool_of, request)
     return await _act(request, principal, document_id, "progress", add_progress_entry,
@@ -380,8 +375,6 @@ async def new_document(request: Request, key: str, principal: Principal = Depend
     data = form_to_data(template, form)
     bindings = [(role.key, party) for role in template.roles
                 for party in form.getlist(f"role:{role.key}")]
-    from api.app import pool_of
-
     try:
         pool = await run_in_threadpool(pool_of, request)
         report = await run_in_threadpool(create_document, _settings(request), key, data,
