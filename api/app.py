@@ -66,6 +66,7 @@ from pipeline.parties import add_party, list_parties
 from pipeline.templates import get_template, list_templates
 from pipeline.uploads import MAX_UPLOAD_BYTES, read_upload, upload_countersigned
 from pipeline.webhooks import deliver_webhooks
+from signing.errors import SigningError
 
 log = logging.getLogger(__name__)
 ADMIN = Depends(role("admin"))
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_exception_handler(SignInNeeded, sign_in_first)
     app.add_exception_handler(CountersignError, countersign_error_handler)
+    app.add_exception_handler(SigningError, countersign_error_handler)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

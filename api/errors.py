@@ -11,7 +11,14 @@ from fastapi.responses import JSONResponse
 
 from api.models import ErrorBody
 from pipeline.documents import ClosureRefused, Conflict, NotYourTurn, UnknownDocument
-from pipeline.errors import BadInput, CountersignError, UnknownTemplate, ValidationFailed
+from pipeline.errors import (
+    KNOWN_ERRORS,
+    BadInput,
+    CountersignError,
+    UnknownTemplate,
+    ValidationFailed,
+    as_pipeline_error,
+)
 from pipeline.parties import UnknownParty
 
 log = logging.getLogger(__name__)
@@ -41,7 +48,8 @@ def _body(code: str, zh: str, en: str, problems=()) -> dict:
 
 
 async def countersign_error_handler(_: Request, error: Exception) -> JSONResponse:
-    assert isinstance(error, CountersignError)
+    assert isinstance(error, KNOWN_ERRORS)
+    error = as_pipeline_error(error)
     problems = ([problem.as_dict() for problem in error.problems]
                 if isinstance(error, ValidationFailed) else [])
     return JSONResponse(_body(error.code, error.zh, error.en, problems),

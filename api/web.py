@@ -34,7 +34,11 @@ from pipeline.documents import (
     mark_action_item_done,
     sign_document,
 )
-from pipeline.errors import BadInput, CountersignError, ValidationFailed
+from pipeline.errors import (
+    KNOWN_ERRORS,
+    BadInput,
+    ValidationFailed,
+)
 from pipeline.mail import Mail, MailFailed, send
 from pipeline.parties import list_parties
 from pipeline.previews import page_count, page_preview
@@ -237,7 +241,7 @@ async def _act(request: Request, principal: Principal, document_id: str, done: s
                function, *args) -> Response:
     try:
         await run_in_threadpool(function, *args)
-    except CountersignError as exc:
+    except KNOWN_ERRORS as exc:
         return await run_in_threadpool(_document_page, request, principal, document_id,
                                        str(exc), 400)
     return RedirectResponse(f"/documents/{document_id}?done={done}", status_code=303)
@@ -250,7 +254,7 @@ async def web_sign(request: Request, document_id: str, passphrase: str = Form(..
     try:
         await in_signer_process(request.app, sign_document, _settings(request), document_id,
                                 principal.party or "", passphrase, revision or None)
-    except CountersignError as exc:
+    except KNOWN_ERRORS as exc:
         return await run_in_threadpool(_document_page, request, principal, document_id,
                                        str(exc), 400)
     return RedirectResponse(f"/documents/{document_id}?done=signed", status_code=303)
@@ -384,7 +388,7 @@ async def new_document(request: Request, key: str, principal: Principal = Depend
         return page(request, "new.html", template.title_zh, 422, template=template,
                     parties=list_parties(_settings(request)), values=dict(form),
                     problems=[str(p) for p in exc.problems], hints=TYPE_HINTS)
-    except CountersignError as exc:
+    except KNOWN_ERRORS as exc:
         return page(request, "new.html", template.title_zh, 400, template=template,
                     parties=list_parties(_settings(request)), values=dict(form),
                     problems=[str(exc)], hints=TYPE_HINTS)

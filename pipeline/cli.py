@@ -34,7 +34,12 @@ from pipeline.documents import (
     verify_ledger,
     void_document,
 )
-from pipeline.errors import BadInput, CountersignError, ValidationFailed
+from pipeline.errors import (
+    KNOWN_ERRORS,
+    BadInput,
+    ValidationFailed,
+    as_pipeline_error,
+)
 from pipeline.files import write_atomic
 from pipeline.followup import follow_up
 from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
@@ -83,14 +88,12 @@ class CountersignGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ValidationFailed as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            _fail(str(exc), 2)
-        except BadInput as exc:
-            _fail(str(exc), 2)
-        except CountersignError as exc:
-            _fail(str(exc), 1)
+        except KNOWN_ERRORS as exc:
+            error = as_pipeline_error(exc)
+            if isinstance(error, ValidationFailed):
+                for problem in error.problems:
+                    click.echo(str(problem), err=True)
+            _fail(str(error), 2 if isinstance(error, BadInput) else 1)
         except KeyboardInterrupt:
             _fail("已中断 / interrupted", 130)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):

@@ -6,6 +6,8 @@ and 1 for an ``OperationFailed``; the API maps them to 4xx JSON bodies the same 
 
 from __future__ import annotations
 
+from signing.errors import SigningError
+
 
 class CountersignError(Exception):
     """Base class: every error the pipeline raises on purpose."""
@@ -90,3 +92,29 @@ class NotADocx(ConversionError, BadInput):
 
 class ConversionTimeout(ConversionError):
     code = "conversion_timeout"
+
+
+class SigningRefused(BadInput):
+    """The signing library refused the caller's input (wrong passphrase, not a PDF…)."""
+
+    code = "signing_refused"
+
+
+class SigningProblem(OperationFailed):
+    """The signing library could not complete on good input (TSA down, certificate refused)."""
+
+    code = "signing_failed"
+
+
+#: What the boundaries (CLI, API, pages, background passes) catch: the application's own
+#: errors and the signing library's, which has a root of its own.
+KNOWN_ERRORS = (CountersignError, SigningError)
+
+
+def as_pipeline_error(error: CountersignError | SigningError) -> CountersignError:
+    """Return ``error`` as a pipeline error, keeping a signing error's code and message."""
+    if isinstance(error, CountersignError):
+        return error
+    translated = (SigningRefused if error.caller_fault else SigningProblem)(error.zh, error.en)
+    translated.code = error.code
+    return translated

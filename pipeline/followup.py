@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pipeline import database, ledger
 from pipeline.config import Settings
 from pipeline.documents import append_checked, dispatch, load_state, mail_and_record
-from pipeline.errors import CountersignError
+from pipeline.errors import KNOWN_ERRORS
 from pipeline.lifecycle import AWAITING, due_time, next_members
 from pipeline.mail import Mail, MailFailed, document_link, send
 from pipeline.parties import get_party
@@ -54,7 +54,7 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
             for field_name in dispatch(settings, document_id):  # a relay that was down
                 actions.append(FollowUpAction(document_id, "sent", "", field_name))
             actions += _follow_document(settings, document_id, now)
-        except CountersignError as exc:  # one document's trouble never stops the pass
+        except KNOWN_ERRORS as exc:  # one document's trouble never stops the pass
             actions.append(FollowUpAction(document_id, "failed", "", "", detail=str(exc)))
     return actions
 

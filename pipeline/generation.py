@@ -19,7 +19,7 @@ from typing import Any
 from pipeline import database
 from pipeline.config import Settings
 from pipeline.conversion import ConverterPool, PoolSpec
-from pipeline.errors import CountersignError, ValidationFailed
+from pipeline.errors import KNOWN_ERRORS, CountersignError, ValidationFailed, as_pipeline_error
 from pipeline.files import write_atomic
 from pipeline.numbering import allocate_number, draft_number
 from pipeline.rendering import render_docx
@@ -113,6 +113,7 @@ class BulkSummary:
 
 
 def _describe(error: CountersignError) -> str:
+    error = as_pipeline_error(error)
     if isinstance(error, ValidationFailed):
         return "; ".join(str(problem) for problem in error.problems)
     return str(error)
@@ -143,7 +144,7 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
         try:
             document = generate_document(template, row.form, pool, settings, draft=draft,
                                          conn=None if draft else connection())
-        except CountersignError as exc:
+        except KNOWN_ERRORS as exc:
             return RowResult(row.line, error=_describe(exc))
         name = safe_filename(document.number)
         if draft:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.conversion import ConverterPool
-from pipeline.errors import CountersignError
+from pipeline.errors import KNOWN_ERRORS
 from pipeline.generation import RowResult, bulk_generate
 from pipeline.rows import read_rows
 from pipeline.templates import get_template
@@ -64,7 +64,7 @@ class JobBoard:
                 summary = bulk_generate(template, rows, job_folder(settings, job.id), pool,
                                         settings, on_done=progress)
                 job.results, job.status = summary.results, "done"
-            except CountersignError as exc:
+            except KNOWN_ERRORS as exc:
                 job.status, job.error = "failed", str(exc)
             finally:
                 rows_file.unlink(missing_ok=True)

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pipeline.files import write_atomic
 from signing.errors import KeyStoreError
+from signing.files import write_atomic
 from signing.keys import to_asn1
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings

@@ -1,11 +1,30 @@
-"""Errors of the cryptographic layer, each naming what is wrong in Chinese and English."""
+"""Errors of the cryptographic layer, each naming what is wrong in Chinese and English.
+
+The library has its own root, :class:`SigningError`: an application maps it to its own
+errors at its boundary. ``caller_fault`` says whether the input was unusable (a wrong
+passphrase, not a PDF) rather than the operation failing on good input.
+"""
 
 from __future__ import annotations
 
-from pipeline.errors import BadInput, OperationFailed
+
+class SigningError(Exception):
+    """Base class of every error the signing library raises on purpose."""
+
+    code = "signing_error"
+    caller_fault = False
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(f"{zh} / {en}")
+        self.zh = zh
+        self.en = en
+
+    def __reduce__(self):
+        # Errors cross process boundaries (signing runs in worker processes).
+        return (self.__class__, (self.zh, self.en))
 
 
-class SigningFailed(OperationFailed):
+class SigningFailed(SigningError):
     """A signature could not be made."""
 
     code = "signing_failed"
@@ -23,14 +42,16 @@ class CertificateRefused(SigningFailed):
     code = "certificate_refused"
 
 
-class WrongPassphrase(BadInput):
+class WrongPassphrase(SigningError):
     code = "wrong_passphrase"
+    caller_fault = True
 
 
-class KeyStoreError(BadInput):
+class KeyStoreError(SigningError):
     """A PKCS#12 file or PKCS#11 token could not be used."""
 
     code = "key_store"
+    caller_fault = True
 
 
 class SignatureFieldError(SigningFailed):
@@ -39,5 +60,6 @@ class SignatureFieldError(SigningFailed):
     code = "signature_field"
 
 
-class NotAPdf(BadInput):
+class NotAPdf(SigningError):
     code = "not_a_pdf"
+    caller_fault = True

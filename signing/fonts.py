@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fontTools.ttLib import TTCollection
 
-from pipeline.files import write_atomic
+from signing.files import write_atomic
 
 NOTO_SANS_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 SC_FACE_NAME = "NotoSansCJKsc-Regular"

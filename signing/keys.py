@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko.sign.signers.pdf_cms import Signer
 
-from pipeline.files import write_atomic
 from signing.errors import KeyStoreError, WrongPassphrase
+from signing.files import write_atomic
 
 
 def certificate_sha256(cert: asn1_x509.Certificate) -> str:
