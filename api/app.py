@@ -43,29 +43,28 @@ from api.streaming import body_to_file
 from api.web import SignInNeeded
 from api.web import router as web_router
 from api.workers import in_signer_process, pool_of, signer_processes
-from pipeline.access import Principal
-from pipeline.audit import verify_bytes, verify_document
+from pipeline.audit.verify import verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
-from pipeline.documents import (
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.followup import follow_up
+from pipeline.documents.repository import (
     blocking_documents,
-    close_document,
-    create_document,
-    decline_document,
     document_status,
     download_revision,
-    sign_document,
     verify_ledger,
-    void_document,
 )
+from pipeline.documents.sign import sign_document
+from pipeline.documents.state import DocumentState
+from pipeline.documents.steps import decline_document, void_document
+from pipeline.documents.uploads import MAX_UPLOAD_BYTES, read_upload, upload_countersigned
 from pipeline.errors import ConversionError, CountersignError
-from pipeline.followup import follow_up
-from pipeline.generation import converter_pool
-from pipeline.jobs import JobBoard
-from pipeline.lifecycle import DocumentState
-from pipeline.parties import add_party, list_parties
-from pipeline.templates import get_template, list_templates
-from pipeline.uploads import MAX_UPLOAD_BYTES, read_upload, upload_countersigned
-from pipeline.webhooks import deliver_webhooks
+from pipeline.forms.manifest import get_template, list_templates
+from pipeline.outbound.webhooks import deliver_webhooks
+from pipeline.people.access import Principal
+from pipeline.people.parties import add_party, list_parties
+from pipeline.render.bulk_jobs import JobBoard
+from pipeline.render.generation import converter_pool
 from signing.errors import SigningError
 
 log = logging.getLogger(__name__)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
-from pipeline.access import Principal, principal_for
 from pipeline.config import Settings
-from pipeline.documents import UnknownDocument, load_state
-from pipeline.lifecycle import DocumentState
+from pipeline.documents.repository import load_state
+from pipeline.documents.state import DocumentState
+from pipeline.errors import UnknownDocument
+from pipeline.people.access import Principal, principal_for
 
 
 def settings_of(request: Request) -> Settings:

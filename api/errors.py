@@ -10,16 +10,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.models import ErrorBody
-from pipeline.documents import ClosureRefused, Conflict, NotYourTurn, UnknownDocument
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
+    ClosureRefused,
+    Conflict,
     CountersignError,
+    NotYourTurn,
+    UnknownDocument,
     UnknownTemplate,
     ValidationFailed,
     as_pipeline_error,
 )
-from pipeline.parties import UnknownParty
+from pipeline.people.parties import UnknownParty
 
 log = logging.getLogger(__name__)
 

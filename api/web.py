@@ -18,33 +18,31 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from api.workers import in_signer_process, pool_of
-from pipeline.access import Principal, create_token, principal_for
-from pipeline.audit import verify_bytes
+from pipeline.audit.review import review, review_chart
+from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
-from pipeline.documents import (
-    add_progress_entry,
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.previews import page_count, page_preview
+from pipeline.documents.repository import (
     blocking_documents,
-    close_document,
-    create_document,
-    decline_document,
     document_events,
     document_status,
     download_revision,
     load_state,
-    mark_action_item_done,
-    sign_document,
 )
+from pipeline.documents.sign import sign_document
+from pipeline.documents.steps import add_progress_entry, decline_document, mark_action_item_done
+from pipeline.documents.uploads import MAX_UPLOAD_BYTES, UploadRejected, upload_countersigned
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
     ValidationFailed,
 )
-from pipeline.mail import Mail, MailFailed, send
-from pipeline.parties import list_parties
-from pipeline.previews import page_count, page_preview
-from pipeline.review import review, review_chart
-from pipeline.templates import get_template, list_templates
-from pipeline.uploads import MAX_UPLOAD_BYTES, UploadRejected, upload_countersigned
+from pipeline.forms.manifest import get_template, list_templates
+from pipeline.outbound.mail import Mail, MailFailed, send
+from pipeline.people.access import Principal, create_token, principal_for
+from pipeline.people.parties import list_parties
 
 COOKIE = "countersign_token"
 LINK_LIFETIME_S = 15 * 60

@@ -26,12 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import load_settings  # noqa: E402
-from pipeline.conversion import PoolSpec  # noqa: E402
-from pipeline.generation import converter_pool  # noqa: E402
-from pipeline.rendering import render_docx  # noqa: E402
-from pipeline.templates import list_templates  # noqa: E402
-from pipeline.validation import validate_form  # noqa: E402
+from pipeline.config import load_settings
+from pipeline.forms.manifest import list_templates
+from pipeline.forms.validate import validate_form
+from pipeline.render.docx import render_docx
+from pipeline.render.generation import converter_pool
+from pipeline.render.libreoffice import PoolSpec
 
 EXAMPLES = ROOT / "tests" / "examples"
 

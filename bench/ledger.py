@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline import database, ledger  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.documents import _projection, blocking_documents  # noqa: E402
-from pipeline.lifecycle import Member, fold  # noqa: E402
-from tests.conftest import example  # noqa: E402
+from pipeline.config import Settings
+from pipeline.documents.repository import blocking_documents, projection
+from pipeline.documents.state import Member, fold
+from pipeline.record import database, ledger
+from tests.conftest import example
 
 CHUNK = 5000
 
@@ -57,7 +57,7 @@ def populate(settings: Settings, count: int) -> int:
                 prepared["at"] = created["at"]
                 batch = [created, rendered, prepared]
                 events += batch
-                projections.append(_projection(fold([{**e, "seq": 0} for e in batch])))
+                projections.append(projection(fold([{**e, "seq": 0} for e in batch])))
             ledger.append(conn, events, projection=projections)
             written += len(events)
     return written

@@ -28,10 +28,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.access import create_token  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.documents import verify_ledger  # noqa: E402
-from pipeline.parties import add_party, initialise  # noqa: E402
+from pipeline.config import Settings
+from pipeline.documents.repository import verify_ledger
+from pipeline.people.access import create_token
+from pipeline.people.parties import add_party, initialise
 
 EXAMPLE = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
                      .read_text(encoding="utf-8"))

@@ -25,26 +25,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter  # noqa: E402
-from pyhanko.pdf_utils.reader import PdfFileReader  # noqa: E402
-from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter  # noqa: E402
-from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner  # noqa: E402
-from pyhanko.sign.validation import KeyUsageConstraints, validate_pdf_signature  # noqa: E402
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
+from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
+from pyhanko.sign.validation import KeyUsageConstraints, validate_pdf_signature
 
-from bench.generate import EXAMPLES  # noqa: E402
-from pipeline.config import Settings  # noqa: E402
-from pipeline.conversion import ConverterPool, PoolSpec  # noqa: E402
-from pipeline.parties import DEMO_PASSPHRASE, initialise  # noqa: E402
-from pipeline.rendering import render_docx  # noqa: E402
-from pipeline.signing_setup import signing_environment  # noqa: E402
-from pipeline.templates import get_template  # noqa: E402
-from pipeline.validation import validate_form  # noqa: E402
-from signing.appearance import Stamp, stamp_style  # noqa: E402
-from signing.fields import find_signature_places, prepare_fields  # noqa: E402
-from signing.keys import load_pkcs12_signer  # noqa: E402
-from signing.sign import SignatureRequest, sign_pdf  # noqa: E402
-from signing.trust import validation_context  # noqa: E402
-from signing.validation import signature_timestamp_time, validate_pdf  # noqa: E402
+from bench.generate import EXAMPLES
+from pipeline.config import Settings
+from pipeline.forms.manifest import get_template
+from pipeline.forms.validate import validate_form
+from pipeline.people.parties import DEMO_PASSPHRASE, initialise
+from pipeline.render.docx import render_docx
+from pipeline.render.libreoffice import ConverterPool, PoolSpec
+from pipeline.signing_setup import signing_environment
+from signing.appearance import Stamp, stamp_style
+from signing.fields import find_signature_places, prepare_fields
+from signing.keys import load_pkcs12_signer
+from signing.sign import SignatureRequest, sign_pdf
+from signing.trust import validation_context
+from signing.validation import signature_timestamp_time, validate_pdf
 
 CST = timezone(timedelta(hours=8))
 

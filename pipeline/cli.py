@@ -16,40 +16,42 @@ from typing import Any, NoReturn
 
 import click
 
-from pipeline.access import create_token
-from pipeline.audit import report_html, verify_bytes, verify_document
-from pipeline.bundle import export_bundle, verify_bundle
+from pipeline.audit.bundle import export_bundle, verify_bundle
+from pipeline.audit.review import review, review_chart, review_csv
+from pipeline.audit.verify import report_html, verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
-from pipeline.documents import (
-    add_progress_entry,
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.followup import follow_up
+from pipeline.documents.repository import (
     blocking_documents,
-    close_document,
-    create_document,
-    decline_document,
     document_status,
     download_revision,
+    verify_ledger,
+)
+from pipeline.documents.sign import sign_document
+from pipeline.documents.steps import (
+    add_progress_entry,
+    decline_document,
     mark_action_item_done,
     reassign_step,
-    sign_document,
-    verify_ledger,
     void_document,
 )
+from pipeline.documents.uploads import read_upload, upload_countersigned
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
     ValidationFailed,
     as_pipeline_error,
 )
-from pipeline.files import write_atomic
-from pipeline.followup import follow_up
-from pipeline.generation import RowResult, bulk_generate, converter_pool, generate_document
-from pipeline.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
-from pipeline.review import review, review_chart, review_csv
-from pipeline.rows import read_rows
-from pipeline.template_check import check_path
-from pipeline.templates import get_template, list_templates
-from pipeline.uploads import read_upload, upload_countersigned
-from pipeline.webhooks import deliver_webhooks
+from pipeline.forms.bulk_input import read_rows
+from pipeline.forms.manifest import get_template, list_templates
+from pipeline.outbound.webhooks import deliver_webhooks
+from pipeline.people.access import create_token
+from pipeline.people.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
+from pipeline.record.files import write_atomic
+from pipeline.render.generation import RowResult, bulk_generate, converter_pool, generate_document
+from pipeline.render.template_check import check_path
 
 # Every reporting command takes --json for a stable, machine-readable answer.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

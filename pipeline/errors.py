@@ -118,3 +118,22 @@ def as_pipeline_error(error: CountersignError | SigningError) -> CountersignErro
     translated = (SigningRefused if error.caller_fault else SigningProblem)(error.zh, error.en)
     translated.code = error.code
     return translated
+
+
+class UnknownDocument(BadInput):
+    code = "unknown_document"
+
+
+class NotYourTurn(BadInput):
+    code = "not_your_turn"
+
+
+class Conflict(OperationFailed):
+    """Another signature landed on the document first."""
+
+    code = "conflict"
+
+
+class ClosureRefused(OperationFailed):
+    code = "closure_refused"
+

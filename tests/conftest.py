@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.conversion import ConverterPool, PoolSpec
+from pipeline.render.libreoffice import ConverterPool, PoolSpec
 
 EXAMPLES = Path(__file__).parent / "examples"
 TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",

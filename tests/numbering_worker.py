@@ -4,9 +4,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipeline import database
-from pipeline.numbering import allocate_number
-from pipeline.templates import get_template
+from pipeline.forms.manifest import get_template
+from pipeline.forms.numbering import allocate_number
+from pipeline.record import database
 
 if __name__ == "__main__":
     db, count = Path(sys.argv[1]), int(sys.argv[2])

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from pipeline.access import create_token
 from pipeline.config import Settings
-from pipeline.parties import initialise
+from pipeline.people.access import create_token
+from pipeline.people.parties import initialise
 from tests.conftest import TEMPLATE_KEYS, example, free_port
 from tests.test_uploads import external_sign
 

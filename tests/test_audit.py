@@ -12,15 +12,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.documents import (
-    close_document,
-    create_document,
-    document_status,
-    download_revision,
-    revision_store,
-    sign_document,
-)
-from pipeline.parties import initialise
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import document_status, download_revision, revision_store
+from pipeline.documents.sign import sign_document
+from pipeline.people.parties import initialise
 from tests.conftest import example
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from pipeline.access import create_token
 from pipeline.config import Settings
-from pipeline.documents import document_status
-from pipeline.parties import initialise
+from pipeline.documents.repository import document_status
+from pipeline.people.access import create_token
+from pipeline.people.parties import initialise
 from tests.conftest import free_port
 from tests.test_uploads import external_sign
 

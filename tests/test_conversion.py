@@ -19,11 +19,11 @@ from fontTools.t1Lib import T1Font
 from fontTools.ttLib import TTCollection
 from pypdf import PdfReader
 
-from pipeline.conversion import ConverterPool, PoolSpec, Worker, check_docx
 from pipeline.errors import ConversionTimeout, NotADocx
-from pipeline.rendering import render_docx
-from pipeline.templates import get_template
-from pipeline.validation import validate_form
+from pipeline.forms.manifest import get_template
+from pipeline.forms.validate import validate_form
+from pipeline.render.docx import render_docx
+from pipeline.render.libreoffice import ConverterPool, PoolSpec, Worker, check_docx
 from tests.conftest import TEMPLATE_KEYS, example, pdf_text
 from tests.docx_samples import PNG, linked_image_docx, plain_docx
 

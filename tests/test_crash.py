@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.documents import document_status
-from pipeline.parties import initialise
+from pipeline.documents.repository import document_status
+from pipeline.people.parties import initialise
 from tests.conftest import example
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))

@@ -12,23 +12,20 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from pipeline.config import Settings
-from pipeline.documents import (
-    ClosureRefused,
-    NotYourTurn,
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.followup import follow_up
+from pipeline.documents.repository import document_status, download_revision
+from pipeline.documents.sign import sign_document
+from pipeline.documents.steps import (
     add_progress_entry,
-    close_document,
-    create_document,
     decline_document,
-    document_status,
-    download_revision,
     mark_action_item_done,
     reassign_step,
-    sign_document,
     void_document,
 )
-from pipeline.errors import BadInput
-from pipeline.followup import follow_up
-from pipeline.parties import add_party, initialise
+from pipeline.errors import BadInput, ClosureRefused, NotYourTurn
+from pipeline.people.parties import add_party, initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
 from tests.conftest import example, free_port, pdf_text
@@ -240,7 +237,7 @@ def test_important_documents_copy_the_superior(settings, smtp, pool):
 
 
 def test_signing_on_a_stale_revision_is_a_conflict(settings, pool):
-    from pipeline.documents import Conflict
+    from pipeline.errors import Conflict
 
     doc = create_document(settings, "progress_sync", example("progress_sync") | {
         "support_requests": [{"dept": "市场部", "content": "a", "due": "2024-05-25"},

@@ -12,14 +12,11 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pypdf import PdfReader, PdfWriter
 
-from pipeline.audit import verify_bytes
-from pipeline.documents import (
-    create_document,
-    document_status,
-    download_revision,
-    sign_document,
-)
-from pipeline.uploads import UploadRejected, upload_countersigned
+from pipeline.audit.verify import verify_bytes
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import document_status, download_revision
+from pipeline.documents.sign import sign_document
+from pipeline.documents.uploads import UploadRejected, upload_countersigned
 from tests.conftest import example
 from tests.test_uploads import external_sign, settings  # noqa: F401 - fixture
 

@@ -12,24 +12,21 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.documents import (
-    ClosureRefused,
-    NotYourTurn,
-    UnknownDocument,
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import (
     blocking_documents,
-    close_document,
-    create_document,
     document_status,
     download_revision,
-    mark_action_item_done,
     revision_store,
-    sign_document,
     verify_ledger,
 )
-from pipeline.errors import BadInput
-from pipeline.parties import initialise
+from pipeline.documents.sign import sign_document
+from pipeline.documents.steps import mark_action_item_done
+from pipeline.errors import BadInput, ClosureRefused, NotYourTurn, UnknownDocument
+from pipeline.forms.manifest import get_template
+from pipeline.people.parties import initialise
 from pipeline.signing_setup import signing_environment
-from pipeline.templates import get_template
 from signing.validation import validate_pdf
 from tests.conftest import example, pdf_text, squash
 
@@ -269,7 +266,7 @@ def test_cli_create_status_blocking(settings, tmp_path):
 
 
 def _synthetic_ledger(path: Path, count: int) -> None:
-    from pipeline import database, ledger
+    from pipeline.record import database, ledger
 
     with database.connection(path) as conn:
         ledger.append(conn, [ledger.new_event(f"doc-{i % 7}", "progress-entry", "t",
@@ -286,7 +283,7 @@ def _synthetic_ledger(path: Path, count: int) -> None:
 ])
 def test_parallel_chain_check_finds_tampering_at_segment_edges(tmp_path, monkeypatch, tamper,
                                                                expected):
-    from pipeline import ledger
+    from pipeline.record import ledger
 
     path = tmp_path / "ledger.db"
     _synthetic_ledger(path, 100)
@@ -338,7 +335,7 @@ def test_each_template_from_create_through_every_signature_to_close(settings, po
 def test_years_after_handles_leap_days():
     from datetime import date
 
-    from pipeline.documents import years_after
+    from pipeline.documents.close import years_after
 
     assert years_after(date(2024, 2, 29), 10) == date(2034, 2, 28)
     assert years_after(date(2026, 11, 27), 5) == date(2031, 11, 27)

@@ -7,9 +7,9 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipeline import database
-from pipeline.numbering import allocate_number, department_of, draft_number
-from pipeline.templates import get_template
+from pipeline.forms.manifest import get_template
+from pipeline.forms.numbering import allocate_number, department_of, draft_number
+from pipeline.record import database
 from tests.conftest import example
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.rendering import render_context, render_docx, signers_from_form
-from pipeline.templates import get_template
-from pipeline.validation import validate_form
+from pipeline.forms.manifest import get_template
+from pipeline.forms.validate import validate_form
+from pipeline.render.docx import render_context, render_docx, signers_from_form
 from tests.conftest import example, pdf_text, squash
 
 HOSTILE = {

@@ -11,9 +11,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from pipeline.documents import create_document, decline_document, sign_document
-from pipeline.followup import follow_up
-from pipeline.review import review, review_chart, review_csv
+from pipeline.audit.review import review, review_chart, review_csv
+from pipeline.documents.create import create_document
+from pipeline.documents.followup import follow_up
+from pipeline.documents.sign import sign_document
+from pipeline.documents.steps import decline_document
 from tests.conftest import example
 from tests.test_followup import settings, smtp  # noqa: F401 - fixtures
 

@@ -21,9 +21,9 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from pipeline.rendering import render_docx
-from pipeline.templates import get_template
-from pipeline.validation import validate_form
+from pipeline.forms.manifest import get_template
+from pipeline.forms.validate import validate_form
+from pipeline.render.docx import render_docx
 from signing.appearance import Stamp
 from signing.errors import CertificateRefused, SignatureFieldError, TimestampUnavailable
 from signing.fields import _lines, find_signature_places, prepare_fields, signature_fields
@@ -269,7 +269,7 @@ def test_enterprise_roots_and_tsa_come_from_configuration(
     from asn1crypto import pem
 
     from pipeline.config import load_settings
-    from pipeline.parties import initialise
+    from pipeline.people.parties import initialise
     from pipeline.signing_setup import signing_environment
 
     roots = tmp_path / "roots.pem"

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.template_check import check_path, check_template
-from pipeline.templates import TEMPLATES_DIR, get_template, list_templates
+from pipeline.forms.manifest import TEMPLATES_DIR, get_template, list_templates
+from pipeline.render.template_check import check_path, check_template
 from tests.conftest import TEMPLATE_KEYS
 
 

@@ -22,10 +22,12 @@ from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from pipeline.config import Settings
-from pipeline.documents import NotYourTurn, create_document, document_status, download_revision
-from pipeline.parties import initialise
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import document_status, download_revision
+from pipeline.documents.uploads import UploadRejected, read_upload, upload_countersigned
+from pipeline.errors import NotYourTurn
+from pipeline.people.parties import initialise
 from pipeline.signing_setup import signing_environment
-from pipeline.uploads import UploadRejected, read_upload, upload_countersigned
 from signing.validation import validate_pdf
 from tests.conftest import example
 
@@ -64,7 +66,7 @@ def external_sign(settings: Settings, pdf: bytes, party: str, field: str,
 @pytest.fixture
 def document(settings, pool):
     """A requirement confirmation the requester signed server-side; the receiver is next."""
-    from pipeline.documents import sign_document
+    from pipeline.documents.sign import sign_document
 
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
@@ -109,7 +111,7 @@ def test_signed_with_someone_elses_key_is_refused(settings, document):
 
 
 def test_signature_in_another_field_is_refused(settings, pool):
-    from pipeline.documents import sign_document
+    from pipeline.documents.sign import sign_document
 
     form = example("progress_sync")
     form["support_requests"].append({"dept": "产品部", "content": "评审", "due": "2024-05-26"})

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.errors import ValidationFailed
-from pipeline.templates import get_template
-from pipeline.validation import validate_form
+from pipeline.forms.manifest import get_template
+from pipeline.forms.validate import validate_form
 from tests.conftest import TEMPLATE_KEYS, example
 
 

@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.web import form_to_data
-from pipeline.access import create_token
 from pipeline.config import Settings
-from pipeline.parties import initialise
-from pipeline.templates import get_template
+from pipeline.forms.manifest import get_template
+from pipeline.people.access import create_token
+from pipeline.people.parties import initialise
 from tests.test_followup import smtp  # noqa: F401 - fixture
 
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline import database, ledger
 from pipeline.config import Settings
-from pipeline.webhooks import backoff, deliver_webhooks
+from pipeline.outbound.webhooks import backoff, deliver_webhooks
+from pipeline.record import database, ledger
 
 SECRET = "s3cret"
 

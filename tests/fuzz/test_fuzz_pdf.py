@@ -10,20 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.audit import verify_bytes
+from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
-from pipeline.documents import (
-    create_document,
-    document_events,
-    download_revision,
-    load_state,
-    pending_member,
-    sign_document,
-)
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import document_events, download_revision, load_state
+from pipeline.documents.sign import pending_member, sign_document
+from pipeline.documents.uploads import check_upload as upload_rules
+from pipeline.documents.uploads import upload_countersigned
 from pipeline.errors import CountersignError
-from pipeline.parties import get_party, initialise
-from pipeline.uploads import check_upload as upload_rules
-from pipeline.uploads import upload_countersigned
+from pipeline.people.parties import get_party, initialise
 from tests.conftest import example
 from tests.test_uploads import external_sign
 

@@ -18,7 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from pipeline.errors import RenderError
-from pipeline.templates import FieldSpec, RoleSpec, Template
+from pipeline.forms.manifest import FieldSpec, RoleSpec, Template
 
 
 def _literal(value: Any) -> Any:

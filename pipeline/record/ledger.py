@@ -17,8 +17,8 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from pipeline import database
-from pipeline.store import RevisionStore
+from pipeline.record import database
+from pipeline.record.store import RevisionStore
 
 GENESIS = "0" * 64
 HASHED = ("seq", "document_id", "kind", "actor", "at", "revision_before", "revision_after",

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pipeline import database
 from pipeline.config import Settings
+from pipeline.documents.state import due_time, fold, next_members
 from pipeline.errors import BadInput
-from pipeline.lifecycle import due_time, fold, next_members
-from pipeline.parties import list_parties
-from pipeline.templates import get_template
+from pipeline.forms.manifest import get_template
+from pipeline.people.parties import list_parties
+from pipeline.record import database
 
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 CJK_SC_INDEX = 2  # the Simplified Chinese face of the collection

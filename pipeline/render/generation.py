@@ -16,16 +16,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline import database
 from pipeline.config import Settings
-from pipeline.conversion import ConverterPool, PoolSpec
 from pipeline.errors import KNOWN_ERRORS, CountersignError, ValidationFailed, as_pipeline_error
-from pipeline.files import write_atomic
-from pipeline.numbering import allocate_number, draft_number
-from pipeline.rendering import render_docx
-from pipeline.rows import Row
-from pipeline.templates import Template, get_template
-from pipeline.validation import validate_form
+from pipeline.forms.bulk_input import Row
+from pipeline.forms.manifest import Template, get_template
+from pipeline.forms.numbering import allocate_number, draft_number
+from pipeline.forms.validate import validate_form
+from pipeline.record import database
+from pipeline.record.files import write_atomic
+from pipeline.render.docx import render_docx
+from pipeline.render.libreoffice import ConverterPool, PoolSpec
 
 # Uses every font and table feature the shipped templates use.
 WARMUP_TEMPLATE = "meeting_minutes"

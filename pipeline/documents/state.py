@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.templates import RoleSpec, Template
+from pipeline.forms.manifest import RoleSpec, Template
 
 AWAITING, DECLINED, VOIDED, COMPLETED, CLOSED = (
     "awaiting_signatures", "declined", "voided", "completed", "closed")

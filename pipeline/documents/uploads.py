@@ -23,21 +23,21 @@ from typing import Any
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from pipeline import ledger
 from pipeline.config import Settings
-from pipeline.documents import (
+from pipeline.documents.notify import dispatch
+from pipeline.documents.repository import (
     append_checked,
-    dispatch,
     document_events,
     document_status,
     load_state,
-    pending_member,
     revision_store,
 )
+from pipeline.documents.sign import pending_member
 from pipeline.errors import BadInput
-from pipeline.parties import get_party
+from pipeline.people.parties import get_party
+from pipeline.record import ledger
+from pipeline.record.store import sha256
 from pipeline.signing_setup import trust_for
-from pipeline.store import sha256
 from signing.keys import certificate_sha256
 from signing.validation import validate_pdf
 

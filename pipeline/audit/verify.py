@@ -15,15 +15,15 @@ from typing import Any
 
 import jinja2
 
-from pipeline import ledger
 from pipeline.config import Settings
-from pipeline.documents import (
+from pipeline.documents.repository import (
     append_checked,
     document_events,
     load_state,
     revision_store,
     verify_ledger,
 )
+from pipeline.record import ledger
 from pipeline.signing_setup import trust_for
 from signing.validation import validate_pdf
 

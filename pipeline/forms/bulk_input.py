@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BadInput
-from pipeline.templates import Template
+from pipeline.forms.manifest import Template
 
 STRUCTURED = ("list", "table", "object")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.crashpoints import crash_point
+from pipeline.record.crashpoints import crash_point
 from signing.files import write_atomic as _write_atomic
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pipeline.errors import FieldProblem, ValidationFailed
-from pipeline.templates import FieldSpec, Template
+from pipeline.forms.manifest import FieldSpec, Template
 
 # Filled by the system, never by the form (DESIGN.md, data contract).
 SYSTEM_KEYS = frozenset({"number", "consensus_date", "signatures", "signers"})

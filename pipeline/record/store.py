@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.errors import OperationFailed
-from pipeline.files import write_atomic
+from pipeline.record.files import write_atomic
 
 
 class MissingRevision(OperationFailed):

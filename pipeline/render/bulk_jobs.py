@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.conversion import ConverterPool
 from pipeline.errors import KNOWN_ERRORS
-from pipeline.generation import RowResult, bulk_generate
-from pipeline.rows import read_rows
-from pipeline.templates import get_template
+from pipeline.forms.bulk_input import read_rows
+from pipeline.forms.manifest import get_template
+from pipeline.render.generation import RowResult, bulk_generate
+from pipeline.render.libreoffice import ConverterPool
 
 
 @dataclass

@@ -18,14 +18,15 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pipeline import database, ledger
 from pipeline.config import Settings
-from pipeline.documents import append_checked, dispatch, load_state, mail_and_record
+from pipeline.documents.notify import dispatch, mail_and_record
+from pipeline.documents.repository import append_checked, load_state
+from pipeline.documents.state import AWAITING, due_time, next_members
 from pipeline.errors import KNOWN_ERRORS
-from pipeline.lifecycle import AWAITING, due_time, next_members
-from pipeline.mail import Mail, MailFailed, document_link, send
-from pipeline.parties import get_party
-from pipeline.templates import get_template
+from pipeline.forms.manifest import get_template
+from pipeline.outbound.mail import Mail, MailFailed, document_link, send
+from pipeline.people.parties import get_party
+from pipeline.record import database, ledger
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import sqlite3
 from datetime import date
 from typing import Any
 
-from pipeline import database
-from pipeline.templates import Template
+from pipeline.forms.manifest import Template
+from pipeline.record import database
 
 
 def department_of(template: Template, form: dict[str, Any]) -> str:

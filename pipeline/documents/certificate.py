@@ -12,8 +12,8 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
-from pipeline.lifecycle import DocumentState
-from pipeline.templates import Template
+from pipeline.documents.state import DocumentState
+from pipeline.forms.manifest import Template
 
 FONT = "Noto Sans CJK SC"
 KIND_LABELS = {

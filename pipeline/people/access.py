@@ -12,11 +12,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pipeline import database
 from pipeline.config import Settings
+from pipeline.documents.state import DocumentState, involves
 from pipeline.errors import BadInput
-from pipeline.lifecycle import DocumentState, involves
-from pipeline.parties import get_party
+from pipeline.people.parties import get_party
+from pipeline.record import database
 
 ROLES = ("admin", "party", "auditor")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pipeline.errors import ManifestError, UnknownTemplate
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "doc_templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "doc_templates"
 FIELD_TYPES = frozenset(
     {"text", "multiline", "date", "datetime", "enum", "list", "table", "object"}
 )

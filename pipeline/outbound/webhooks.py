@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from pipeline import database
 from pipeline.config import Settings
+from pipeline.record import database
 
 FIRST_RETRY_S = 30
 LONGEST_RETRY_S = 6 * 3600

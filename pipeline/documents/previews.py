@@ -10,9 +10,9 @@ from pathlib import Path
 from pypdf import PdfReader
 
 from pipeline.config import Settings
-from pipeline.documents import load_state, revision_store
+from pipeline.documents.repository import load_state, revision_store
 from pipeline.errors import BadInput, OperationFailed
-from pipeline.files import write_atomic
+from pipeline.record.files import write_atomic
 
 
 def page_count(settings: Settings, document_id: str) -> int:

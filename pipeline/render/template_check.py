@@ -15,8 +15,8 @@ import jinja2
 from docxtpl import DocxTemplate
 
 from pipeline.errors import BadInput
-from pipeline.rendering import sandboxed_environment
-from pipeline.templates import Template, load_template
+from pipeline.forms.manifest import Template, load_template
+from pipeline.render.docx import sandboxed_environment
 
 # Variables the pipeline provides itself (rendering.render_context).
 SYSTEM_VARIABLES = frozenset({"number", "signers", "template"})

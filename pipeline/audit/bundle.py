@@ -21,14 +21,14 @@ from asn1crypto import cms, pem
 from asn1crypto import crl as asn1_crl
 from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 
-from pipeline import ledger
-from pipeline.audit import report_html, verify_bytes
+from pipeline.audit.verify import report_html, verify_bytes
 from pipeline.config import Settings
-from pipeline.documents import load_state, revision_store
+from pipeline.documents.repository import load_state, revision_store
 from pipeline.errors import BadInput
-from pipeline.files import write_atomic
+from pipeline.record import ledger
+from pipeline.record.files import write_atomic
+from pipeline.record.store import sha256
 from pipeline.signing_setup import signing_environment
-from pipeline.store import sha256
 from signing.ca import LocalCA
 from signing.trust import TrustSettings, load_certificates, validation_context
 from signing.validation import validate_pdf

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline import database
 from pipeline.config import Settings
 from pipeline.errors import BadInput
-from pipeline.files import write_atomic
+from pipeline.record import database
+from pipeline.record.files import write_atomic
 from signing.ca import LocalCA
 from signing.keys import certificate_sha256, read_pkcs12_certificate, to_asn1, write_pkcs12
 
@@ -84,7 +84,7 @@ def initialise(settings: Settings) -> InitResult:
     demo: list[Party] = []
     tokens: dict[str, str] = {}
     if not list_parties(settings):
-        from pipeline.access import create_token
+        from pipeline.people.access import create_token
 
         for party_id, name, dept, email in DEMO_PARTIES:
             demo.append(add_party(settings, name=name, dept=dept, email=email,

@@ -1,0 +1,1 @@
+"""Audit: verification reports, the offline audit bundle, the quarterly review."""

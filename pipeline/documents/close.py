@@ -1,0 +1,103 @@
+"""Close a document: closure rules, long-term validation, certificate of completion, archive."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.documents.certificate import certificate_docx
+from pipeline.documents.repository import (
+    append_checked,
+    document_events,
+    load_state,
+    report_of,
+    revision_store,
+)
+from pipeline.documents.state import (
+    COMPLETED,
+    blocking,
+    status_of,
+)
+from pipeline.errors import ClosureRefused, OperationFailed
+from pipeline.forms.manifest import get_template
+from pipeline.record import ledger
+from pipeline.record.crashpoints import crash_point
+from pipeline.render.libreoffice import ConverterPool
+from pipeline.signing_setup import signing_environment
+from signing.ca import LocalCA
+from signing.ltv import add_long_term_validation
+from signing.sign import seal_pdf
+from signing.validation import validate_pdf
+
+
+def years_after(day: date, years: int) -> date:
+    """Return the same day ``years`` later (29 February becomes 28 February)."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+def close_document(settings: Settings, document_id: str, pool: ConverterPool,
+                   actor: str = "cli") -> dict[str, Any]:
+    """Check every closure rule, add long-term validation and write the archive package.
+
+    Two steps, each its own ledger append, so that running ``close`` again after a crash
+    finishes what is missing and repeats nothing: (1) closed, with the B-LTA revision;
+    (2) archived, with the package that holds every event up to and including (1).
+    """
+    state = load_state(settings, document_id)
+    template = get_template(state.template)
+    store = revision_store(settings)
+    if not state.closed_at:
+        if status_of(state) != COMPLETED or blocking(state, template):
+            reasons = blocking(state, template) or [f"status is {status_of(state)}"]
+            raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
+                                 "the document cannot close: " + "; ".join(reasons))
+        env = signing_environment(settings)
+        final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+        report = validate_pdf(final, env.trust.offline(), offline=True)
+        if not report.valid:
+            raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
+                                  "validate: " + json.dumps(report.as_dict(), ensure_ascii=False))
+        final_sha = store.put(final)
+        crash_point("close:after-store")
+        closed = ledger.new_event(document_id, "closed", actor,
+                                  {"validation": report.as_dict()},
+                                  revision_before=state.head_revision, revision_after=final_sha)
+        state = append_checked(settings, state, [closed])
+        crash_point("close:after-closed")
+    if state.archive:
+        return report_of(settings, state)
+    events = document_events(settings, document_id)
+    closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
+    env = signing_environment(settings)
+    certificate = seal_pdf(
+        pool.convert(certificate_docx(state, template, events, state.head_revision,
+                                      settings.zone)),
+        LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
+        "完成证明 / certificate of completion")
+    certificate_sha = store.put(certificate, archive=True)
+    store.put(store.get(state.head_revision), archive=True)
+    retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
+                                  template.retention_years)
+    package = {
+        "document": document_id, "number": state.number, "template": state.template,
+        "template_version": state.template_version, "final_pdf": state.head_revision,
+        "certificate_of_completion": certificate_sha,
+        "retention_years": template.retention_years,
+        "retain_until": retention_until.isoformat(),
+        "validation": closed_data["validation"],
+        "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
+    }
+    package_sha = store.put(ledger.canonical(package).encode("utf-8"), archive=True)
+    crash_point("close:after-package")
+    archived = ledger.new_event(document_id, "archived", actor,
+                                {"package": package_sha, "certificate": certificate_sha,
+                                 "retain_until": retention_until.isoformat(),
+                                 "stored": [package_sha, certificate_sha]})
+    state = append_checked(settings, state, [archived])
+    return report_of(settings, state)
+

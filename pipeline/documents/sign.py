@@ -1,0 +1,111 @@
+"""Server-side signing with the party's own key, in turn; retried when another signature
+lands first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.documents.notify import dispatch
+from pipeline.documents.repository import (
+    document_events,
+    document_status,
+    load_state,
+    projection,
+    revision_store,
+)
+from pipeline.documents.state import (
+    AWAITING,
+    DocumentState,
+    Member,
+    fold,
+    next_members,
+    status_of,
+)
+from pipeline.errors import BadInput, Conflict, NotYourTurn
+from pipeline.forms.manifest import get_template
+from pipeline.people.parties import get_party
+from pipeline.record import database, ledger
+from pipeline.record.crashpoints import crash_point
+from pipeline.signing_setup import signing_environment
+from signing.appearance import Stamp
+from signing.keys import certificate_sha256, load_pkcs12_signer
+from signing.sign import SignatureRequest, sign_pdf
+
+SIGN_RETRIES = 5
+
+
+def pending_member(state: DocumentState, party_id: str) -> Member:
+    status = status_of(state)
+    if status != AWAITING:
+        raise NotYourTurn(f"文档状态为 {status}，不能签署",
+                          f"the document is {status}; nothing to sign")
+    mine = [m for m in state.members if m.party == party_id]
+    if not mine:
+        raise NotYourTurn(f"{party_id} 不是此文档的签署方",
+                          f"{party_id} is not a party to this document")
+    waiting = next_members(state)
+    for member in waiting:
+        if member.party == party_id:
+            return member
+    if all(m.field in state.signed for m in mine):
+        raise NotYourTurn(f"{party_id} 已经签过", f"{party_id} has already signed")
+    ahead = ", ".join(f"{m.role} {m.party}" for m in waiting)
+    raise NotYourTurn(f"还没轮到 {party_id}，正在等待：{ahead}",
+                      f"not {party_id}'s turn yet: waiting for {ahead}")
+
+
+def sign_document(settings: Settings, document_id: str, party_id: str,
+                  passphrase: str, expected_revision: str | None = None) -> dict[str, Any]:
+    """Sign the party's pending field on the latest revision with its own key.
+
+    If another signature lands first, the signature is made again on the new revision —
+    unless the caller named the revision it saw (``expected_revision``): then a different
+    head is a Conflict, and nothing is signed.
+    """
+    party = get_party(settings, party_id)
+    if not party.key_file:
+        raise BadInput(f"{party_id} 没有签名密钥（可上传自行签署的文件）",
+                       f"{party_id} has no signing key here (upload a countersigned file)")
+    signer = load_pkcs12_signer((settings.data_dir / party.key_file).read_bytes(), passphrase)
+    env = signing_environment(settings)
+    store = revision_store(settings)
+    for _attempt in range(SIGN_RETRIES):
+        state = load_state(settings, document_id)
+        if expected_revision and state.head_revision != expected_revision:
+            raise Conflict("文档已有新的修订版本，请刷新后再签",
+                           f"the document moved on: its head is {state.head_revision}, not "
+                           f"{expected_revision}; review the new revision and sign again")
+        member = pending_member(state, party_id)
+        template = get_template(state.template)
+        role = next(r for r in template.roles if r.key == member.role)
+        certify = not any(not s.deemed for s in state.signed.values())
+        stamp = Stamp(name=party.name, dept=party.dept,
+                      reason=f"{role.label_zh}确认 / {role.label_en} approval",
+                      signed_at=datetime.now(settings.zone))
+        base = store.get(state.head_revision)
+        signed = sign_pdf(base, SignatureRequest(member.field, stamp, certify), signer,
+                          env.tsa, env.trust, env.font)
+        digest = store.put(signed)
+        crash_point("sign:after-store")
+        event = ledger.new_event(document_id, "signed", party_id, {
+            "field": member.field, "role": member.role, "party": party_id,
+            "certificate_sha256": certificate_sha256(signer.signing_cert)},
+            revision_before=state.head_revision, revision_after=digest)
+        after = fold([*document_events(settings, document_id), {**event, "seq": 0}])
+        try:
+            with database.connection(settings.database_path) as conn:
+                ledger.append(conn, [event], expect_head=state.head_revision, check_head=True,
+                              projection=projection(after))
+        except database.HeadMoved:
+            if expected_revision:
+                raise Conflict("文档已有新的修订版本，请刷新后再签",
+                               "another signature landed first; review and sign again"
+                               ) from None
+            continue
+        crash_point("sign:after-ledger")
+        dispatch(settings, document_id)
+        return document_status(settings, document_id)
+    raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
+

@@ -1,0 +1,1 @@
+"""Forms: template manifests, form validation, document numbering and bulk input rows."""

@@ -1,0 +1,1 @@
+"""People: parties with their keys, and access tokens with their roles."""

@@ -1,0 +1,1 @@
+"""The record layer: database, content-addressed store, hash-chained ledger, atomic files."""
