@@ -42,7 +42,7 @@ from api.models import (
 from api.streaming import body_to_file
 from api.web import SignInNeeded
 from api.web import router as web_router
-from api.workers import in_signer_process, pool_of, signer_processes
+from api.workers import pool_of, sign_in_worker, start_signers
 from pipeline.audit.verify import verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
 from pipeline.documents.close import close_document
@@ -54,7 +54,6 @@ from pipeline.documents.repository import (
     download_revision,
     verify_ledger,
 )
-from pipeline.documents.sign import sign_document
 from pipeline.documents.state import DocumentState
 from pipeline.documents.steps import decline_document, void_document
 from pipeline.documents.uploads import MAX_UPLOAD_BYTES, read_upload, upload_countersigned
@@ -108,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         starter = threading.Thread(target=start, daemon=True)
         starter.start()
         app.state.pool_started = starter
-        app.state.signers = signer_processes(settings)
+        app.state.signers = start_signers(settings)
         background = asyncio.create_task(periodic_passes(settings))
         yield
         background.cancel()
@@ -189,8 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    state: DocumentState = Depends(visible_document),
                    principal: Principal = PARTY,
                    settings: Settings = Depends(settings_of)) -> dict:
-        return await in_signer_process(request.app, sign_document, settings, state.id,
-                                       principal.party, body.passphrase, body.revision)
+        return await sign_in_worker(request.app, settings, state.id, principal.party,
+                                    body.passphrase, body.revision)
 
     @app.post("/api/documents/{document_id}/upload", response_model=DocumentStatus,
               openapi_extra={"requestBody": {"content": {"application/pdf": {}}}})

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.workers import in_signer_process, pool_of
+from api.workers import pool_of, sign_in_worker
 from pipeline.audit.review import review, review_chart
 from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
@@ -31,7 +31,6 @@ from pipeline.documents.repository import (
     download_revision,
     load_state,
 )
-from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import add_progress_entry, decline_document, mark_action_item_done
 from pipeline.documents.uploads import MAX_UPLOAD_BYTES, UploadRejected, upload_countersigned
 from pipeline.errors import (
@@ -250,8 +249,8 @@ async def web_sign(request: Request, document_id: str, passphrase: str = Form(..
                    revision: str = Form(""), principal: Principal = Depends(signed_in)
                    ) -> Response:
     try:
-        await in_signer_process(request.app, sign_document, _settings(request), document_id,
-                                principal.party or "", passphrase, revision or None)
+        await sign_in_worker(request.app, _settings(request), document_id,
+                             principal.party or "", passphrase, revision or None)
     except KNOWN_ERRORS as exc:
         return await run_in_threadpool(_document_page, request, principal, document_id,
                                        str(exc), 400)

@@ -6,6 +6,7 @@ Shared by the API routes and the web pages.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -15,27 +16,72 @@ from concurrent.futures.process import BrokenProcessPool
 from fastapi import FastAPI, Request
 
 from pipeline.config import Settings
+from pipeline.documents.notify import dispatch
+from pipeline.documents.sign import prepare_signing, sign_document
 
 log = logging.getLogger(__name__)
 
 
+def _ready() -> bool:
+    return True
+
+
 def signer_processes(settings: Settings) -> ProcessPoolExecutor:
-    """Signing is CPU-bound Python (stamp font subsetting, CMS): in threads it would hold
-    the GIL and starve the event loop, so signatures are made in worker processes."""
-    return ProcessPoolExecutor(max_workers=settings.pool_size or os.cpu_count() or 1,
-                               mp_context=multiprocessing.get_context("spawn"))
+    """Signing is CPU-bound Python (CMS, the stamp): in threads it would hold the GIL and
+    starve the event loop, so signatures are made in worker processes. Each one prepares
+    trust, the TSA key and the stamp fonts when it starts, and all are started at once
+    (:func:`start_signers`), so that no request pays for a process's start-up."""
+    return ProcessPoolExecutor(max_workers=_signer_count(settings),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=prepare_signing, initargs=(settings,))
 
 
-async def in_signer_process(app: FastAPI, function, *args):
-    """Run ``function(*args)`` in a signer process; a pool whose worker died is replaced and
-    the call made once more (the use cases are safe to repeat)."""
+def start_signers(settings: Settings) -> ProcessPoolExecutor:
+    """Return a signer pool whose processes are all started (they spawn on demand: one
+    trivial task per process, submitted together, spawns them all)."""
+    pool = signer_processes(settings)
+    for _ in range(_signer_count(settings)):
+        pool.submit(_ready)
+    return pool
+
+
+def _signer_count(settings: Settings) -> int:
+    return settings.pool_size or os.cpu_count() or 1
+
+
+async def in_signer_process(app: FastAPI, function, *args, **kwargs):
+    """Run ``function(*args, **kwargs)`` in a signer process; a pool whose worker died is
+    replaced and the call made once more (the use cases are safe to repeat)."""
     loop = asyncio.get_running_loop()
+    call = functools.partial(function, *args, **kwargs)
     try:
-        return await loop.run_in_executor(app.state.signers, function, *args)
+        return await loop.run_in_executor(app.state.signers, call)
     except BrokenProcessPool:
         log.error("a signer process died; replacing the pool")
-        app.state.signers = signer_processes(app.state.settings)
-        return await loop.run_in_executor(app.state.signers, function, *args)
+        app.state.signers = start_signers(app.state.settings)
+        return await loop.run_in_executor(app.state.signers, call)
+
+
+async def sign_in_worker(app: FastAPI, settings: Settings, document_id: str, party_id: str,
+                         passphrase: str, expected_revision: str | None) -> dict:
+    """Sign in a signer process and answer once the signature is stored and in the ledger;
+    mailing the next parties follows in the background (a relay that is slow or down never
+    delays the answer, and the follow-up pass sends what a crash left unsent)."""
+    status = await in_signer_process(app, sign_document, settings, document_id, party_id,
+                                     passphrase, expected_revision, notify=False)
+    task = asyncio.get_running_loop().run_in_executor(None, _dispatch_quietly, settings,
+                                                      document_id)
+    app.state.background_mail = getattr(app.state, "background_mail", set())
+    app.state.background_mail.add(task)
+    task.add_done_callback(app.state.background_mail.discard)
+    return status
+
+
+def _dispatch_quietly(settings: Settings, document_id: str) -> None:
+    try:
+        dispatch(settings, document_id)
+    except Exception:  # noqa: BLE001 - the follow-up pass tries again
+        log.exception("mailing the next parties of %s failed", document_id)
 
 
 def pool_of(request: Request):

@@ -8,7 +8,9 @@ certificate is validated first — revoked, expired or untrusted certificates si
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,10 +42,16 @@ from signing.errors import (
     SigningFailed,
     TimestampUnavailable,
 )
+from signing.fonts import stamp_subset
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings, validation_context
 
 SIGNER_KEY_USAGE = {"non_repudiation"}
+# A certificate that passed the pre-check against offline trust (the local CA's CRLs) is not
+# checked again for this long: its verdict can only change with the CRLs, which are part of
+# the cache key, or with the clock. Trust that fetches revocation data is always asked.
+PASSED_CHECK_TTL_S = 60.0
+_passed_checks: dict[bytes, float] = {}
 
 
 @dataclass(frozen=True)
@@ -77,9 +85,29 @@ def _refusal(exc: Exception) -> CertificateRefused:
                               f"the signing certificate is not valid: {exc}")
 
 
+def _check_key(signer: Signer, trust: TrustSettings) -> bytes:
+    digest = hashlib.sha256(signer.signing_cert.dump())
+    for item in (*trust.roots, *trust.other_certs, *trust.crls, *(signer.cert_registry or ())):
+        digest.update(item.dump())
+    return digest.digest()
+
+
 async def async_check_signer_certificate(signer: Signer, trust: TrustSettings) -> None:
     """Raise CertificateRefused unless the signer's certificate is trusted, current, not
     revoked (revocation data required) and allowed to make non-repudiation signatures."""
+    key = None if trust.allow_fetching else _check_key(signer, trust)
+    if key is not None and time.monotonic() - _passed_checks.get(key, -1e9) < PASSED_CHECK_TTL_S:
+        return
+    await _validate_signer(signer, trust)
+    if key is not None:
+        now = time.monotonic()
+        if len(_passed_checks) > 1000:
+            for stale in [k for k, at in _passed_checks.items() if now - at >= PASSED_CHECK_TTL_S]:
+                del _passed_checks[stale]
+        _passed_checks[key] = now
+
+
+async def _validate_signer(signer: Signer, trust: TrustSettings) -> None:
     registry = signer.cert_registry
     context = validation_context(trust)
     validator = CertificateValidator(
@@ -126,7 +154,9 @@ async def async_sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer,
     try:
         async with aiohttp.ClientSession() as session:
             pdf_signer = PdfSigner(metadata, signer, timestamper=tsa.timestamper(session),
-                                   stamp_style=stamp_style(font_path, request.stamp.seal_image))
+                                   stamp_style=stamp_style(
+                                       stamp_subset(font_path, request.stamp.text()),
+                                       request.stamp.seal_image))
             await pdf_signer.async_sign_pdf(
                 writer, existing_fields_only=True, output=out,
                 appearance_text_params=request.stamp.text_params())

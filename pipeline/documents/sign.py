@@ -30,6 +30,7 @@ from pipeline.record import database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.signing_setup import signing_environment
 from signing.appearance import Stamp
+from signing.fonts import stamp_subset
 from signing.keys import certificate_sha256, load_pkcs12_signer
 from signing.sign import SignatureRequest, sign_pdf
 
@@ -56,13 +57,23 @@ def pending_member(state: DocumentState, party_id: str) -> Member:
                       f"not {party_id}'s turn yet: waiting for {ahead}")
 
 
+def prepare_signing(settings: Settings) -> None:
+    """Do once what every signature in this process needs: trust, the decrypted TSA key, the
+    stamp face and the font machinery (a signer process runs this when it starts)."""
+    env = signing_environment(settings)
+    env.tsa.prepare()
+    stamp_subset(env.font, "")
+
+
 def sign_document(settings: Settings, document_id: str, party_id: str,
-                  passphrase: str, expected_revision: str | None = None) -> dict[str, Any]:
+                  passphrase: str, expected_revision: str | None = None,
+                  notify: bool = True) -> dict[str, Any]:
     """Sign the party's pending field on the latest revision with its own key.
 
     If another signature lands first, the signature is made again on the new revision —
     unless the caller named the revision it saw (``expected_revision``): then a different
-    head is a Conflict, and nothing is signed.
+    head is a Conflict, and nothing is signed. ``notify=False`` leaves mailing the next
+    parties to the caller (``notify.dispatch``), e.g. after answering the request.
     """
     party = get_party(settings, party_id)
     if not party.key_file:
@@ -105,7 +116,8 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                                ) from None
             continue
         crash_point("sign:after-ledger")
-        dispatch(settings, document_id)
+        if notify:
+            dispatch(settings, document_id)
         return document_status(settings, document_id)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 

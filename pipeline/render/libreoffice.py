@@ -1,7 +1,9 @@
 """.docx → PDF/A-2b through a pool of warm LibreOffice processes.
 
 Each worker is one ``soffice`` with its own user profile and UNO port, driven by a bridge
-process on Debian's Python (``pipeline/uno_bridge.py``). A conversion that exceeds its timeout
+process on Debian's Python (``uno_bridge.py``) that converts in memory and is the office's
+watchdog: LibreOffice never outlives the process that owns the pool, however that process
+ends (a normal exit, an error, SIGTERM or SIGKILL). A conversion that exceeds its timeout
 kills that worker; a worker that crashes is replaced and the document retried on a fresh one,
 so one bad process never fails other requests; a worker that has done ``recycle_after``
 conversions is replaced to keep LibreOffice's memory in check.
@@ -13,6 +15,7 @@ declares external parts other than hyperlinks is refused before LibreOffice sees
 
 from __future__ import annotations
 
+import atexit
 import io
 import json
 import logging
@@ -26,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,12 +151,17 @@ class _WorkerDied(Exception):
 
 
 class Worker:
-    """One soffice process with its own profile and port, and the bridge that drives it."""
+    """One soffice process with its own profile and port, and the bridge that drives it.
+
+    The bridge starts soffice itself and is its watchdog (see uno_bridge.py): whatever way
+    this process ends, the office and its profile go with it.
+    """
 
     def __init__(self, spec: PoolSpec, root: Path, index: int) -> None:
         self.spec, self.index = spec, index
+        self.root = root
         self.home = root / f"worker-{index}"
-        self.office: subprocess.Popen | None = None
+        self.office_pid: int | None = None
         self.bridge: subprocess.Popen | None = None
         self.conversions = 0
         self._buffer = b""
@@ -160,36 +169,37 @@ class Worker:
     @property
     def pid(self) -> int | None:
         """The soffice process group id (kill it to simulate a crash)."""
-        return self.office.pid if self.office else None
+        return self.office_pid
 
     def start(self) -> None:
-        """Start soffice and the bridge; return once the bridge is connected."""
+        """Start the bridge, which starts soffice; return once it is connected."""
         shutil.rmtree(self.home, ignore_errors=True)
         user = self.home / "profile" / "user"
         user.mkdir(parents=True)
         (user / "registrymodifications.xcu").write_text(profile_xcu(), encoding="utf-8")
         port = _free_port()
-        env = {**os.environ, "SAL_USE_VCLPLUGIN": "svp", "HOME": str(self.home)}
-        env.pop("PYTHONPATH", None)
-        self.office = subprocess.Popen(
-            [self.spec.soffice, "--headless", "--invisible", "--nologo", "--norestore",
-             "--nodefault", "--nolockcheck", "--nofirststartwizard",
-             f"-env:UserInstallation={(self.home / 'profile').as_uri()}",
-             f"--accept=socket,host=127.0.0.1,port={port},tcpNoDelay=1;urp;"
-             "StarOffice.ComponentContext"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, env=env, cwd=self.home)
-        bridge_env = {key: value for key, value in env.items()
-                      if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env = {key: value for key, value in os.environ.items()
+               if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+        env.update(SAL_USE_VCLPLUGIN="svp", HOME=str(self.home))
+        config = {
+            "office": [self.spec.soffice, "--headless", "--invisible", "--nologo",
+                       "--norestore", "--nodefault", "--nolockcheck", "--nofirststartwizard",
+                       f"-env:UserInstallation={(self.home / 'profile').as_uri()}",
+                       f"--accept=socket,host=127.0.0.1,port={port},tcpNoDelay=1;urp;"
+                       "StarOffice.ComponentContext"],
+            "home": str(self.home), "root": str(self.root), "port": port,
+            "owner": os.getpid(), "startup_timeout": self.spec.startup_timeout_s,
+        }
         self.bridge = subprocess.Popen(
-            [SYSTEM_PYTHON, "-I", str(BRIDGE), str(port), str(self.spec.startup_timeout_s)],
+            [SYSTEM_PYTHON, "-I", str(BRIDGE), json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env=bridge_env, start_new_session=True)
+            env=env, cwd=self.home, start_new_session=True)
         self._buffer = b""
         self.conversions = 0
         try:
+            self.office_pid = self._read_line(10)["office"]
             hello = self._read_line(self.spec.startup_timeout_s + 5)
-        except (TimeoutError, _WorkerDied):
+        except (TimeoutError, _WorkerDied, KeyError, ValueError):
             self.stop()
             raise ConversionError("LibreOffice 启动失败", "LibreOffice did not start") from None
         if not hello.get("ready"):
@@ -198,42 +208,49 @@ class Worker:
                                   f"LibreOffice did not start: {hello.get('error')}")
         if self.spec.warmup is not None:
             try:
-                self.convert(self.spec.warmup, self.home / "warmup.pdf",
-                             self.spec.startup_timeout_s)
+                self.convert(self.spec.warmup.read_bytes(), self.spec.startup_timeout_s)
             except (ConversionError, _WorkerDied):
                 self.stop()
                 raise ConversionError("LibreOffice 预热失败",
                                       "LibreOffice failed to warm up") from None
             self.conversions = 0
 
-    def _read_line(self, timeout: float) -> dict:
+    def _fill(self, size: int, deadline: float) -> None:
+        """Read from the bridge until ``size`` bytes are buffered (or a line if size < 0)."""
         assert self.bridge and self.bridge.stdout
         fd = self.bridge.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
+        while (b"\n" not in self._buffer) if size < 0 else (len(self._buffer) < size):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(fd, 65536)
+            chunk = os.read(fd, 1 << 20)
             if not chunk:
                 raise _WorkerDied("bridge closed its output")
             self._buffer += chunk
+
+    def _read_line(self, timeout: float) -> dict:
+        self._fill(-1, time.monotonic() + timeout)
         line, _, self._buffer = self._buffer.partition(b"\n")
         return json.loads(line)
 
-    def convert(self, src: Path, dst: Path, timeout: float) -> None:
-        """Convert ``src`` to ``dst``. Raises ConversionTimeout (the worker must then be
-        replaced), _WorkerDied, or ConversionError for a document LibreOffice refuses."""
+    def convert(self, docx: bytes, timeout: float) -> bytes:
+        """Return the PDF/A-2b bytes of ``docx``. Raises ConversionTimeout (the worker must
+        then be replaced), _WorkerDied, or ConversionError for a document LibreOffice
+        refuses."""
         assert self.bridge and self.bridge.stdin
-        if self.office is None or self.office.poll() is not None:
+        if not self.alive():
             raise _WorkerDied("office process exited")
+        deadline = time.monotonic() + timeout
         try:
-            self.bridge.stdin.write(json.dumps({"in": str(src), "out": str(dst)}).encode() + b"\n")
+            self.bridge.stdin.write(json.dumps({"docx": len(docx)}).encode() + b"\n" + docx)
             self.bridge.stdin.flush()
             answer = self._read_line(timeout)
+            if answer.get("ok"):
+                self._fill(answer["pdf"], deadline)
+                pdf, self._buffer = self._buffer[:answer["pdf"]], self._buffer[answer["pdf"]:]
         except TimeoutError:
             raise ConversionTimeout(f"转换超时（超过 {timeout:g} 秒）",
                                     f"conversion timed out after {timeout:g} s") from None
@@ -241,7 +258,7 @@ class Worker:
             raise _WorkerDied(str(exc)) from None
         self.conversions += 1
         if answer.get("ok"):
-            return
+            return pdf
         if answer.get("kind") == "office":
             raise _WorkerDied(answer.get("error", ""))
         error = answer.get("error", "")
@@ -249,24 +266,43 @@ class Worker:
                               f"LibreOffice could not convert the document: {error}")
 
     def alive(self) -> bool:
-        return bool(self.office and self.office.poll() is None
-                    and self.bridge and self.bridge.poll() is None)
+        return bool(self.bridge and self.bridge.poll() is None
+                    and self.office_pid and _child_running(self.office_pid, self.bridge.pid))
 
     def stop(self) -> None:
         """Kill soffice (its whole process group) and the bridge; remove the profile."""
-        for proc in (self.bridge, self.office):
-            if proc and proc.poll() is None:
+        bridge, self.bridge = self.bridge, None
+        if bridge is not None:
+            if self.office_pid and _child_running(self.office_pid, bridge.pid):
                 try:
-                    os.killpg(proc.pid, signal.SIGKILL)
+                    os.killpg(self.office_pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                proc.wait()
-        if self.bridge and self.bridge.stdin:
-            self.bridge.stdin.close()
-        if self.bridge and self.bridge.stdout:
-            self.bridge.stdout.close()
-        self.office = self.bridge = None
+            try:  # end of input: the bridge reaps the office and removes its folder
+                assert bridge.stdin
+                bridge.stdin.write(json.dumps({"stop": True}).encode() + b"\n")
+                bridge.stdin.close()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
+            try:
+                bridge.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(bridge.pid, signal.SIGKILL)
+                bridge.wait()
+            if bridge.stdout:
+                bridge.stdout.close()
+        self.office_pid = None
         shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _child_running(pid: int, parent: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) child of ``parent``: a process id is only
+    ever signalled after this check, never a process that merely reuses the number."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] not in ("Z", "X") and int(fields[1]) == parent
 
 
 class ConverterPool:
@@ -274,7 +310,7 @@ class ConverterPool:
 
     def __init__(self, spec: PoolSpec | None = None) -> None:
         self.spec = spec or PoolSpec()
-        self._root = Path(tempfile.mkdtemp(prefix="countersign-lo-"))
+        self._root: Path | None = None
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
         self._closed = False
@@ -282,6 +318,8 @@ class ConverterPool:
 
     def start(self) -> ConverterPool:
         """Start every worker in parallel; return self once all are ready."""
+        self._root = Path(tempfile.mkdtemp(prefix="countersign-lo-"))
+        _open_pools.add(self)
         self._workers = [Worker(self.spec, self._root, i) for i in range(self.spec.workers)]
         errors: list[BaseException] = []
 
@@ -321,6 +359,9 @@ class ConverterPool:
                 return
             try:
                 worker.start()
+                if self._closed:  # closed while this worker was starting
+                    worker.stop()
+                    return
                 self._idle.put(worker)
                 return
             except ConversionError:
@@ -343,30 +384,25 @@ class ConverterPool:
             raise ConversionError("转换池已关闭", "the conversion pool is closed")
         check_docx(docx)
         timeout = timeout or self.spec.timeout_s
-        with tempfile.TemporaryDirectory(dir=self._root) as scratch:
-            src, dst = Path(scratch, "in.docx"), Path(scratch, "out.pdf")
-            src.write_bytes(docx)
-            for _attempt in range(3):
-                worker = self._take(timeout)
-                try:
-                    worker.convert(src, dst, timeout)
-                except ConversionTimeout:
-                    self._replace_in_background(worker)
-                    raise
-                except _WorkerDied:
-                    log.warning("LibreOffice worker %s died; replacing it and retrying",
-                                worker.index)
-                    self._replace_in_background(worker)
-                    continue
-                except ConversionError:
-                    self._release(worker)
-                    raise
+        for _attempt in range(3):
+            worker = self._take(timeout)
+            try:
+                pdf = worker.convert(docx, timeout)
+            except ConversionTimeout:
+                self._replace_in_background(worker)
+                raise
+            except _WorkerDied:
+                log.warning("LibreOffice worker %s died; replacing it and retrying",
+                            worker.index)
+                self._replace_in_background(worker)
+                continue
+            except ConversionError:
                 self._release(worker)
-                try:
-                    return dst.read_bytes()
-                except FileNotFoundError:
-                    raise ConversionError("LibreOffice 未生成 PDF",
-                                          "LibreOffice produced no PDF") from None
+                raise
+            self._release(worker)
+            if not pdf.startswith(b"%PDF-"):
+                raise ConversionError("LibreOffice 未生成 PDF", "LibreOffice produced no PDF")
+            return pdf
         raise ConversionError("LibreOffice 反复崩溃，无法转换此文档",
                               "LibreOffice kept crashing on this document")
 
@@ -385,8 +421,24 @@ class ConverterPool:
             self._idle.put(worker)
 
     def close(self) -> None:
-        """Stop every worker and remove their profiles."""
+        """Stop every worker (in parallel) and remove their profiles."""
         self._closed = True
-        for worker in self._workers:
-            worker.stop()
-        shutil.rmtree(self._root, ignore_errors=True)
+        stoppers = [threading.Thread(target=worker.stop) for worker in self._workers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        if self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
+        _open_pools.discard(self)
+
+
+# Pools still open when the interpreter exits normally are closed then; when it does not
+# (SIGTERM, SIGKILL), each bridge cleans up after its owner.
+_open_pools: weakref.WeakSet[ConverterPool] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_pools() -> None:
+    for pool in list(_open_pools):
+        pool.close()
