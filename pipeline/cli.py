@@ -323,27 +323,32 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
     any row failed.
     """
     template = get_template(template_key)
-    rows = list(read_rows(rows_path, template))
-    show_progress = sys.stderr.isatty() and not as_json
-    progress = None
-    if show_progress:
-        from tqdm import tqdm
+    # LibreOffice starts while the rows are read and the first ones rendered; each worker
+    # warms up on its first document.
+    pool = converter_pool(settings, warm=False).start_in_background()
+    try:
+        rows = list(read_rows(rows_path, template))
+        show_progress = sys.stderr.isatty() and not as_json
+        progress = None
+        if show_progress:
+            from tqdm import tqdm
 
-        # A terminal that reports no size (a bare pty) would get no bar at all.
-        size = os.get_terminal_size(sys.stderr.fileno())
-        progress = tqdm(total=len(rows), unit="doc", file=sys.stderr,
-                        ncols=size.columns or 80, nrows=size.lines or 24)
+            # A terminal that reports no size (a bare pty) would get no bar at all.
+            size = os.get_terminal_size(sys.stderr.fileno())
+            progress = tqdm(total=len(rows), unit="doc", file=sys.stderr,
+                            ncols=size.columns or 80, nrows=size.lines or 24)
 
-    def on_done(result: RowResult) -> None:
-        if progress is not None:
-            progress.update(1)
-        if result.error is not None and not as_json:
-            (progress.write if progress else lambda m: click.echo(m, err=True))(
-                f"line {result.line}: {result.error}")
+        def on_done(result: RowResult) -> None:
+            if progress is not None:
+                progress.update(1)
+            if result.error is not None and not as_json:
+                (progress.write if progress else lambda m: click.echo(m, err=True))(
+                    f"line {result.line}: {result.error}")
 
-    with converter_pool(settings) as pool:
         summary = bulk_generate(template, rows, out_dir, pool, settings, draft=draft,
                                 on_done=on_done)
+    finally:
+        pool.close()
     if progress is not None:
         progress.close()
     if as_json:

@@ -11,10 +11,11 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.stamp import TextStampStyle
+
+from signing.fonts import StampFontFactory
 
 STAMP_TEXT = "%(name)s\n%(dept)s\n%(signed_at)s\n%(reason)s"
 
@@ -51,8 +52,7 @@ def stamp_style(font_path: Path, seal_image: Path | None = None) -> TextStampSty
     return TextStampStyle(
         stamp_text=STAMP_TEXT,
         text_box_style=TextBoxStyle(
-            font=GlyphAccumulatorFactory(str(font_path), font_size=7,
-                                         bcp47_lang_code="zh-CN"),
+            font=StampFontFactory(str(font_path), font_size=7, bcp47_lang_code="zh-CN"),
             font_size=7, leading=9),
         border_width=1,
         background=background,

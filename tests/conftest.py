@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
+
+# Every temporary folder of this run — LibreOffice profiles included, also those of the
+# servers and commands the tests start — lives in one folder: at the end of the run no office
+# may still run from it and no pool folder may be left in it.
+RUN_TMP = Path(tempfile.mkdtemp(prefix="countersign-tests-"))
+os.environ["TMPDIR"] = str(RUN_TMP)
+tempfile.tempdir = None
 
 EXAMPLES = Path(__file__).parent / "examples"
 TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",
@@ -60,3 +72,39 @@ def pool():
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
+
+
+def _processes_using(folder: Path) -> list[int]:
+    """Return the processes whose command line names ``folder`` (offices, their bridges)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if str(folder) in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if it left a LibreOffice process or a pool folder behind."""
+    deadline = time.monotonic() + 20  # bridges of servers just stopped are still cleaning up
+    while True:
+        running = _processes_using(RUN_TMP)
+        pools = sorted(path.name for path in RUN_TMP.glob("countersign-lo-*"))
+        if (not running and not pools) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for pid in running:  # ours: this run started them; end them before reporting
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(RUN_TMP, ignore_errors=True)
+    if running or pools:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nLEFT BEHIND by this run: processes {running}, pool folders {pools}")

@@ -6,11 +6,11 @@ nothing else; they decide nothing of their own.
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -124,44 +124,75 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
                   on_done: Callable[[RowResult], None] | None = None) -> BulkSummary:
     """Generate one PDF per row into ``out_dir`` (named by document number).
 
-    Rows run concurrently, as many as the pool has workers. A bad row is recorded with its
-    line number and the others go on. ``on_done`` is called once per row as it finishes
-    (the CLI's progress bar).
+    Rows are validated, numbered (in input order) and rendered in a process of their own,
+    ahead of the conversions: rendering is CPU-bound Python, and in this process it would
+    hold the GIL while the threads feeding LibreOffice wait to hand over the next document.
+    Conversions run as many at a time as the pool has workers (``pool`` may still be
+    starting: the first conversion waits for its first worker). A bad row is recorded with
+    its line number and the others go on. ``on_done`` is called once per row as it
+    finishes (the CLI's progress bar).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    local = threading.local()
-    opened: list[sqlite3.Connection] = []
+    renderer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_renderer,
+                                   initargs=(settings, template.key, draft))
 
-    def connection() -> sqlite3.Connection:
-        if not hasattr(local, "conn"):
-            local.conn = database.connect(settings.database_path)
-            opened.append(local.conn)
-        return local.conn
-
-    def one(row: Row) -> RowResult:
-        if row.error is not None:
-            return RowResult(row.line, error=row.error)
+    def convert(rendered: _Rendered) -> RowResult:
+        if rendered.error is not None:
+            return RowResult(rendered.line, error=rendered.error)
         try:
-            document = generate_document(template, row.form, pool, settings, draft=draft,
-                                         conn=None if draft else connection())
+            pdf = pool.convert(rendered.docx)
         except KNOWN_ERRORS as exc:
-            return RowResult(row.line, error=_describe(exc))
-        name = safe_filename(document.number)
+            return RowResult(rendered.line, error=_describe(exc))
+        name = safe_filename(rendered.number)
         if draft:
-            name = f"{name}-{row.line}"
-        path = write_atomic(out_dir / f"{name}.pdf", document.pdf)
-        return RowResult(row.line, number=document.number, path=path)
+            name = f"{name}-{rendered.line}"
+        path = write_atomic(out_dir / f"{name}.pdf", pdf)
+        return RowResult(rendered.line, number=rendered.number, path=path)
 
     results: list[RowResult] = []
-    try:
-        with ThreadPoolExecutor(max_workers=pool.spec.workers) as executor:
-            futures = [executor.submit(one, row) for row in rows]
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                if on_done:
-                    on_done(result)
-    finally:
-        for conn in opened:
-            conn.close()
+    # Twice as many threads as workers: while one thread writes a finished PDF to disk,
+    # another is already handing its worker the next document.
+    with renderer, ThreadPoolExecutor(max_workers=2 * pool.spec.workers) as converters:
+        futures = [converters.submit(convert, rendered)
+                   for rendered in renderer.map(_render_row, rows)]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if on_done:
+                on_done(result)
     return BulkSummary(sorted(results, key=lambda result: result.line))
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """A row rendered by the render process: its number and .docx, or why it failed."""
+
+    line: int
+    number: str = ""
+    docx: bytes = b""
+    error: str | None = None
+
+
+_renderer: dict[str, Any] = {}
+
+
+def _start_renderer(settings: Settings, template_key: str, draft: bool) -> None:
+    """Set up the render process: the template, and a connection for numbering."""
+    _renderer.update(settings=settings, template=get_template(template_key), draft=draft,
+                     conn=None if draft else database.connect(settings.database_path))
+
+
+def _render_row(row: Row) -> _Rendered:
+    """Validate, number and render one row (in the render process)."""
+    if row.error is not None:
+        return _Rendered(row.line, error=row.error)
+    template, settings = _renderer["template"], _renderer["settings"]
+    try:
+        form = validate_form(template, row.form)
+        today = today_in(settings)
+        number = (draft_number(template, form, today) if _renderer["draft"]
+                  else allocate_number(_renderer["conn"], template, form, today))
+        return _Rendered(row.line, number, render_docx(template, form, number))
+    except KNOWN_ERRORS as exc:
+        return _Rendered(row.line, error=_describe(exc))

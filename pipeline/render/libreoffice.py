@@ -10,13 +10,13 @@ conversions is replaced to keep LibreOffice's memory in check.
 
 LibreOffice never reaches the network: each profile blocks untrusted referer links and link
 updates, documents load with ``UpdateDocMode=NO_UPDATE`` and macros off, and a .docx that
-declares external parts other than hyperlinks is refused before LibreOffice sees it.
+declares external parts other than hyperlinks is refused before LibreOffice sees it
+(``safe_docx.check_docx``).
 """
 
 from __future__ import annotations
 
 import atexit
-import io
 import json
 import logging
 import os
@@ -30,23 +30,16 @@ import tempfile
 import threading
 import time
 import weakref
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
 
-from pipeline.errors import ConversionError, ConversionTimeout, NotADocx
+from pipeline.errors import ConversionError, ConversionTimeout
+from pipeline.render.safe_docx import check_docx
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
-MAX_DOCX_BYTES = 50 * 1024 * 1024
-MAX_DOCX_UNPACKED = 400 * 1024 * 1024
-HYPERLINK_REL = (
-    "http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink"
-)
-
 # (configuration path, property, value) written into every worker's fresh profile.
 PROFILE_SETTINGS = (
     ("org.openoffice.Office.Common/Security/Scripting", "BlockUntrustedRefererLinks", "true"),
@@ -92,52 +85,6 @@ class PoolSpec:
     @property
     def workers(self) -> int:
         return self.size or max(1, os.cpu_count() or 1)
-
-
-def check_docx(data: bytes) -> None:
-    """Raise NotADocx unless ``data`` is a .docx LibreOffice may safely open.
-
-    Checks: a ZIP archive, not oversized when unpacked, with a parseable
-    ``word/document.xml``, and no external part (linked image, template, OLE object)
-    that would make the converter reach out to the network.
-    """
-    if len(data) > MAX_DOCX_BYTES:
-        raise NotADocx(f"文档过大（{len(data)} 字节）", f"document too large ({len(data)} bytes)")
-    if not data.startswith(b"PK"):
-        raise NotADocx("不是 .docx 文件（不是 ZIP 压缩包）", "not a .docx file (not a ZIP archive)")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = archive.namelist()
-            if sum(info.file_size for info in archive.infolist()) > MAX_DOCX_UNPACKED:
-                raise NotADocx("文档解压后过大", "document is too large when unpacked")
-            if "word/document.xml" not in names:
-                raise NotADocx("不是 Word 文档（缺少 word/document.xml）",
-                               "not a Word document (no word/document.xml)")
-            ElementTree.fromstring(archive.read("word/document.xml"))
-            for name in names:
-                if name.endswith(".rels"):
-                    _refuse_external_parts(name, archive.read(name))
-    except NotADocx:
-        raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, KeyError) as exc:
-        raise NotADocx(f".docx 文件已损坏：{exc}", f"corrupt .docx: {exc}") from None
-    except ElementTree.ParseError as exc:
-        raise NotADocx(f".docx 正文 XML 损坏：{exc}",
-                       f"corrupt .docx: document.xml is not well-formed: {exc}") from None
-
-
-def _refuse_external_parts(name: str, xml: bytes) -> None:
-    try:
-        root = ElementTree.fromstring(xml)
-    except ElementTree.ParseError as exc:
-        raise NotADocx(f".docx 关系文件 {name} 损坏",
-                       f"corrupt relationships {name}: {exc}") from None
-    for rel in root:
-        if rel.get("TargetMode") == "External" and rel.get("Type") != HYPERLINK_REL:
-            raise NotADocx(
-                f"文档引用了外部资源 {rel.get('Target')!r}，转换时不允许联网",
-                f"document links an external resource {rel.get('Target')!r}; "
-                "conversion never fetches from the network")
 
 
 def _free_port() -> int:
@@ -314,6 +261,8 @@ class ConverterPool:
         self._idle: queue.Queue[Worker] = queue.Queue()
         self._workers: list[Worker] = []
         self._closed = False
+        self._starting: threading.Thread | None = None
+        self._start_failed: ConversionError | None = None
         self.replaced = 0  # workers replaced after a crash, hang or recycle
 
     def start(self) -> ConverterPool:
@@ -338,6 +287,19 @@ class ConverterPool:
         if errors:
             self.close()
             raise errors[0]
+        return self
+
+    def start_in_background(self) -> ConverterPool:
+        """Start the workers in a thread and return at once: a conversion waits for the
+        first worker to be ready, and fails if the pool could not start."""
+        def run() -> None:
+            try:
+                self.start()
+            except ConversionError as exc:
+                self._start_failed = exc
+
+        self._starting = threading.Thread(target=run, daemon=True)
+        self._starting.start()
         return self
 
     def __enter__(self) -> ConverterPool:
@@ -407,12 +369,18 @@ class ConverterPool:
                               "LibreOffice kept crashing on this document")
 
     def _take(self, timeout: float) -> Worker:
-        # Replacement can take a few seconds; wait for it beyond the conversion timeout.
-        try:
-            return self._idle.get(timeout=timeout + self.spec.startup_timeout_s)
-        except queue.Empty:
-            raise ConversionError("没有可用的 LibreOffice 进程",
-                                  "no LibreOffice worker became available") from None
+        # Starting or replacing a worker takes a few seconds: wait for it beyond the
+        # conversion timeout.
+        deadline = time.monotonic() + timeout + self.spec.startup_timeout_s
+        while True:
+            if self._start_failed is not None:
+                raise self._start_failed
+            try:
+                return self._idle.get(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise ConversionError("没有可用的 LibreOffice 进程",
+                                          "no LibreOffice worker became available") from None
 
     def _release(self, worker: Worker) -> None:
         if worker.conversions >= self.spec.recycle_after or not worker.alive():
@@ -423,6 +391,8 @@ class ConverterPool:
     def close(self) -> None:
         """Stop every worker (in parallel) and remove their profiles."""
         self._closed = True
+        if self._starting is not None and self._starting is not threading.current_thread():
+            self._starting.join()
         stoppers = [threading.Thread(target=worker.stop) for worker in self._workers]
         for thread in stoppers:
             thread.start()
