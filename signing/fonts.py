@@ -17,20 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from fontTools import subset
 from fontTools.ttLib import TTCollection, TTFont
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.font.opentype import (
-    CIDFontType0,
-    GlyphAccumulator,
-    GlyphAccumulatorFactory,
-)
-from pyhanko.pdf_utils.generic import pdf_name
-from pyhanko.pdf_utils.writer import BasePdfFileWriter
 
 from signing.files import write_atomic
 
@@ -81,6 +71,10 @@ def _subset(face: Path, characters: str) -> Path:
     target = face.parent / "stamp-subsets" / f"{key[:40]}.otf"
     if target.is_file():
         return target
+    # Imported here: making a subset is rare, and verification, which never draws a stamp,
+    # imports this module (fontTools' subsetter is a third of a second to import).
+    from fontTools import subset
+
     font = TTFont(str(face))
     options = subset.Options(layout_closure=False, name_IDs=["*"], notdef_outline=True,
                              glyph_names=False)
@@ -91,60 +85,3 @@ def _subset(face: Path, characters: str) -> Path:
     buffer = io.BytesIO()
     font.save(buffer)
     return write_atomic(target, buffer.getvalue())
-
-
-# A font this small is one of the stamp subsets above: embedded whole, as it was compiled
-# when it was made. Larger fonts are subset per stamp, as pyHanko does.
-PRESET_MAX_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True)
-class StampFontFactory(GlyphAccumulatorFactory):
-    """pyHanko's font engine factory for stamp subsets: the font is embedded as it is on
-    disk instead of being subset and compiled again by fontTools for every signature (a
-    few tens of milliseconds of Python per stamp, for a few kilobytes more per signature)."""
-
-    def create_font_engine(self, writer: BasePdfFileWriter, obj_stream=None
-                           ) -> GlyphAccumulator:
-        cff = _compiled_cff(self.font_file)
-        if cff is None:
-            return super().create_font_engine(writer, obj_stream)
-        if obj_stream is None and writer.stream_xrefs and self.create_objstream_if_needed:
-            obj_stream = writer.prepare_object_stream()
-        with open(self.font_file, "rb") as handle:
-            engine = _PresetGlyphAccumulator(
-                writer=writer, font_handle=io.BytesIO(handle.read()), font_size=self.font_size,
-                ot_script_tag=self.ot_script_tag, ot_language_tag=self.ot_language_tag,
-                writing_direction=self.writing_direction,
-                bcp47_lang_code=self.bcp47_lang_code, obj_stream=obj_stream)
-        engine.cidfont_obj.__class__ = _PresetCIDFont
-        engine.cidfont_obj.compiled = cff
-        return engine
-
-
-class _PresetGlyphAccumulator(GlyphAccumulator):
-    def _extract_subset(self, options=None) -> None:
-        """The font is a stamp's subset already."""
-
-
-class _PresetCIDFont(CIDFontType0):
-    compiled: bytes
-
-    def set_font_file(self, writer: BasePdfFileWriter):
-        stream = generic.StreamObject({pdf_name("/Subtype"): pdf_name("/CIDFontType0C")},
-                                      stream_data=self.compiled)
-        stream.compress()
-        reference = writer.add_object(stream)
-        self._font_descriptor[pdf_name("/FontFile3")] = reference
-        return reference
-
-
-@lru_cache(maxsize=256)
-def _compiled_cff(path: str) -> bytes | None:
-    """The CFF program of a stamp subset as stored in its file; None for other fonts."""
-    if Path(path).stat().st_size > PRESET_MAX_BYTES:
-        return None
-    font = TTFont(path)
-    if "CFF " not in font or not hasattr(font["CFF "].cff[0], "ROS"):
-        return None
-    return font.reader["CFF "]

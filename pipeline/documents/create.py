@@ -15,13 +15,12 @@ from pipeline.documents.state import (
 )
 from pipeline.errors import BadInput, RenderError
 from pipeline.forms.manifest import Template, get_template
-from pipeline.forms.numbering import allocate_number
+from pipeline.forms.numbering import allocate_number, today_in
 from pipeline.forms.validate import validate_form
 from pipeline.people.parties import Party, get_party
 from pipeline.record import database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.render.docx import render_docx
-from pipeline.render.generation import today_in
 from pipeline.render.libreoffice import ConverterPool
 from signing.fields import find_signature_places, prepare_fields
 

@@ -19,9 +19,9 @@ from pipeline.documents.state import (
 )
 from pipeline.errors import BadInput, Conflict, UnknownDocument
 from pipeline.forms.manifest import get_template
+from pipeline.forms.numbering import today_in
 from pipeline.record import database, ledger
 from pipeline.record.store import RevisionStore
-from pipeline.render.generation import today_in
 
 
 def revision_store(settings: Settings) -> RevisionStore:

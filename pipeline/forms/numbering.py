@@ -7,11 +7,17 @@ department and is allocated atomically in the database.
 from __future__ import annotations
 
 import sqlite3
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
+from pipeline.config import Settings
 from pipeline.forms.manifest import Template
 from pipeline.record import database
+
+
+def today_in(settings: Settings) -> date:
+    """Return today's date in the deployment's time zone (numbers use its year)."""
+    return datetime.now(settings.zone).date()
 
 
 def department_of(template: Template, form: dict[str, Any]) -> str:

@@ -12,7 +12,6 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS, CountersignError, ValidationFailed, as_pipeline_error
 from pipeline.forms.bulk_input import Row
 from pipeline.forms.manifest import Template, get_template
-from pipeline.forms.numbering import allocate_number, draft_number
+from pipeline.forms.numbering import allocate_number, draft_number, today_in
 from pipeline.forms.validate import validate_form
 from pipeline.record import database
 from pipeline.record.files import write_atomic
@@ -53,11 +52,6 @@ def converter_pool(settings: Settings, size: int | None = None, warm: bool = Tru
         recycle_after=settings.conversions_per_process,
         warmup=get_template(WARMUP_TEMPLATE).docx_path if warm else None,
     ))
-
-
-def today_in(settings: Settings) -> date:
-    """Return today's date in the deployment's time zone (numbers use its year)."""
-    return datetime.now(settings.zone).date()
 
 
 def generate_document(template: Template, data: Any, pool: ConverterPool, settings: Settings,
