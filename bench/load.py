@@ -33,7 +33,8 @@ from bench.common import Row, Server, record
 from pipeline.config import Settings
 from pipeline.documents.repository import verify_ledger
 from pipeline.people.access import create_token
-from pipeline.people.parties import add_party, initialise
+from pipeline.people.parties import add_party
+from pipeline.people.setup import initialise
 
 EXAMPLE = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
                      .read_text(encoding="utf-8"))

@@ -39,7 +39,8 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from bench.common import BIN, Row, Server, alternate, median, ms, record, run_quietly
 from pipeline.config import Settings
 from pipeline.people.access import create_token
-from pipeline.people.parties import DEMO_PASSPHRASE, initialise
+from pipeline.people.parties import DEMO_PASSPHRASE
+from pipeline.people.setup import initialise
 from signing.ca import LocalCA
 
 FORM = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
