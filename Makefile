@@ -39,10 +39,16 @@ $(STAMP): pyproject.toml
 lint: install
 	$(BIN)/ruff check .
 
+# Every figure against its outside peer, measured side by side in this one run; the table at
+# the end is what docs/PERFORMANCE.md records.
+BENCH_RESULTS := $(VENV)/bench-results.jsonl
 bench: install
-	$(BIN)/python bench/generate.py
-	$(BIN)/python bench/sign.py
+	rm -f $(BENCH_RESULTS)
+	$(BIN)/python bench/generate.py --results $(BENCH_RESULTS)
+	$(BIN)/python bench/sign.py --results $(BENCH_RESULTS)
+	$(BIN)/python bench/load.py --clients 50 --results $(BENCH_RESULTS)
 	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/summary.py $(BENCH_RESULTS)
 
 # Rebuild the shipped .docx templates from doc_templates/build_docx.py.
 templates: install

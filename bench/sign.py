@@ -5,9 +5,10 @@
     bare pyHanko signing the same prepared PDF: the same PKCS#12 file opened with the same
     passphrase, the same TSA key (pyHanko's own in-process ``DummyTimeStamper``, kept across
     rounds), pyHanko's default stamp. Each round signs a fresh document on both sides.
-(2) ``countersign verify`` of a closed two-signature document (PAdES B-LTA, revocation data
-    required) against ``pyhanko sign validate --trust ROOT`` of the same file: two processes,
-    start-up included.
+(2) ``countersign verify`` of a closed two-signature document (PAdES B-LTA: both signatures
+    and the document timestamp, revocation data required) against ``pyhanko sign validate
+    --trust-replace --trust ROOT`` of the same file (both signatures): two processes, start-up
+    included.
 (3) ``countersign --help`` against ``pyhanko --help``.
 
 Runs alternate ours/peer; medians; the ratios are time(ours) / time(peer).
@@ -122,7 +123,9 @@ def bench_verify(settings: Settings, closed: Path, rounds: int, results: Path | 
     """Run (2): two CLI processes on the same closed document."""
     ours_cmd = [str(BIN / "countersign"), "--data-dir", str(settings.data_dir), "verify",
                 str(closed)]
-    peer_cmd = [str(BIN / "pyhanko"), "sign", "validate", "--trust",
+    # --trust-replace: the local root alone, as countersign trusts it (without it pyhanko
+    # also loads the system's trust store).
+    peer_cmd = [str(BIN / "pyhanko"), "sign", "validate", "--trust-replace", "--trust",
                 str(settings.ca_dir / "root.crt"), str(closed)]
     run_quietly(ours_cmd), run_quietly(peer_cmd)
     mine, theirs = alternate(lambda: run_quietly(ours_cmd), lambda: run_quietly(peer_cmd),
