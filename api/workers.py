@@ -46,7 +46,9 @@ def start_signers(settings: Settings) -> ProcessPoolExecutor:
 
 
 def _signer_count(settings: Settings) -> int:
-    return settings.pool_size or os.cpu_count() or 1
+    # Two per core: a signature also waits (fsync of the revision and of the ledger, the
+    # database lock), and meanwhile another process can use the core.
+    return 2 * (settings.pool_size or os.cpu_count() or 1)
 
 
 async def in_signer_process(app: FastAPI, function, *args, **kwargs):

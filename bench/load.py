@@ -51,7 +51,28 @@ async def health_latencies(client: httpx.AsyncClient, stop: asyncio.Event) -> li
     return samples
 
 
-async def run(base: str, tokens: dict[str, str], documents: list[tuple[str, str]]) -> dict:
+def tree_cpu_seconds(root: int) -> float:
+    """Return the CPU time (user + system) used so far by ``root`` and its descendants."""
+    parents, times = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = int(fields[11]) + int(fields[12])
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return sum(times.get(pid, 0) for pid in family) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(base: str, tokens: dict[str, str], documents: list[tuple[str, str]],
+              server_pid: int) -> dict:
     async with httpx.AsyncClient(base_url=base, timeout=600) as client:
         idle_stop = asyncio.Event()
         idle_task = asyncio.create_task(health_latencies(client, idle_stop))
@@ -67,12 +88,13 @@ async def run(base: str, tokens: dict[str, str], documents: list[tuple[str, str]
 
         stop = asyncio.Event()
         watcher = asyncio.create_task(health_latencies(client, stop))
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), tree_cpu_seconds(server_pid)
         codes = await asyncio.gather(*(sign(doc, party) for doc, party in documents))
         elapsed = time.perf_counter() - started
+        cpu = tree_cpu_seconds(server_pid) - cpu
         stop.set()
         busy = await watcher
-    return {"codes": codes, "elapsed": elapsed, "idle": idle, "busy": busy}
+    return {"codes": codes, "elapsed": elapsed, "idle": idle, "busy": busy, "cpu": cpu}
 
 
 def main() -> None:
@@ -109,13 +131,17 @@ def run_load(data: Path, clients: int, results: Path | None) -> None:
                                 {"role": "receiver", "party": "lina"}]})
                 assert response.status_code == 201, response.text
                 documents.append((response.json()["id"], pid))
-        result = asyncio.run(run(server.base, tokens, documents))
+        result = asyncio.run(run(server.base, tokens, documents, server.process.pid))
     report = verify_ledger(settings)
     errors = [code for code in result["codes"] if code != 200]
     rate = clients / result["elapsed"]
     print(f"{clients} clients, each signing its own document at once, {os.cpu_count()} cores")
     print(f"errors: {len(errors)}   signatures/s: {rate:.2f}   "
           f"(all {clients} in {result['elapsed']:.1f} s)")
+    per_signature = result["cpu"] / clients
+    print(f"server CPU per signature: {1000 * per_signature:.0f} ms (all its processes; "
+          f"{os.cpu_count()} cores free for it would make {os.cpu_count() / per_signature:.1f} "
+          f"signatures/s); machine load average {os.getloadavg()[0]:.1f}")
     print(f"/api/health while idle   median {1000 * statistics.median(result['idle']):6.1f} ms")
     print(f"/api/health while signing median {1000 * statistics.median(result['busy']):6.1f} ms"
           f", max {1000 * max(result['busy']):6.1f} ms ({len(result['busy'])} probes)")

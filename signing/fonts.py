@@ -20,8 +20,6 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
-from fontTools.ttLib import TTCollection, TTFont
-
 from signing.files import write_atomic
 
 NOTO_SANS_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
@@ -37,6 +35,10 @@ def stamp_font(cache_dir: Path) -> Path:
     target = cache_dir / f"{SC_FACE_NAME}-stamp{FONT_VERSION}.otf"
     if target.is_file():
         return target
+    # fontTools is imported where a font is made, which happens once: verification imports
+    # this module through the signing setup and should not pay for it.
+    from fontTools.ttLib import TTCollection
+
     collection = TTCollection(str(NOTO_SANS_CJK))
     for face in collection.fonts:
         if face["name"].getDebugName(6) == SC_FACE_NAME:
@@ -71,9 +73,8 @@ def _subset(face: Path, characters: str) -> Path:
     target = face.parent / "stamp-subsets" / f"{key[:40]}.otf"
     if target.is_file():
         return target
-    # Imported here: making a subset is rare, and verification, which never draws a stamp,
-    # imports this module (fontTools' subsetter is a third of a second to import).
-    from fontTools import subset
+    from fontTools import subset  # see stamp_font
+    from fontTools.ttLib import TTFont
 
     font = TTFont(str(face))
     options = subset.Options(layout_closure=False, name_IDs=["*"], notdef_outline=True,

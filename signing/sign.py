@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,9 @@ SIGNER_KEY_USAGE = {"non_repudiation"}
 # the cache key, or with the clock. Trust that fetches revocation data is always asked.
 PASSED_CHECK_TTL_S = 60.0
 _passed_checks: dict[bytes, float] = {}
+# pyHanko sizes a signature by first making a dummy one (a fifth of the signing time); the
+# room it reserved for a signer and timestamp authority is kept and reserved again.
+_reserved_sizes: dict[tuple[bytes, object], int | None] = {}
 
 
 @dataclass(frozen=True)
@@ -150,16 +154,23 @@ async def async_sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer,
         certify=request.certify,
         docmdp_permissions=MDPPerm.FILL_FORMS,
     )
-    out = io.BytesIO()
+    sizing = (signer.signing_cert.sha256, tsa.url or (tsa.cert.sha256 if tsa.cert else b""))
+    reserved = _reserved_sizes.get(sizing)
     try:
         async with aiohttp.ClientSession() as session:
             pdf_signer = PdfSigner(metadata, signer, timestamper=tsa.timestamper(session),
                                    stamp_style=stamp_style(
                                        stamp_subset(font_path, request.stamp.text()),
                                        request.stamp.seal_image))
-            await pdf_signer.async_sign_pdf(
-                writer, existing_fields_only=True, output=out,
-                appearance_text_params=request.stamp.text_params())
+            try:
+                signed = await _sign_into(pdf_signer, writer, request, reserved)
+            except SigningError as exc:
+                if reserved is None or "larger than expected" not in str(exc):
+                    raise
+                # The kept size no longer suffices (the TSA's tokens grew): size it afresh.
+                reserved = None
+                signed = await _sign_into(pdf_signer, IncrementalPdfFileWriter(
+                    io.BytesIO(pdf), strict=False), request, None)
     except (TimeoutError, TimestampRequestError, aiohttp.ClientError, ConnectionError) as exc:
         raise TimestampUnavailable(
             f"时间戳服务不可用（{tsa.url}），未签名",
@@ -171,7 +182,25 @@ async def async_sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer,
                 f"时间戳服务不可用（{tsa.url}），未签名",
                 f"the timestamp authority {tsa.url} is unavailable: {exc}") from None
         raise SigningFailed(f"签名失败：{exc}", f"signing failed: {exc}") from None
+    if reserved is None:
+        _reserved_sizes[sizing] = _reserved_size(signed[len(pdf):])
+    return signed
+
+
+async def _sign_into(pdf_signer: PdfSigner, writer: IncrementalPdfFileWriter,
+                     request: SignatureRequest, reserved: int | None) -> bytes:
+    out = io.BytesIO()
+    await pdf_signer.async_sign_pdf(writer, existing_fields_only=True, output=out,
+                                    bytes_reserved=reserved,
+                                    appearance_text_params=request.stamp.text_params())
     return out.getvalue()
+
+
+def _reserved_size(update: bytes) -> int | None:
+    """Return the room pyHanko reserved for the signature in ``update`` (the hex digits
+    between the two byte ranges), or None if it cannot be read."""
+    found = re.findall(rb"/ByteRange\s*\[\s*\d+\s+(\d+)\s+(\d+)\s+\d+\s*\]", update)
+    return int(found[-1][1]) - int(found[-1][0]) - 2 if found else None
 
 
 def sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer, tsa: TimestampAuthority,
