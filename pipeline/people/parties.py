@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, UnknownParty
+from pipeline.people.access import Role, create_token
 from pipeline.record import database
 from pipeline.record.files import write_atomic
 from signing.ca import LocalCA
@@ -29,10 +30,6 @@ DEMO_PARTIES = (
 )
 PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class UnknownParty(BadInput):
-    code = "unknown_party"
 
 
 @dataclass(frozen=True)
@@ -84,15 +81,13 @@ def initialise(settings: Settings) -> InitResult:
     demo: list[Party] = []
     tokens: dict[str, str] = {}
     if not list_parties(settings):
-        from pipeline.people.access import create_token
-
         for party_id, name, dept, email in DEMO_PARTIES:
             demo.append(add_party(settings, name=name, dept=dept, email=email,
                                   party_id=party_id, issue_cert=True,
                                   passphrase=DEMO_PASSPHRASE))
-            tokens[party_id] = create_token(settings, "party", party_id, label="demo")
+            tokens[party_id] = create_token(settings, Role.PARTY, party_id, label="demo")
         # A demo install must be usable from the browser at once: one admin token too.
-        tokens["admin"] = create_token(settings, "admin", label="demo admin")
+        tokens["admin"] = create_token(settings, Role.ADMIN, label="demo admin")
     return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
 
 
@@ -107,7 +102,7 @@ def get_party(settings: Settings, party_id: str) -> Party:
     with _connect(settings) as conn:
         row = database.select_party(conn, party_id)
     if row is None:
-        raise UnknownParty(f"未知签署方 {party_id!r}", f"unknown party {party_id!r}")
+        raise UnknownParty.named(party_id)
     return Party(**row)
 
 
