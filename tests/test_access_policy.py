@@ -15,8 +15,8 @@ from pipeline.documents.repository import blocking_documents, document_events, d
 from pipeline.documents.state import DocumentState, Member
 from pipeline.errors import Forbidden, UnknownDocument
 from pipeline.people.access import Principal, Role, create_token
-from pipeline.people.parties import initialise
 from pipeline.people.policy import RULES, Action, authorize, may, may_see
+from pipeline.people.setup import initialise
 from pipeline.record import database
 from tests.conftest import example
 

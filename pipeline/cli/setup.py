@@ -18,7 +18,8 @@ from pipeline.people.access import Role
 @click.pass_obj
 def init(settings: Settings, as_json: bool) -> None:
     """Create the data folder: database, local CA, demo parties (safe to run again)."""
-    from pipeline.people.parties import DEMO_PASSPHRASE, initialise
+    from pipeline.people.parties import DEMO_PASSPHRASE
+    from pipeline.people.setup import initialise
 
     result = initialise(settings)
     if as_json:
