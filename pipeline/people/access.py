@@ -12,8 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from pipeline.config import Settings
-from pipeline.errors import BadInput
-from pipeline.people.parties import get_party
+from pipeline.errors import BadInput, UnknownParty
 from pipeline.record import database
 
 
@@ -50,14 +49,16 @@ def create_token(settings: Settings, role: str, party: str | None = None,
         raise BadInput(f"未知角色 {role!r}",
                        f"unknown role {role!r} (one of {', '.join(Role)})")
     role = Role(role)
-    if role is Role.PARTY:
-        if not party:
-            raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
-        get_party(settings, party)
-    elif party:
+    if role is not Role.PARTY and party:
         raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
+    if role is Role.PARTY and not party:
+        raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
     token = secrets.token_urlsafe(32)
     with database.connection(settings.database_path) as conn:
+        # Checked here rather than through pipeline.people.parties, which loads the signing
+        # library: the command line imports this module for its role names.
+        if party and database.select_party(conn, party) is None:
+            raise UnknownParty.named(party)
         database.insert_token(conn, _digest(token), role, party, label or role,
                               datetime.now(UTC).isoformat())
     return token
