@@ -24,8 +24,11 @@ from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
 from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec, Worker, check_docx
-from tests.conftest import TEMPLATE_KEYS, example, pdf_text
-from tests.docx_samples import PNG, linked_image_docx, plain_docx
+from tests.support.docx_samples import PNG, linked_image_docx, plain_docx
+from tests.support.forms import TEMPLATE_KEYS, example
+from tests.support.pdf import pdf_text
+
+pytestmark = pytest.mark.slow  # real soffice processes
 
 SERIF_TTC = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from signing.keys import load_pkcs12_signer
 from signing.ltv import add_long_term_validation
 from signing.sign import SignatureRequest, sign_pdf
 from signing.validation import validate_pdf
-from tests.test_signing import rendered_pdf
+from tests.support.cli import COUNTERSIGN
+from tests.support.pdf import rendered_pdf
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 CST = timezone(timedelta(hours=8))
 
 
@@ -70,7 +69,8 @@ def test_private_keys_are_never_stored_unencrypted(initialised):
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(p12, None)
     key, cert, _ = pkcs12.load_key_and_certificates(p12, b"demo")
-    assert key is not None and cert is not None
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "张伟"
+    assert key.public_key() == cert.public_key()  # the key that goes with the certificate
 
 
 def test_issued_certificate_names_the_party(initialised, tmp_path):
@@ -128,6 +128,7 @@ def test_wrong_passphrase_is_refused(initialised):
         load_pkcs12_signer((initialised.keys_dir / "zhangwei.p12").read_bytes(), "guess")
 
 
+@pytest.mark.slow
 def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_path):
     ca = LocalCA.open(initialised.ca_dir)
     trust, tsa = ca.trust(), ca.timestamp_authority()
@@ -159,6 +160,7 @@ def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_pat
     assert any("revoked" in p for p in report.signatures[0].problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["requirement_confirmation", "progress_sync", "issue_tracking",
                                  "meeting_minutes"])
 def test_every_role_member_of_every_template_signs(initialised, pool, key):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from pipeline.audit.review import review, review_chart, review_csv
@@ -16,13 +15,19 @@ from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
 from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import decline_document
-from tests.conftest import example
-from tests.test_followup import settings, smtp  # noqa: F401 - fixtures
+from tests.support.cli import COUNTERSIGN
+from tests.support.data import initialised
+from tests.support.forms import example
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+
+@pytest.fixture
+def settings(tmp_path, smtp):
+    """A data folder whose mail (deemed consent is announced) goes to the test's server."""
+    return initialised(tmp_path / "data", smtp_port=smtp[1])
 
 
-def test_review_counts_deemed_consent_declines_and_overdue(settings, pool):  # noqa: F811
+@pytest.mark.slow
+def test_review_counts_deemed_consent_declines_and_overdue(settings, pool):
     today = datetime.now(settings.zone).date().isoformat()
     sync = create_document(settings, "progress_sync", example("progress_sync"),
                            [("responsible", "wangqiang"), ("supporter", "zhaomin")], pool)

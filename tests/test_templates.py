@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.forms.manifest import TEMPLATES_DIR, get_template, list_templates
 from pipeline.render.template_check import check_path, check_template
-from tests.conftest import TEMPLATE_KEYS
+from tests.support.forms import TEMPLATE_KEYS
 
 
 def test_four_seed_templates_with_versions_and_titles():

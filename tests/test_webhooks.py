@@ -90,6 +90,7 @@ def test_unreachable_url_is_an_attempt_not_a_crash(tmp_path):
     assert not result.delivered and result.status in ("ConnectError", "ConnectTimeout")
 
 
+@pytest.mark.slow
 def test_the_service_delivers_webhooks_on_its_own(tmp_path, receiver):
     import time
 

@@ -19,11 +19,12 @@ from pipeline.documents.uploads import check_upload as upload_rules
 from pipeline.documents.uploads import upload_countersigned
 from pipeline.errors import CountersignError
 from pipeline.people.parties import get_party, initialise
-from tests.conftest import example
-from tests.test_uploads import external_sign
+from tests.support.external import external_sign
+from tests.support.forms import example
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10000"))
-pytestmark = pytest.mark.fuzz
+# Not part of make test; slow too (LibreOffice), so that `-m "not slow"` leaves it out.
+pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
