@@ -33,12 +33,20 @@ def no_process_outlives_the_run():
     processes.adopt_orphans()
     yield
     left = processes.leftovers()
-    processes.reap_zombies()
+    processes.reap_adopted()
     if left:
         processes.stop(left)
         listing = "\n".join(f"  {p.pid} (parent {p.ppid}): {p.cmdline[:160]}" for p in left)
         pytest.fail(f"{len(left)} process(es) outlived the tests and were killed:\n{listing}",
                     pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _reap_adopted_processes():
+    """After each test, collect the LibreOffice processes that died after their parent
+    (they were re-parented to pytest), so that none lingers as a zombie."""
+    yield
+    processes.reap_adopted()
 
 
 @pytest.fixture(scope="session")
