@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pipeline.config import Settings
@@ -81,9 +82,10 @@ def test_issued_certificate_names_the_party(initialised, tmp_path):
                  "--issue-cert", "--passphrase-file", str(secret), "--json")
     assert result.returncode == 0, result.stderr
     party = json.loads(result.stdout)
-    assert party["id"] == "sunli" and party["certificate_sha256"]
     _, cert, _ = pkcs12.load_key_and_certificates(
         (initialised.keys_dir / "sunli.p12").read_bytes(), b"s3cret")
+    assert party["id"] == "sunli"
+    assert party["certificate_sha256"] == cert.fingerprint(hashes.SHA256()).hex()
     subject = {a.oid._name: a.value for a in cert.subject}
     assert subject["commonName"] == "孙丽" and subject["organizationalUnitName"] == "财务部"
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
