@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from pipeline.config import Settings
 from pipeline.people.access import create_token
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.support.external import external_sign
 from tests.support.forms import TEMPLATE_KEYS, example
 from tests.support.service import running_service

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.documents.repository import document_status
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.support import processes
 from tests.support.cli import COUNTERSIGN
 from tests.support.forms import example

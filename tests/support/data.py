@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 
 
 def initialised(data_dir: Path, **overrides) -> Settings:
