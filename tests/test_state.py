@@ -18,8 +18,8 @@ from pipeline.documents.state import (
     state_from_json,
     state_to_json,
     status_of,
-    status_report,
 )
+from pipeline.documents.status import status_report
 from pipeline.forms.manifest import get_template
 from tests.support.data import initialised
 from tests.support.events import at, created, event, signed
@@ -77,12 +77,12 @@ def test_status_names_when_and_until_when_in_the_deployments_zone(settings):
     events = progress_sync(settings)
     events.append(signed("d1", fold(events).members[0], hours=2))
     report = status_report(fold(events), get_template("progress_sync"), SHANGHAI)
-    assert [(n["party"], n["since"], n["due"]) for n in report["next"]] == [
+    assert [(n.party, n.since, n.due) for n in report.next] == [
         ("zhaomin", "2024-05-20T11:00:00+08:00", "2024-05-21T11:00:00+08:00"),
         ("lina", "2024-05-20T11:00:00+08:00", "2024-05-21T11:00:00+08:00")]
-    assert [(s["party"], s["signed_at"]) for s in report["signed"]] == [
+    assert [(s.party, s.signed_at) for s in report.signed] == [
         ("wangqiang", "2024-05-20T11:00:00+08:00")]
-    assert report["blocking"] == [
+    assert report.blocking == [
         "等待支持部门 zhaomin 签字 / waiting for Supporting department zhaomin to sign "
         "(supporter-1)",
         "等待支持部门 lina 签字 / waiting for Supporting department lina to sign "
