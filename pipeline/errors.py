@@ -148,6 +148,10 @@ class NotYourTurn(BadInput):
     code = "not_your_turn"
 
 
+class UploadRejected(BadInput):
+    code = "upload_rejected"
+
+
 class Conflict(OperationFailed):
     """Another signature landed on the document first."""
 

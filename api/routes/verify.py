@@ -12,8 +12,8 @@ from api.streaming import body_to_file
 from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
 from pipeline.documents.repository import verify_ledger
-from pipeline.documents.uploads import read_upload
 from pipeline.people.policy import Action
+from pipeline.record.files import read_upload
 
 router = APIRouter(prefix="/api", tags=["verify"])
 

@@ -27,8 +27,7 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
         raise BadInput("请给出一个 PDF 文件或 --document", "give a PDF file or --document, "
                        "not both")
     from pipeline.audit.verify import report_html, verify_bytes, verify_document
-    from pipeline.documents.uploads import read_upload
-    from pipeline.record.files import write_atomic
+    from pipeline.record.files import read_upload, write_atomic
 
     if document_id:
         result = verify_document(settings, document_id)

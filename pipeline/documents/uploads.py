@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -33,29 +32,14 @@ from pipeline.documents.repository import (
 )
 from pipeline.documents.sign import pending_member
 from pipeline.documents.status import DocumentStatus
-from pipeline.errors import BadInput
+from pipeline.errors import UploadRejected
 from pipeline.people.parties import get_party
 from pipeline.record import ledger
+from pipeline.record.files import read_upload  # noqa: F401 - where callers find it too
 from pipeline.record.store import sha256
 from pipeline.signing_setup import trust_for
 from signing.keys import certificate_sha256
 from signing.validation import validate_pdf
-
-
-class UploadRejected(BadInput):
-    code = "upload_rejected"
-
-
-def read_upload(path: Path, limit: int) -> bytes:
-    """Return the file's bytes, refusing before reading when it is over ``limit``."""
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise BadInput(f"无法读取 {path}", f"cannot read {path}: {exc.strerror}") from None
-    if size > limit:
-        raise UploadRejected(f"文件过大（{size} 字节，上限 {limit}）",
-                             f"the file is too large ({size} bytes, limit {limit})")
-    return path.read_bytes()
 
 
 def _identity_problem(cert, party, trusted: bool) -> tuple[str, str] | None:
