@@ -24,6 +24,7 @@ from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
 from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec, Worker, check_docx
+from pipeline.render.office_profile import PROFILE_SETTINGS
 from tests.support.docx_samples import PNG, linked_image_docx, plain_docx
 from tests.support.forms import TEMPLATE_KEYS, example
 from tests.support.pdf import pdf_text
@@ -157,6 +158,24 @@ def test_timeout_cuts_off_and_pool_keeps_working():
         assert "跨部门进度同步表" in pdf_text(pdf)
         assert pool.replaced == 1
         assert pool.workers()[0].pid != first_pid
+
+
+def test_workers_start_from_a_prepared_profile_that_keeps_the_settings(tmp_path):
+    spec = PoolSpec(size=1, profile_cache=tmp_path / "cache")
+    with ConverterPool(spec) as pool:
+        assert "2024-测试-001" in pdf_text(pool.convert(rendered("requirement_confirmation")))
+    (seed,) = (tmp_path / "cache").iterdir()
+    settings = [f'<item oor:path="/{path}"><prop oor:name="{name}" oor:op="fuse">'
+                f"<value>{value}</value>" for path, name, value in PROFILE_SETTINGS]
+    xcu = (seed / "user" / "registrymodifications.xcu").read_text(encoding="utf-8")
+    assert all(setting in xcu for setting in settings)  # macros off, links blocked
+    with ConverterPool(spec) as pool:  # the next pool copies it
+        profile = pool.workers()[0].home / "profile" / "user"
+        xcu = (profile / "registrymodifications.xcu").read_text(encoding="utf-8")
+        assert all(setting in xcu for setting in settings)
+        assert "2024-测试-002" in pdf_text(pool.convert(rendered("progress_sync",
+                                                                   "2024-测试-002")))
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [seed.name]
 
 
 def test_worker_is_recycled_after_n_conversions():

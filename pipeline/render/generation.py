@@ -41,7 +41,8 @@ class Generated:
 
 def converter_pool(settings: Settings, size: int | None = None, warm: bool = True
                    ) -> ConverterPool:
-    """Return an unstarted pool configured by ``settings``.
+    """Return an unstarted pool configured by ``settings``, its workers' prepared profile
+    kept in the data folder's ``cache/``.
 
     ``warm`` has each worker convert a shipped template once before taking work: worth it
     for a pool that serves many documents, not for a one-off ``generate``.
@@ -51,6 +52,7 @@ def converter_pool(settings: Settings, size: int | None = None, warm: bool = Tru
         timeout_s=settings.conversion_timeout_s,
         recycle_after=settings.conversions_per_process,
         warmup=get_template(WARMUP_TEMPLATE).docx_path if warm else None,
+        profile_cache=settings.data_dir / "cache",
     ))
 
 

@@ -34,41 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConversionError, ConversionTimeout
+from pipeline.render.office_profile import fresh_profile, profile_seed
 from pipeline.render.safe_docx import check_docx
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 BRIDGE = Path(__file__).with_name("uno_bridge.py")
-# (configuration path, property, value) written into every worker's fresh profile.
-PROFILE_SETTINGS = (
-    ("org.openoffice.Office.Common/Security/Scripting", "BlockUntrustedRefererLinks", "true"),
-    ("org.openoffice.Office.Common/Security/Scripting", "MacroSecurityLevel", "3"),
-    ("org.openoffice.Office.Common/Security/Scripting", "DisableMacrosExecution", "true"),
-    ("org.openoffice.Office.Writer/Content/Update", "Link", "2"),  # never update links
-    ("org.openoffice.Office.Common/Misc", "UseLocking", "false"),
-    ("org.openoffice.Office.Common/Misc", "FirstRun", "false"),
-    ("org.openoffice.Office.Common/Misc", "ShowTipOfTheDay", "false"),
-    ("org.openoffice.Office.Common/Save/Document", "CreateBackup", "false"),
-    ("org.openoffice.Office.Recovery/AutoSave", "Enabled", "false"),
-    ("org.openoffice.Office.Recovery/RecoveryInfo", "Enabled", "false"),
-)
-
-
-def profile_xcu() -> str:
-    """Return registrymodifications.xcu holding PROFILE_SETTINGS."""
-    items = "".join(
-        f'<item oor:path="/{path}"><prop oor:name="{name}" oor:op="fuse">'
-        f"<value>{value}</value></prop></item>\n"
-        for path, name, value in PROFILE_SETTINGS
-    )
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<oor:items xmlns:oor="http://openoffice.org/2001/registry" '
-            'xmlns:xs="http://www.w3.org/2001/XMLSchema" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
-            f"{items}</oor:items>\n")
-
-
 @dataclass(frozen=True)
 class PoolSpec:
     """How the pool runs: ``size`` 0 means one process per core."""
@@ -78,6 +50,9 @@ class PoolSpec:
     recycle_after: int = 200
     startup_timeout_s: float = 60.0
     soffice: str = "soffice"
+    # Where a prepared profile is kept and copied into each new worker (see
+    # office_profile.py); None: every worker makes its own.
+    profile_cache: Path | None = None
     # A .docx converted once by every fresh worker before it takes work, so that the first
     # real document does not pay for loading fonts and filters (about twice the usual time).
     warmup: Path | None = None
@@ -85,6 +60,11 @@ class PoolSpec:
     @property
     def workers(self) -> int:
         return self.size or max(1, os.cpu_count() or 1)
+
+    @property
+    def seed(self) -> Path | None:
+        """The prepared profile for this LibreOffice, if it has been made."""
+        return profile_seed(self.profile_cache, self.soffice, create=False)
 
 
 def _free_port() -> int:
@@ -121,9 +101,7 @@ class Worker:
     def start(self) -> None:
         """Start the bridge, which starts soffice; return once it is connected."""
         shutil.rmtree(self.home, ignore_errors=True)
-        user = self.home / "profile" / "user"
-        user.mkdir(parents=True)
-        (user / "registrymodifications.xcu").write_text(profile_xcu(), encoding="utf-8")
+        fresh_profile(self.home / "profile", self.spec.seed)
         port = _free_port()
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
@@ -272,6 +250,7 @@ class ConverterPool:
             raise ConversionError("转换池已关闭", "the conversion pool is closed")
         self._root = Path(tempfile.mkdtemp(prefix="countersign-lo-"))
         _open_pools.add(self)
+        profile_seed(self.spec.profile_cache, self.spec.soffice, create=True)
         self._workers = [Worker(self.spec, self._root, i) for i in range(self.spec.workers)]
         errors: list[BaseException] = []
 
