@@ -31,6 +31,7 @@ from api.models import (
     CreateDocument,
     DocumentStatus,
     Health,
+    HoldRequest,
     LedgerVerdict,
     PartyIn,
     PartyOut,
@@ -48,6 +49,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
+from pipeline.documents.hold import set_legal_hold
 from pipeline.documents.repository import (
     blocking_documents,
     document_status,
@@ -63,6 +65,8 @@ from pipeline.forms.manifest import get_template, list_templates
 from pipeline.outbound.webhooks import deliver_webhooks
 from pipeline.people.access import Principal
 from pipeline.people.parties import add_party, list_parties
+from pipeline.record.anchors import anchor_if_due
+from pipeline.record.health import service_health
 from pipeline.render.bulk_jobs import JobBoard
 from pipeline.render.generation import converter_pool
 from signing.errors import SigningError
@@ -75,12 +79,13 @@ CREATORS = Depends(role("admin", "party"))
 
 
 async def periodic_passes(settings: Settings) -> None:
-    """Run follow-up (reminders, escalation, deemed consent) and webhook delivery every
-    ``background_interval_s``, in a worker thread; a failing pass is logged, never fatal."""
+    """Run follow-up (reminders, escalation, deemed consent), webhook delivery and the
+    ledger anchor when due every ``background_interval_s``, in a worker thread; a failing
+    pass is logged, never fatal."""
     if settings.background_interval_s <= 0:
         return
     while True:
-        for task in (follow_up, deliver_webhooks):
+        for task in (follow_up, deliver_webhooks, anchor_if_due):
             try:
                 await run_in_threadpool(task, settings)
             except Exception:  # noqa: BLE001 - the next pass tries again
@@ -132,9 +137,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, unexpected_error_handler)
 
     @app.get("/api/health", response_model=Health)
-    def health() -> Health:
-        return Health(status="ok", version=version("countersign"),
-                      templates=len(list_templates()))
+    def health(request: Request) -> dict:
+        starter = getattr(request.app.state, "pool_started", None)
+        return service_health(settings, getattr(request.app.state, "pool", None),
+                              starting=starter is None or starter.is_alive())
 
     @app.get("/api/templates", response_model=list[TemplateSummary])
     def templates() -> list[TemplateSummary]:
@@ -222,6 +228,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return close_document(settings, state.id, pool_of(request),
                               f"admin:{principal.label}")
 
+    @app.post("/api/documents/{document_id}/hold", response_model=DocumentStatus)
+    def hold(body: HoldRequest, state: DocumentState = Depends(visible_document),
+             principal: Principal = ADMIN, settings: Settings = Depends(settings_of)) -> dict:
+        """Set (``{"on": true}``) or lift the legal hold on an archived document."""
+        return set_legal_hold(settings, state.id, body.on, f"admin:{principal.label}")
+
     @app.get("/api/documents/{document_id}/verify", response_model=Verdict,
              dependencies=[READERS])
     def verify_stored(state: DocumentState = Depends(visible_document),
@@ -260,6 +272,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def ledger(settings: Settings = Depends(settings_of)) -> LedgerVerdict:
         report = verify_ledger(settings)
         return LedgerVerdict(ok=report.ok, events=report.events, revisions=report.revisions,
-                             problems=report.problems)
+                             problems=report.problems, anchors=report.anchors,
+                             anchored_through=report.anchored_through,
+                             unanchored=report.unanchored)
 
     return app

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.models import ErrorBody
+from pipeline.documents.hold import NotArchived
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
@@ -23,6 +24,7 @@ from pipeline.errors import (
     as_pipeline_error,
 )
 from pipeline.people.parties import UnknownParty
+from pipeline.record.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,10 @@ class ApiError(Exception):
 def status_for(error: CountersignError) -> int:
     if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
         return 404
-    if isinstance(error, Conflict | NotYourTurn | ClosureRefused):
+    if isinstance(error, Conflict | NotYourTurn | ClosureRefused | NotArchived):
         return 409
+    if isinstance(error, StoreUnavailable):
+        return 503
     if isinstance(error, ValidationFailed):
         return 422
     if isinstance(error, BadInput):

@@ -11,6 +11,15 @@ class Health(BaseModel):
     status: str
     version: str
     templates: int
+    # Each part: {"ok": bool, "backend": …, and what it found}.
+    ready: bool = False
+    database: dict[str, Any] = {}
+    store: dict[str, Any] = {}
+    libreoffice: dict[str, Any] = {}
+
+
+class HoldRequest(BaseModel):
+    on: bool
 
 
 class TemplateSummary(BaseModel):
@@ -89,6 +98,7 @@ class DocumentStatus(BaseModel):
     next: list[NextItem]
     blocking: list[str]
     archive: str | None = None
+    legal_hold: bool = False
     declined: dict[str, str] | None = None
     voided: dict[str, str] | None = None
     progress: list[dict[str, Any]] = []
@@ -129,3 +139,6 @@ class LedgerVerdict(BaseModel):
     events: int
     revisions: int
     problems: list[str]
+    anchors: int = 0
+    anchored_through: int = 0
+    unanchored: int = 0

@@ -7,6 +7,7 @@ line per problem, never a traceback).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from dataclasses import asdict
@@ -23,6 +24,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
+from pipeline.documents.hold import set_legal_hold
 from pipeline.documents.repository import (
     blocking_documents,
     document_status,
@@ -50,6 +52,7 @@ from pipeline.outbound.webhooks import deliver_webhooks
 from pipeline.people.access import create_token
 from pipeline.people.parties import DEMO_PASSPHRASE, add_party, list_parties
 from pipeline.people.setup import initialise
+from pipeline.record.anchors import anchor_head
 from pipeline.record.files import write_atomic
 from pipeline.render.generation import RowResult, bulk_generate, converter_pool, generate_document
 from pipeline.render.template_check import check_path
@@ -115,6 +118,9 @@ class CountersignGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Countersign: formal documents from templates, signed by every party in turn."""
+    # pyHanko logs every certificate it cannot trust with a traceback; the verdicts printed
+    # here already name those problems, and stderr is kept for one line per error.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     ctx.obj = load_settings(data_dir)
 
 
@@ -145,12 +151,14 @@ def init(settings: Settings, as_json: bool) -> None:
     """Create the data folder: database, local CA, demo parties (safe to run again)."""
     result = initialise(settings)
     if as_json:
-        _emit({"data_dir": str(result.data_dir), "created_ca": result.created_ca,
+        _emit({"data_dir": str(result.data_dir), "store": result.store,
+               "created_ca": result.created_ca,
                "demo_parties": [p.summary() for p in result.demo_parties],
                "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None,
                "demo_tokens": result.demo_tokens})
         return
     click.echo(f"data folder ready: {result.data_dir}")
+    click.echo(f"store ready: {result.store}")
     if result.created_ca:
         click.echo(f"local CA created in {settings.ca_dir}")
     if result.demo_parties:
@@ -716,18 +724,52 @@ def ledger_group() -> None:
 @json_option
 @click.pass_obj
 def ledger_verify(settings: Settings, as_json: bool) -> None:
-    """Walk the chain and re-hash every stored revision; exit 1 on any problem."""
+    """Walk the chain, re-hash every stored revision and check every anchor; exit 1 on any
+    problem."""
     report = verify_ledger(settings)
     if as_json:
         _emit({"ok": report.ok, "events": report.events, "revisions": report.revisions,
-               "problems": report.problems})
+               "anchors": report.anchors, "anchored_through": report.anchored_through,
+               "unanchored": report.unanchored, "problems": report.problems})
     else:
         for problem in report.problems:
             click.echo(problem, err=True)
-        click.echo(f"{report.events} events, {report.revisions} revisions: "
-                   f"{'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
+        click.echo(f"{report.events} events, {report.revisions} revisions, {report.anchors} "
+                   f"anchors (through event {report.anchored_through}, {report.unanchored} "
+                   f"after it): {'ok' if report.ok else f'{len(report.problems)} problem(s)'}")
     if not report.ok:
         sys.exit(1)
+
+
+@ledger_group.command("anchor")
+@json_option
+@click.pass_obj
+def ledger_anchor(settings: Settings, as_json: bool) -> None:
+    """Timestamp the chain head now (RFC 3161) and keep the token in the database and store."""
+    anchor = anchor_head(settings)
+    if as_json:
+        _emit(anchor.as_dict() if anchor else None)
+    elif anchor is None:
+        click.echo("the ledger is empty: nothing to anchor")
+    else:
+        click.echo(f"event {anchor.seq} {anchor.head_hash} "
+                   f"{'anchored' if anchor.new else 'already anchored'} at "
+                   f"{anchor.timestamped_at}")
+
+
+@main.command()
+@click.argument("document_id")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--as", "actor", default="cli", show_default=True, help="Who sets the hold.")
+@json_option
+@click.pass_obj
+def hold(settings: Settings, document_id: str, state: str, actor: str, as_json: bool) -> None:
+    """Set or lift the legal hold on an archived document (kept past its retention date)."""
+    report = set_legal_hold(settings, document_id, state == "on", actor)
+    if as_json:
+        _emit(report)
+    else:
+        click.echo(f"{report['number']}: legal hold {'on' if report['legal_hold'] else 'off'}")
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""RFC 3161 timestamps: from a configured authority over HTTP, or from the local CA's own TSA.
+"""RFC 3161 timestamps: from a configured authority over HTTP, or from the local CA's own TSA;
+and the check of a stand-alone timestamp token (an anchor of some digest).
 
 A configured authority that does not answer is an error: a signature is never made without
 its timestamp.
@@ -6,15 +7,25 @@ its timestamp.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import aiohttp
+from asn1crypto import cms, tsp
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.aiohttp_client import HTTPTimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
+from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from signing.errors import TimestampUnavailable
+from signing.trust import TrustSettings, validation_context
 
 
 @dataclass(frozen=True)
@@ -38,3 +49,98 @@ class TimestampAuthority:
         # pyHanko's in-process RFC 3161 token builder, used with the local CA's TSA key.
         store = SimpleCertificateStore.from_certs([self.cert, *self.chain])
         return DummyTimeStamper(tsa_cert=self.cert, tsa_key=self.key, certs_to_embed=store)
+
+
+async def async_timestamp_digest(tsa: TimestampAuthority, digest: bytes) -> bytes:
+    """Return the DER RFC 3161 token (a CMS ContentInfo) ``tsa`` issues over the SHA-256
+    ``digest``; TimestampUnavailable if the authority does not answer."""
+    try:
+        async with aiohttp.ClientSession() as session:
+            token = await tsa.timestamper(session).async_timestamp(digest, "sha256")
+    except (TimeoutError, TimestampRequestError, aiohttp.ClientError, ConnectionError) as exc:
+        raise TimestampUnavailable(
+            f"时间戳服务不可用（{tsa.url or '本地'}）",
+            f"the timestamp authority {tsa.url or '(local)'} is unavailable "
+            f"({type(exc).__name__}: {exc})") from None
+    return token.dump()
+
+
+def timestamp_digest(tsa: TimestampAuthority, digest: bytes) -> bytes:
+    """Synchronous :func:`async_timestamp_digest`."""
+    return asyncio.run(async_timestamp_digest(tsa, digest))
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """The verdict on one RFC 3161 token presented as proof that ``digest`` existed.
+
+    ``authentic``: its CMS signature verifies over its content; ``trusted``: the signer
+    chains to a trusted root and may stamp time (timeStamping usage); ``matches``: its
+    message imprint is the SHA-256 digest it is checked against.
+    """
+
+    readable: bool
+    authentic: bool = False
+    trusted: bool = False
+    matches: bool = False
+    time: datetime | None = None
+    tsa: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.readable and self.authentic and self.trusted and self.matches
+
+
+def _token_content(token: bytes) -> tuple[cms.SignedData, tsp.TSTInfo]:
+    info = cms.ContentInfo.load(token)
+    if info["content_type"].native != "signed_data":
+        raise ValueError("not CMS SignedData")
+    signed = info["content"]
+    tst = signed["encap_content_info"]["content"].parsed
+    if not isinstance(tst, tsp.TSTInfo):
+        raise ValueError("no TSTInfo inside")
+    _ = tst.native  # parse everything now: a malformed field fails here, not later
+    return signed, tst
+
+
+async def async_check_timestamp_token(token: bytes, digest: bytes,
+                                      trust: TrustSettings) -> TokenCheck:
+    """Check ``token``: readable, authentic, from a trusted TSA, over ``digest`` (SHA-256)."""
+    try:
+        signed, tst = _token_content(token)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return TokenCheck(readable=False, problems=(
+            f"不是 RFC 3161 时间戳令牌 / not an RFC 3161 timestamp token ({exc})",))
+    imprint = tst["message_imprint"]
+    algorithm = imprint["hash_algorithm"]["algorithm"].native
+    matches = algorithm == "sha256" and imprint["hashed_message"].native == digest
+    moment = tst["gen_time"].native
+    try:
+        # The imprint is compared here, not by pyHanko: a token over other data is then a
+        # mismatch, kept apart from a token whose signature does not verify.
+        status = TimestampSignatureStatus(**await validate_tst_signed_data(
+            signed, validation_context(trust), lambda _: imprint["hashed_message"].native))
+    except (SignatureValidationError, ValueError, TypeError, KeyError) as exc:
+        return TokenCheck(readable=True, matches=matches, time=moment, problems=(
+            f"时间戳令牌签名无法验证 / the token's signature cannot be checked: {exc}",))
+    problems = []
+    authentic = status.intact and status.valid
+    if not authentic:
+        problems.append("时间戳令牌签名无效（伪造或被改动）/ the token's signature does not "
+                        "verify: it was forged or altered")
+    elif not status.trusted:
+        problems.append(f"时间戳机构不受信任 / the token is signed by an untrusted timestamp "
+                        f"authority ({status.signing_cert.subject.human_friendly})")
+    if not matches:
+        problems.append("时间戳令牌的消息摘要不符 / the token's message imprint is not the "
+                        "expected digest")
+    return TokenCheck(readable=True, authentic=authentic, trusted=status.trusted,
+                      matches=matches, time=moment,
+                      tsa=status.signing_cert.subject.human_friendly,
+                      problems=tuple(problems))
+
+
+def check_timestamp_token(token: bytes, digest: bytes, trust: TrustSettings) -> TokenCheck:
+    """Synchronous :func:`async_check_timestamp_token`."""
+    return asyncio.run(async_check_timestamp_token(token, digest, trust))

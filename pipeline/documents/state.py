@@ -58,6 +58,7 @@ class DocumentState:
     progress: tuple[dict, ...] = ()
     action_items_done: frozenset[int] = frozenset()
     important: bool = False
+    legal_hold: bool = False
 
 
 def fold(events: list[dict]) -> DocumentState:
@@ -97,6 +98,8 @@ def fold(events: list[dict]) -> DocumentState:
             state = replace(state, closed_at=event["at"])
         elif kind == "archived":
             state = replace(state, archive=data["package"])
+        elif kind in ("hold-set", "hold-lifted"):
+            state = replace(state, legal_hold=kind == "hold-set")
         elif kind == "reassigned":
             state = replace(state, members=tuple(
                 replace(m, party=data["to"]) if m.field == data["field"] else m
@@ -222,6 +225,7 @@ def status_report(state: DocumentState, template: Template, zone,
         ],
         "blocking": blocking(state, template, today),
         "archive": state.archive,
+        "legal_hold": state.legal_hold,
         "declined": state.declined,
         "voided": state.voided,
         "progress": list(state.progress),

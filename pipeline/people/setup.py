@@ -10,6 +10,7 @@ from pipeline.config import Settings
 from pipeline.people.access import create_token
 from pipeline.people.parties import DEMO_PARTIES, DEMO_PASSPHRASE, Party, add_party, list_parties
 from pipeline.record import database
+from pipeline.record.backends import open_store
 from signing.ca import LocalCA
 
 
@@ -19,13 +20,17 @@ class InitResult:
     created_ca: bool
     demo_parties: tuple[Party, ...]
     demo_tokens: dict[str, str]
+    store: str = ""
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the data folder: database, local CA and (on first run) the demo parties.
+    """Create the data folder: database, local CA and (on first run) the demo parties; make
+    the store ready (an S3 bucket is created with Object Lock, or refused without it).
 
     Safe to run again: nothing existing is replaced.
     """
+    store = open_store(settings)
+    store.prepare()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database.connect(settings.database_path).close()
     created_ca = not LocalCA.exists(settings.ca_dir)
@@ -41,4 +46,5 @@ def initialise(settings: Settings) -> InitResult:
             tokens[party_id] = create_token(settings, "party", party_id, label="demo")
         # A demo install must be usable from the browser at once: one admin token too.
         tokens["admin"] = create_token(settings, "admin", label="demo admin")
-    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
+    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens,
+                      settings.store_url or str(settings.data_dir / "store"))
