@@ -130,8 +130,10 @@ async def async_check_timestamp_token(token: bytes, digest: bytes,
         problems.append("时间戳令牌签名无效（伪造或被改动）/ the token's signature does not "
                         "verify: it was forged or altered")
     elif not status.trusted:
+        cert = status.signing_cert
         problems.append(f"时间戳机构不受信任 / the token is signed by an untrusted timestamp "
-                        f"authority ({status.signing_cert.subject.human_friendly})")
+                        f"authority ({cert.subject.human_friendly}, certificate SHA-256 "
+                        f"{cert.sha256.hex()[:16]}…)")
     if not matches:
         problems.append("时间戳令牌的消息摘要不符 / the token's message imprint is not the "
                         "expected digest")

@@ -29,6 +29,7 @@ version (``hidden``, ``altered``) so that such an attempt is seen.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -170,7 +171,11 @@ class S3Store:
 
     def _upload(self, key: str, data: bytes, digest: str, until: datetime | None = None
                 ) -> dict:
-        lock = {"ObjectLockMode": COMPLIANCE, "ObjectLockRetainUntilDate": until} if until else {}
+        # Content-MD5 beside the SHA-256 checksum: every S3 server asks for one of the two on a
+        # put with a retention, and the older ones only know Content-MD5.
+        lock = ({"ObjectLockMode": COMPLIANCE, "ObjectLockRetainUntilDate": until,
+                 "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode()}
+                if until else {})
         return self._call("put_object", Key=key, Body=data, Metadata={"sha256": digest},
                           ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
                           **lock)
