@@ -5,6 +5,7 @@ write access to the database rewrites an event and re-hashes every event after i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -27,7 +28,7 @@ from pipeline.record.anchors import (
 )
 from pipeline.record.backends import open_store
 from signing.ca import LocalCA
-from signing.timestamps import timestamp_digest
+from signing.timestamps import check_timestamp_tokens, timestamp_digest
 from tests.s3 import s3_client
 from tests.test_store import s3_endpoint, s3_settings  # noqa: F401 - the fixture is used
 
@@ -152,6 +153,22 @@ def test_a_forged_anchor_token_is_refused(anchored, tmp_path):
     problems = verify_ledger(anchored).problems
     assert any("the anchor of event 5 (database) is refused" in p
                and "forged or altered" in p for p in problems), problems
+
+
+def test_every_token_is_verified_even_once_its_tsa_is_known(settings, tmp_path):
+    ca = LocalCA.open(settings.ca_dir)
+    head, other = hashlib.sha256(b"head").digest(), hashlib.sha256(b"other").digest()
+    genuine = timestamp_digest(ca.timestamp_authority(), head)
+    edited = genuine.replace(head, other)  # the imprint moved to another head
+    forged = timestamp_digest(LocalCA.create(tmp_path / "mallory").timestamp_authority(), other)
+    checks = check_timestamp_tokens([(genuine, head), (edited, other), (forged, other),
+                                     (b"junk", head), (genuine, other)], ca.trust())
+    assert [c.valid for c in checks] == [True, False, False, False, False]
+    # The second token comes from a TSA already validated: its signature is still checked.
+    assert checks[1].matches and not checks[1].authentic
+    assert checks[2].authentic and not checks[2].trusted
+    assert not checks[3].readable
+    assert checks[4].authentic and checks[4].trusted and not checks[4].matches
 
 
 def test_deleting_anchor_rows_hides_nothing(anchored):

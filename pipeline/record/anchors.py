@@ -31,7 +31,7 @@ from pipeline.record import database, ledger
 from pipeline.record.backends import open_store
 from pipeline.record.store import ANCHOR_FOLDER, Archival, Store, sha256
 from pipeline.signing_setup import timestamp_authority, trust_for
-from signing.timestamps import check_timestamp_token, timestamp_digest
+from signing.timestamps import check_timestamp_token, check_timestamp_tokens, timestamp_digest
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +171,9 @@ def verify_anchors(settings: Settings, store: Store | None = None) -> AnchorRepo
         rows = {seq: next(database.iter_events(conn, seq, seq), None) for seq in seqs}
     if not seqs:
         return report
-    trust = trust_for(settings)
     holds: list[int] = []
     fails: list[tuple[int, str]] = []
+    pending: list[tuple[int, str, str, bytes, bytes]] = []  # seq, zh, en, token, digest
     for seq in seqs:
         if seq not in in_database:
             report.problems.append(f"事件 {seq} 的锚点已从数据库删除（存储中仍在）/ the anchor "
@@ -186,20 +186,22 @@ def verify_anchors(settings: Settings, store: Store | None = None) -> AnchorRepo
             report.problems.append(f"锚定的事件 {seq} 已不存在 / anchored event {seq} is gone")
             continue
         current = bytes.fromhex(ledger.hash_values(rows[seq][:9]))
-        tokens = {("数据库", "database"): in_database.get(seq), ("存储", "store"):
-                  in_store.get(seq) if in_store.get(seq) != in_database.get(seq) else None}
-        for (zh, en), token in tokens.items():
-            if token is None:
-                continue
-            report.anchors += 1
-            check = check_timestamp_token(bytes(token), current, trust)
-            if not (check.readable and check.authentic and check.trusted):
-                report.problems.append(f"事件 {seq} 的锚点（{zh}）被拒绝 / the anchor of event "
-                                       f"{seq} ({en}) is refused: " + "; ".join(check.problems))
-            elif check.matches:
-                holds.append(seq)
-            else:
-                fails.append((seq, check.time.isoformat() if check.time else "?"))
+        from_db, from_store = in_database.get(seq), in_store.get(seq)
+        if from_db is not None:
+            pending.append((seq, "数据库", "database", bytes(from_db), current))
+        if from_store is not None and from_store != from_db:
+            pending.append((seq, "存储", "store", from_store, current))
+    checks = check_timestamp_tokens([(token, digest) for *_, token, digest in pending],
+                                    trust_for(settings))
+    for (seq, zh, en, _, _), check in zip(pending, checks, strict=True):
+        report.anchors += 1
+        if not (check.readable and check.authentic and check.trusted):
+            report.problems.append(f"事件 {seq} 的锚点（{zh}）被拒绝 / the anchor of event "
+                                   f"{seq} ({en}) is refused: " + "; ".join(check.problems))
+        elif check.matches:
+            holds.append(seq)
+        else:
+            fails.append((seq, check.time.isoformat() if check.time else "?"))
     if fails:
         seq, when = min(fails)
         good = max((s for s in holds if s < seq), default=0)
