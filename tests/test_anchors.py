@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -219,6 +221,23 @@ def test_ledger_anchor_command(settings):
         "timestamped_at": None, "token_sha256": None}
     again = subprocess.run(run, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "event 4" in again.stdout and "already" in again.stdout
+
+
+def test_a_crash_between_store_and_database_is_repaired_by_the_next_anchor(settings):
+    add_events(settings, 3)
+    run = [COUNTERSIGN, "--data-dir", str(settings.data_dir), "ledger", "anchor"]
+    killed = subprocess.run(run, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COUNTERSIGN_CRASH_AT": "anchor:after-store"})
+    assert killed.returncode == -signal.SIGKILL
+    assert open_store(settings).archived("ledger-anchors") != {}
+    add_events(settings, 2)
+    anchor = anchor_head(settings)
+    assert anchor.seq == 5
+    with database.connection(settings.database_path) as conn:
+        assert [a["seq"] for a in database.select_anchors(conn)] == [3, 5]
+    report = verify_ledger(settings)
+    assert report.ok, report.problems
+    assert (report.anchors, report.anchored_through) == (2, 5)
 
 
 @pytest.mark.slow

@@ -89,6 +89,10 @@ def test_archive_is_kept_under_its_folder_and_number(store):
     assert store.archived("项目文档-会议纪要") == {path: data}
     assert store.put(data, archive=Archival(path, LATER)) == digest  # retried close: no-op
     assert store.archived("项目文档-会议纪要") == {path: data}
+    package = path.replace("document.pdf", "package.json")
+    store.put(b"{}", archive=Archival(package, LATER))
+    assert store.archived("项目文档-会议纪要", after=path) == {package: b"{}"}
+    assert store.archived("项目文档-会议纪要", after=package) == {}
 
 
 def test_altered_bytes_are_named(store):

@@ -16,6 +16,8 @@ The head is anchored every ``COUNTERSIGN_ANCHOR_EVERY_EVENTS`` events or once th
 unanchored event is ``COUNTERSIGN_ANCHOR_EVERY_MINUTES`` old (checked after each append and
 by the service's periodic pass), and on ``countersign ledger anchor``. Before anchoring, the
 events since the previous anchor are checked, so an anchor never vouches for a broken chain.
+The store is written first; a process killed before the database row is written leaves a
+token only in the store, which the next anchoring records (if it still matches the chain).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS, OperationFailed
 from pipeline.record import database, ledger
 from pipeline.record.backends import open_store
+from pipeline.record.crashpoints import crash_point
 from pipeline.record.store import ANCHOR_FOLDER, Archival, Store, sha256
 from pipeline.signing_setup import timestamp_authority, trust_for
 from signing.timestamps import check_timestamp_token, check_timestamp_tokens, timestamp_digest
@@ -68,12 +71,38 @@ def _anchor_of(row: dict, new: bool) -> Anchor:
                   new)
 
 
+def _adopt_stored(settings: Settings, store: Store) -> None:
+    """Record the anchors the store holds past the database's last one: the process that
+    made them died between the two writes. Only tokens that are valid for the events as they
+    are now are adopted; any other stays for ``ledger verify`` to name."""
+    with database.connection(settings.database_path) as conn:
+        last = database.last_anchor(conn)
+        after = anchor_path(last["seq"]) if last else ""
+        stored = _stored_anchors(store, [], after)
+        rows = {seq: next(database.iter_events(conn, seq, seq), None) for seq in stored}
+    found = [(seq, stored[seq], ledger.hash_values(row[:9])) for seq, row in rows.items()
+             if row is not None]
+    if not found:
+        return
+    checks = check_timestamp_tokens([(token, bytes.fromhex(current))
+                                     for _, token, current in found], trust_for(settings))
+    with database.connection(settings.database_path) as conn:
+        for (seq, token, current), check in zip(found, checks, strict=True):
+            if check.valid:
+                database.insert_anchor(conn, {
+                    "seq": seq, "head_hash": current, "token": token,
+                    "token_sha256": sha256(token), "recorded_at": ledger.now_utc(),
+                    "timestamped_at": check.time.isoformat() if check.time else ""})
+
+
 def anchor_head(settings: Settings) -> Anchor | None:
     """Timestamp the current chain head and keep the token; return the anchor (the existing
     one if the head is already anchored), or None when the ledger is empty.
 
     ChainBroken if the events since the previous anchor do not verify; the TSA's or the
     store's errors if either is unavailable (nothing is recorded then)."""
+    store = open_store(settings)
+    _adopt_stored(settings, store)
     with database.connection(settings.database_path) as conn:
         head = database.chain_head(conn)
         last = database.last_anchor(conn)
@@ -100,7 +129,8 @@ def anchor_head(settings: Settings) -> Anchor | None:
                               + "; ".join(check.problems))
     keep_until = datetime.now(UTC).date() + timedelta(
         days=366 * settings.anchor_retention_years)
-    open_store(settings).put(token, archive=Archival(anchor_path(seq), keep_until))
+    store.put(token, archive=Archival(anchor_path(seq), keep_until))
+    crash_point("anchor:after-store")
     row = {"seq": seq, "head_hash": head_hash, "token": token, "token_sha256": sha256(token),
            "timestamped_at": check.time.isoformat() if check.time else "",
            "recorded_at": ledger.now_utc()}
@@ -147,9 +177,11 @@ class AnchorReport:
     problems: list[str] = field(default_factory=list)
 
 
-def _stored_anchors(store: Store, problems: list[str]) -> dict[int, bytes]:
+def _stored_anchors(store: Store, problems: list[str], after: str = "") -> dict[int, bytes]:
+    """Return the store's anchor tokens (after the archive path ``after``) by event number;
+    a file that is not an anchor is added to ``problems``."""
     found = {}
-    for path, token in store.archived(ANCHOR_FOLDER).items():
+    for path, token in store.archived(ANCHOR_FOLDER, after).items():
         name = PurePosixPath(path).name
         if name.endswith(".tsr") and name[:-4].isdigit():
             found[int(name[:-4])] = token

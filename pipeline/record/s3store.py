@@ -266,12 +266,13 @@ class S3Store:
         head = self._head(self._key(digest))
         return bool(head and head.get("ObjectLockLegalHoldStatus") == "ON")
 
-    def archived(self, folder: str) -> dict[str, bytes]:
-        """Return the newest stored version of every key under ``folder``, even one a
-        delete marker hides, by archive path."""
+    def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
+        """Return the newest stored version of every key under ``folder`` (after the
+        archive path ``after``), even one a delete marker hides, by archive path."""
         prefix = self.prefix + check_archive_path(folder) + "/"
         newest: dict[str, dict] = {}
-        marker: dict[str, str] = {}
+        # S3 lists keys in UTF-8 byte order, which is the order of ``after`` comparisons.
+        marker: dict[str, str] = {"KeyMarker": self.prefix + after} if after else {}
         while True:
             page = self._call("list_object_versions", Prefix=prefix, **marker)
             for version in page.get("Versions", ()):

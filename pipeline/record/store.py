@@ -113,8 +113,9 @@ class Store(Protocol):
         """Set or lift the legal hold on an archived object (and its archive path)."""
         ...
 
-    def archived(self, folder: str) -> dict[str, bytes]:
-        """Return every object filed under the archive folder ``folder``, by archive path."""
+    def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
+        """Return every object filed under the archive folder ``folder`` whose archive path
+        sorts after ``after`` (all when empty), by archive path."""
         ...
 
     def prepare(self) -> None:
@@ -202,13 +203,15 @@ class FilesystemStore:
             raise MissingRevision(f"找不到归档文件 {digest}", f"archived {digest} is missing")
         target.chmod(0o444)
 
-    def archived(self, folder: str) -> dict[str, bytes]:
-        """Return the files under ``archive/<folder>`` by archive path."""
+    def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
+        """Return the files under ``archive/<folder>`` (those whose path sorts after
+        ``after``), by archive path."""
         base = self.archive_root / check_archive_path(folder)
         if not base.is_dir():
             return {}
-        return {str(p.relative_to(self.archive_root)): p.read_bytes()
-                for p in sorted(base.rglob("*")) if p.is_file() and not p.name.startswith(".")}
+        found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
+                 if p.is_file() and not p.name.startswith(".")}
+        return {path: found[path].read_bytes() for path in sorted(found) if path > after}
 
     def prepare(self) -> None:
         """Nothing to do: folders are made on the first write."""
