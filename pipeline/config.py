@@ -1,6 +1,9 @@
 """Settings: where the data folder is and how the pipeline behaves, from the environment.
 
-One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing.
+One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing. This is
+the only module that reads the environment: what is not a setting of the service (a key
+passphrase, the debug and crash-point switches of the command line and the tests) is read
+by the small functions at the end, when it is needed.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Settings:
     webhook_secret: str = ""
     # How often the service runs follow-up and webhook delivery (0: never).
     background_interval_s: float = 300.0
+    # Uploaded PDFs (and bulk rows) larger than this are refused before they are read.
+    max_upload_bytes: int = 50 * 1024 * 1024
     # Where revisions and archives live: empty for ``data/store`` on local disk, or
     # ``s3://bucket[/prefix]`` for an S3-compatible object store (MinIO, Ceph RGW, AWS S3)
     # reached at ``s3_endpoint`` (empty: AWS itself) with the standard AWS credentials.
@@ -97,6 +102,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
                            if u.strip()),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
         background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
+        max_upload_bytes=int(env.get("COUNTERSIGN_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
         store_url=env.get("COUNTERSIGN_STORE_URL", "").strip(),
         s3_endpoint=env.get("COUNTERSIGN_S3_ENDPOINT", "").strip(),
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
@@ -107,3 +113,19 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
         anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),
     )
+
+
+def passphrase_from_environment() -> str | None:
+    """Return ``COUNTERSIGN_PASSPHRASE`` (a key passphrase for unattended signing), or None
+    when it is unset or empty. Never kept in Settings, which travel to worker processes."""
+    return os.environ.get("COUNTERSIGN_PASSPHRASE") or None
+
+
+def debug_enabled() -> bool:
+    """Return True when ``COUNTERSIGN_DEBUG`` asks the command line to show tracebacks."""
+    return bool(os.environ.get("COUNTERSIGN_DEBUG"))
+
+
+def crash_point_name() -> str | None:
+    """Return the crash point ``COUNTERSIGN_CRASH_AT`` names (tests only), or None."""
+    return os.environ.get("COUNTERSIGN_CRASH_AT")

@@ -11,9 +11,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -31,10 +29,8 @@ from pipeline.record.anchors import (
 from pipeline.record.backends import open_store
 from signing.ca import LocalCA
 from signing.timestamps import check_timestamp_tokens, timestamp_digest
-from tests.s3 import s3_client
-from tests.test_store import s3_endpoint, s3_settings  # noqa: F401 - the fixture is used
-
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+from tests.support.cli import COUNTERSIGN
+from tests.support.s3 import s3_client, s3_settings
 
 
 def with_ca(settings: Settings) -> Settings:
@@ -241,8 +237,8 @@ def test_a_crash_between_store_and_database_is_repaired_by_the_next_anchor(setti
 
 
 @pytest.mark.slow
-def test_anchor_tokens_are_locked_in_s3(tmp_path, s3_endpoint):  # noqa: F811
-    settings = with_ca(s3_settings(tmp_path, s3_endpoint))
+def test_anchor_tokens_are_locked_in_s3(tmp_path, s3_endpoint):
+    settings = with_ca(s3_settings(tmp_path / "data", s3_endpoint))
     open_store(settings).prepare()
     add_events(settings, 2)
     anchor_head(settings)

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import date
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -24,30 +22,26 @@ from pipeline.documents.sign import sign_document
 from pipeline.people.setup import initialise
 from pipeline.record.s3store import retention_moment
 from pipeline.record.store import sha256
-from tests.conftest import example
-from tests.s3 import s3_client
-from tests.test_store import s3_endpoint, s3_settings  # noqa: F401 - the fixture is used
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
+from tests.support.s3 import cli_environment, s3_client, s3_settings
 
 pytestmark = pytest.mark.slow
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 
 
 @pytest.fixture(params=["filesystem", "s3"])
 def deployment(request, tmp_path):
     """(settings, admin token, CLI environment) of a fresh install on each store, anchoring
     the ledger head every four events."""
+    anchoring = {"anchor_every_events": 4, "anchor_every_minutes": 0}
     if request.param == "s3":
-        settings = s3_settings(tmp_path, request.getfixturevalue("s3_endpoint"))
+        settings = s3_settings(tmp_path / "data", request.getfixturevalue("s3_endpoint"),
+                               **anchoring)
     else:
-        settings = Settings(data_dir=tmp_path / "data")
-    settings = Settings(**{**settings.__dict__, "anchor_every_events": 4,
-                           "anchor_every_minutes": 0})
+        settings = Settings(data_dir=tmp_path / "data", **anchoring)
     admin = initialise(settings).demo_tokens["admin"]
-    env = {**os.environ, "COUNTERSIGN_STORE_URL": settings.store_url,
-           "COUNTERSIGN_S3_ENDPOINT": settings.s3_endpoint,
-           "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
-           "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key,
-           "COUNTERSIGN_ANCHOR_EVERY_EVENTS": "4"}
+    env = {**os.environ, **cli_environment(settings), "COUNTERSIGN_ANCHOR_EVERY_EVENTS": "4",
+           "COUNTERSIGN_ANCHOR_EVERY_MINUTES": "0"}
     return settings, admin, env
 
 
@@ -60,21 +54,21 @@ def test_archive_retention_hold_and_anchors(deployment, pool):
     settings, admin, env = deployment
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     refused = cli(settings, env, "hold", doc, "on")
     assert refused.returncode == 2 and "not archived yet" in refused.stderr
     sign_document(settings, doc, "zhangwei", "demo")
     sign_document(settings, doc, "lina", "demo")
     closed = close_document(settings, doc, pool)
     store = revision_store(settings)
-    package = json.loads(store.get(closed["archive"]))
+    package = json.loads(store.get(closed.archive))
 
     folder = f"项目文档-需求确认/{closed['number']}"
     filed = store.archived("项目文档-需求确认")
     assert {path: sha256(data) for path, data in filed.items()} == {
-        f"{folder}/document.pdf": closed["revision"],
+        f"{folder}/document.pdf": closed.revision,
         f"{folder}/certificate.pdf": package["certificate_of_completion"],
-        f"{folder}/package.json": closed["archive"]}
+        f"{folder}/package.json": closed.archive}
     objects = {digest: path for path, digest in
                ((p, sha256(d)) for p, d in filed.items())}
 

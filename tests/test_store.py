@@ -5,10 +5,7 @@ retention date, keep it under legal hold, and refuse a bucket that cannot lock."
 from __future__ import annotations
 
 import subprocess
-import sys
-import uuid
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -25,24 +22,10 @@ from pipeline.record.store import (
     archive_path,
     sha256,
 )
-from tests.s3 import CREDENTIALS, moto_server, s3_client
+from tests.support.cli import COUNTERSIGN
+from tests.support.s3 import cli_environment, s3_client, s3_settings
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 LATER = date.today() + timedelta(days=400)
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    with moto_server() as endpoint:
-        yield endpoint
-
-
-def s3_settings(tmp_path: Path, endpoint: str, bucket: str | None = None) -> Settings:
-    return Settings(data_dir=tmp_path / "data",
-                    store_url=f"s3://{bucket or 'cs-' + uuid.uuid4().hex[:12]}/countersign",
-                    s3_endpoint=endpoint, s3_region=CREDENTIALS["region_name"],
-                    aws_access_key_id=CREDENTIALS["aws_access_key_id"],
-                    aws_secret_access_key=CREDENTIALS["aws_secret_access_key"])
 
 
 @pytest.fixture(params=["filesystem", pytest.param("s3", marks=pytest.mark.slow)])
@@ -50,7 +33,7 @@ def store(request, tmp_path):
     """A ready store of each backend (the S3 one in a fresh bucket with Object Lock)."""
     if request.param == "filesystem":
         return open_store(Settings(data_dir=tmp_path / "data"))
-    settings = s3_settings(tmp_path, request.getfixturevalue("s3_endpoint"))
+    settings = s3_settings(tmp_path / "data", request.getfixturevalue("s3_endpoint"))
     store = open_store(settings)
     store.prepare()
     return store
@@ -133,7 +116,7 @@ def test_filesystem_archive_is_read_only_and_linked(tmp_path):
 @pytest.mark.slow
 def test_object_lock_refuses_deleting_an_archive_before_its_retention_date(tmp_path,
                                                                             s3_endpoint):
-    store = open_store(s3_settings(tmp_path, s3_endpoint))
+    store = open_store(s3_settings(tmp_path / "data", s3_endpoint))
     store.prepare()
     retain = date.today() + timedelta(days=3650)
     path = "项目文档-会议纪要/JY-2024-007/document.pdf"
@@ -161,7 +144,7 @@ def test_object_lock_refuses_deleting_an_archive_before_its_retention_date(tmp_p
 
 @pytest.mark.slow
 def test_retention_is_extended_never_shortened(tmp_path, s3_endpoint):
-    store = open_store(s3_settings(tmp_path, s3_endpoint))
+    store = open_store(s3_settings(tmp_path / "data", s3_endpoint))
     store.prepare()
     later, sooner = date.today() + timedelta(days=900), date.today() + timedelta(days=30)
     digest = store.put(b"kept", archive=Archival("f/n/a.pdf", later))
@@ -175,7 +158,7 @@ def test_retention_is_extended_never_shortened(tmp_path, s3_endpoint):
 
 @pytest.mark.slow
 def test_legal_hold_refuses_deletion_until_lifted(tmp_path, s3_endpoint):
-    store = open_store(s3_settings(tmp_path, s3_endpoint))
+    store = open_store(s3_settings(tmp_path / "data", s3_endpoint))
     store.prepare()
     # An object without retention, so that only the hold stands in the way.
     digest = store.put(b"evidence")
@@ -194,7 +177,7 @@ def test_legal_hold_refuses_deletion_until_lifted(tmp_path, s3_endpoint):
 
 @pytest.mark.slow
 def test_init_creates_a_locked_bucket_and_refuses_one_without_lock(tmp_path, s3_endpoint):
-    settings = s3_settings(tmp_path, s3_endpoint)
+    settings = s3_settings(tmp_path / "data", s3_endpoint)
     store = open_store(settings)
     assert isinstance(store, S3Store)
     assert store.health()["ok"] is False  # no bucket yet
@@ -207,15 +190,12 @@ def test_init_creates_a_locked_bucket_and_refuses_one_without_lock(tmp_path, s3_
     initialise(settings)  # again: the bucket is kept as it is
 
     s3_client(s3_endpoint).create_bucket(Bucket="plain-bucket")
-    plain = s3_settings(tmp_path / "plain", s3_endpoint, bucket="plain-bucket")
+    plain = s3_settings(tmp_path / "plain" / "data", s3_endpoint, bucket="plain-bucket")
     with pytest.raises(StoreMisconfigured, match="no Object Lock"):
         initialise(plain)
     assert not plain.data_dir.exists()  # refused before anything was made
     assert open_store(plain).health()["ok"] is False
-    env = {"PATH": "/usr/bin:/bin", "COUNTERSIGN_STORE_URL": plain.store_url,
-           "COUNTERSIGN_S3_ENDPOINT": s3_endpoint,
-           "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-           "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"]}
+    env = {"PATH": "/usr/bin:/bin", **cli_environment(plain)}
     result = subprocess.run([COUNTERSIGN, "--data-dir", str(plain.data_dir), "init"],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2

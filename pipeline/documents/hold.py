@@ -14,9 +14,9 @@ command again finishes it. A hold already in the asked state records nothing new
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import (
     append_checked,
     document_events,
@@ -24,6 +24,7 @@ from pipeline.documents.repository import (
     report_of,
     revision_store,
 )
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput
 from pipeline.record import ledger
 
@@ -34,11 +35,11 @@ class NotArchived(BadInput):
 
 def archived_objects(events: list[dict]) -> dict[str, str | None]:
     """Return {SHA-256: archive path or None} of every object the document's archive holds."""
-    archived = [json.loads(e["data"]) for e in events if e["kind"] == "archived"]
+    archived = [json.loads(e["data"]) for e in events if e["kind"] == EventKind.ARCHIVED]
     if not archived:
         return {}
     data = archived[-1]
-    closed = [e["revision_after"] for e in events if e["kind"] == "closed"]
+    closed = [e["revision_after"] for e in events if e["kind"] == EventKind.CLOSED]
     # Archives made before archive paths were recorded still name their objects.
     objects: dict[str, str | None] = {digest: None for digest in (*data["stored"], *closed)}
     objects.update(data.get("archive_paths", {}))
@@ -46,7 +47,7 @@ def archived_objects(events: list[dict]) -> dict[str, str | None]:
 
 
 def set_legal_hold(settings: Settings, document_id: str, on: bool, actor: str = "cli"
-                   ) -> dict[str, Any]:
+                   ) -> DocumentStatus:
     """Set (``on``) or lift the legal hold on a document's archive; return its status.
 
     Records ``hold-set`` or ``hold-lifted`` in the ledger; NotArchived before ``close``.
@@ -61,7 +62,8 @@ def set_legal_hold(settings: Settings, document_id: str, on: bool, actor: str = 
     for digest, path in objects.items():
         store.set_hold(digest, path, on)
     if state.legal_hold != on:
-        event = ledger.new_event(document_id, "hold-set" if on else "hold-lifted", actor,
+        kind = EventKind.HOLD_SET if on else EventKind.HOLD_LIFTED
+        event = ledger.new_event(document_id, kind, actor,
                                  {"objects": sorted(objects), "store": store.backend})
         state = append_checked(settings, state, [event])
     return report_of(settings, state)

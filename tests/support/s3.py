@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,21 +22,18 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from pipeline.config import Settings
+from tests.support.net import free_port
+
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 CREDENTIALS = {"aws_access_key_id": "countersign-test", "aws_secret_access_key": "not-secret",
                "region_name": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Run moto_server on a free loopback port; yield its endpoint URL."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([MOTO_SERVER, "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -59,3 +57,22 @@ def s3_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS,
                         config=Config(s3={"addressing_style": "path"},
                                       retries={"max_attempts": 1}))
+
+
+def s3_settings(data_dir: Path, endpoint: str, bucket: str | None = None, **overrides
+                ) -> Settings:
+    """Return Settings whose store is a bucket (a fresh name unless given) of ``endpoint``."""
+    return Settings(data_dir=data_dir,
+                    store_url=f"s3://{bucket or 'cs-' + uuid.uuid4().hex[:12]}/countersign",
+                    s3_endpoint=endpoint, s3_region=CREDENTIALS["region_name"],
+                    aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+                    aws_secret_access_key=CREDENTIALS["aws_secret_access_key"], **overrides)
+
+
+def cli_environment(settings: Settings) -> dict[str, str]:
+    """Return the environment variables that give a ``countersign`` command ``settings``'
+    store."""
+    return {"COUNTERSIGN_STORE_URL": settings.store_url,
+            "COUNTERSIGN_S3_ENDPOINT": settings.s3_endpoint,
+            "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+            "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key}
