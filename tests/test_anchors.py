@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
@@ -33,13 +35,25 @@ from tests.support.cli import COUNTERSIGN
 from tests.support.s3 import s3_client, s3_settings
 
 
-def with_ca(settings: Settings) -> Settings:
-    LocalCA.create(settings.ca_dir)
-    return settings
+@pytest.fixture(scope="module")
+def local_ca(tmp_path_factory) -> Path:
+    """One local CA for the module (making one costs seconds), copied into each data folder."""
+    folder = tmp_path_factory.mktemp("anchors") / "ca"
+    LocalCA.create(folder)
+    return folder
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
+def with_ca(local_ca):
+    """Return a function giving a data folder the module's local CA (and its TSA)."""
+    def give(settings: Settings) -> Settings:
+        shutil.copytree(local_ca, settings.ca_dir)
+        return settings
+    return give
+
+
+@pytest.fixture
+def settings(tmp_path, with_ca) -> Settings:
     # Anchors only when a test makes one: the automatic rules are tested on their own.
     return with_ca(Settings(data_dir=tmp_path / "data", anchor_every_events=0,
                             anchor_every_minutes=0))
@@ -189,7 +203,7 @@ def test_a_broken_chain_is_not_anchored(settings):
         assert database.select_anchors(conn) == []
 
 
-def test_anchors_are_made_every_n_events_or_t_minutes(tmp_path):
+def test_anchors_are_made_every_n_events_or_t_minutes(tmp_path, with_ca):
     every_three = with_ca(Settings(data_dir=tmp_path / "a", anchor_every_events=3,
                                    anchor_every_minutes=0))
     add_events(every_three, 2)
@@ -237,7 +251,7 @@ def test_a_crash_between_store_and_database_is_repaired_by_the_next_anchor(setti
 
 
 @pytest.mark.slow
-def test_anchor_tokens_are_locked_in_s3(tmp_path, s3_endpoint):
+def test_anchor_tokens_are_locked_in_s3(tmp_path, s3_endpoint, with_ca):
     settings = with_ca(s3_settings(tmp_path / "data", s3_endpoint))
     open_store(settings).prepare()
     add_events(settings, 2)
