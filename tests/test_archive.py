@@ -63,7 +63,7 @@ def test_archive_retention_hold_and_anchors(deployment, pool):
     store = revision_store(settings)
     package = json.loads(store.get(closed.archive))
 
-    folder = f"项目文档-需求确认/{closed['number']}"
+    folder = f"项目文档-需求确认/{closed.number}"
     filed = store.archived("项目文档-需求确认")
     assert {path: sha256(data) for path, data in filed.items()} == {
         f"{folder}/document.pdf": closed.revision,
