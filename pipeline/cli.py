@@ -46,9 +46,14 @@ from pipeline.errors import (
 )
 from pipeline.forms.bulk_input import read_rows
 from pipeline.forms.manifest import get_template, list_templates
-from pipeline.outbound.webhooks import deliver_webhooks
-from pipeline.people.access import create_token
-from pipeline.people.parties import DEMO_PASSPHRASE, add_party, list_parties
+from pipeline.outbound.webhooks import deliver_webhooks, require_webhook_secret
+from pipeline.people.access import create_token, list_credentials, revoke
+from pipeline.people.parties import (
+    DEMO_PASSPHRASE,
+    add_party,
+    list_parties,
+    register_certificate,
+)
 from pipeline.people.setup import initialise
 from pipeline.record.files import write_atomic
 from pipeline.render.generation import RowResult, bulk_generate, converter_pool, generate_document
@@ -215,6 +220,27 @@ def parties_add(settings: Settings, name: str, dept: str, email: str, party_id: 
         _emit(party.summary())
     else:
         click.echo(f"added {party.id}: {party.name} {party.dept} <{party.email}>")
+
+
+@parties.command("add-cert")
+@click.argument("party_id")
+@click.argument("certificate", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", default="", help="A name to recognise the certificate by.")
+@json_option
+@click.pass_obj
+def parties_add_cert(settings: Settings, party_id: str, certificate: Path, label: str,
+                     as_json: bool) -> None:
+    """Register a certificate (PEM or DER) as the party's: uploads signed with it count."""
+    try:
+        data = certificate.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"无法读取 {certificate}", f"cannot read {certificate}: {exc.strerror}"
+                       ) from None
+    fingerprint = register_certificate(settings, party_id, data, label)
+    if as_json:
+        _emit({"party": party_id, "certificate_sha256": fingerprint})
+    else:
+        click.echo(f"{party_id}: registered certificate {fingerprint}")
 
 
 @main.group()
@@ -587,7 +613,7 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
         raise BadInput("请给出一个 PDF 文件或 --document", "give a PDF file or --document, "
                        "not both")
     if document_id:
-        result = verify_document(settings, document_id)
+        result = verify_document(settings, document_id, actor="cli")
         subject = f"{result['number']} ({document_id})"
     else:
         result = verify_bytes(settings, read_upload(pdf))
@@ -707,6 +733,32 @@ def tokens_create(settings: Settings, role_name: str, party_id: str | None, labe
     click.echo(create_token(settings, role_name, party_id, label))
 
 
+@tokens.command("list")
+@json_option
+@click.pass_obj
+def tokens_list(settings: Settings, as_json: bool) -> None:
+    """List tokens (revoked ones marked) and open web sessions, by id (never the secret)."""
+    found = list_credentials(settings)
+    if as_json:
+        _emit(found)
+        return
+    for item in found:
+        state = f"revoked {item['revoked_at']}" if item.get("revoked_at") else (
+            f"until {item['expires_at']}" if item["kind"] == "session" else "active")
+        click.echo(f"{item['id']:<17} {item['role']:<8} {item['party'] or '-':<12} "
+                   f"{item['label']:<18} {item['created_at'][:19]}  {state}")
+
+
+@tokens.command("revoke")
+@click.argument("credential_id")
+@json_option
+@click.pass_obj
+def tokens_revoke(settings: Settings, credential_id: str, as_json: bool) -> None:
+    """Revoke a token (and every session opened with it) or one web session."""
+    revoked = revoke(settings, credential_id)
+    _emit(revoked) if as_json else click.echo(f"revoked {revoked['kind']} {revoked['id']}")
+
+
 @main.group("ledger")
 def ledger_group() -> None:
     """The hash-chained ledger."""
@@ -740,6 +792,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from api.app import create_app
 
+    require_webhook_secret(settings)
     os.environ["COUNTERSIGN_DATA"] = str(settings.data_dir)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
