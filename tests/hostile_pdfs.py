@@ -46,3 +46,14 @@ def with_empty_updates(pdf: bytes, count: int) -> bytes:
                 b"startxref\n%d\n%%%%EOF\n" % (size, root, previous, offset))
         previous = offset
     return bytes(out)
+
+
+def blank_with_field(field: str) -> bytes:
+    """Return a blank page with one empty signature field named ``field``."""
+    from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+
+    writer = IncrementalPdfFileWriter(io.BytesIO(blank_pdf()))
+    append_signature_field(writer, SigFieldSpec(field, box=(20, 20, 180, 60)))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

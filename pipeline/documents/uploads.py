@@ -74,7 +74,8 @@ def _identity_problem(cert, party, registered: frozenset[str]) -> tuple[str, str
     subject = cert.subject.native
     return (f"签名证书不是 {party.id}（{party.name}）登记的证书",
             f"the signing certificate ({subject.get('common_name')}, {fingerprint[:16]}…) "
-            f"is not one registered for {party.id} ({party.name})")
+            f"does not belong to {party.id} ({party.name}): it is not a certificate "
+            "registered for the party")
 
 
 @dataclass(frozen=True)

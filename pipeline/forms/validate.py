@@ -54,7 +54,8 @@ def _check_text(path: str, spec: FieldSpec, value: Any, problems: list[FieldProb
         return None
     value = value.replace("\r\n", "\n")
     bad = bad_character(value, allow_newlines=multiline)
-    if bad is not None and (bad == "U+000A" or chr(int(bad[2:], 16)) in LINE_BREAKS):
+    if bad is not None and (bad == "U+000A" or unicodedata.category(chr(int(bad[2:], 16)))
+                            in ("Zl", "Zp")):
         problems.append(FieldProblem(
             path, f"此字段不能换行（含有换行符 {bad}）" if not multiline else
             f"含有不允许的换行符 {bad}（请使用普通换行）",
