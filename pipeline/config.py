@@ -34,6 +34,8 @@ class Settings:
     webhook_secret: str = ""
     # How often the service runs follow-up and webhook delivery (0: never).
     background_interval_s: float = 300.0
+    # Uploaded PDFs (and bulk rows) larger than this are refused before they are read.
+    max_upload_bytes: int = 50 * 1024 * 1024
     # URL prefixes (scheme://host[:port]/path) that validation may fetch revocation data and
     # issuer certificates from. Empty: it never fetches, whatever a certificate names —
     # the URLs in an uploaded document are the uploader's choice.
@@ -99,6 +101,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         webhook_urls=_listed(env.get("COUNTERSIGN_WEBHOOKS", "")),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
         background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
+        max_upload_bytes=int(env.get("COUNTERSIGN_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
         fetch_allow=_listed(env.get("COUNTERSIGN_FETCH_ALLOW", "")),
         session_hours=float(env.get("COUNTERSIGN_SESSION_HOURS", "12")),
         session_idle_minutes=float(env.get("COUNTERSIGN_SESSION_IDLE_MINUTES", "30")),
