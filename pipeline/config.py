@@ -1,6 +1,9 @@
 """Settings: where the data folder is and how the pipeline behaves, from the environment.
 
-One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing.
+One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing. This is
+the only module that reads the environment: what is not a setting of the service (a key
+passphrase, the debug and crash-point switches of the command line and the tests) is read
+by the small functions at the end, when it is needed.
 """
 
 from __future__ import annotations
@@ -119,3 +122,19 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
 def _listed(text: str) -> tuple[str, ...]:
     """Return the non-empty items of a comma-separated variable."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def passphrase_from_environment() -> str | None:
+    """Return ``COUNTERSIGN_PASSPHRASE`` (a key passphrase for unattended signing), or None
+    when it is unset or empty. Never kept in Settings, which travel to worker processes."""
+    return os.environ.get("COUNTERSIGN_PASSPHRASE") or None
+
+
+def debug_enabled() -> bool:
+    """Return True when ``COUNTERSIGN_DEBUG`` asks the command line to show tracebacks."""
+    return bool(os.environ.get("COUNTERSIGN_DEBUG"))
+
+
+def crash_point_name() -> str | None:
+    """Return the crash point ``COUNTERSIGN_CRASH_AT`` names (tests only), or None."""
+    return os.environ.get("COUNTERSIGN_CRASH_AT")

@@ -120,7 +120,7 @@ def test_another_callers_request_key_neither_reveals_nor_claims_a_document(base)
     # The owner repeating its own call still gets its document.
     again = create_document(base, TEMPLATE, {}, [], None, actor="zhangwei",
                             request_key=victim_key)
-    assert again["id"] == victims
+    assert again.id == victims
 
 
 def test_a_squatted_request_key_does_not_hand_over_the_squatters_document(base):
@@ -128,7 +128,7 @@ def test_a_squatted_request_key_does_not_hand_over_the_squatters_document(base):
                               request_key=request_scope("wangqiang", "po-7781"))
     with pytest.raises(ValidationFailed):  # the victim's own create goes ahead
         create_document(base, TEMPLATE, {}, [], None, actor="zhangwei", request_key="po-7781")
-    assert document_status(base, squatter)["id"] == squatter
+    assert document_status(base, squatter).id == squatter
 
 
 # --- finding 4: U+2028 in a one-line field --------------------------------------------------
@@ -178,7 +178,7 @@ def test_one_bad_document_never_stops_the_follow_up_pass(base, smtp, monkeypatch
         return real(settings, document_id, now)
 
     monkeypatch.setattr(followup, "_follow_document", explode)
-    due = datetime.fromisoformat(document_status(settings, fine)["next"][0]["due"])
+    due = datetime.fromisoformat(document_status(settings, fine).next[0].due)
     actions = follow_up(settings, due - timedelta(hours=1))
     kinds = {(a.document, a.kind) for a in actions}
     assert (broken, "failed") in kinds and (fine, "reminded") in kinds
@@ -330,14 +330,14 @@ def test_a_same_name_colleagues_certificate_is_not_accepted_for_an_upload(base):
     add_party(base, name="李娜", dept="产品部", email="lina.2@example.com", party_id="lina2",
               issue_cert=True, passphrase="demo")
     doc = quick_document(base, party="lina")
-    head = revision_store(base).get(document_status(base, doc)["revision"])
+    head = revision_store(base).get(document_status(base, doc).revision)
     forged = external_sign(base, head, "lina2", "receiver")
     with pytest.raises(UploadRejected, match="not a certificate registered for the party"):
         upload_countersigned(base, doc, "lina", forged)
     # Registered explicitly as lina's (her second certificate, say), it counts.
     register_certificate(base, "lina", _certificate_pem(base, "lina2"), "second card")
     accepted = upload_countersigned(base, doc, "lina", forged)
-    assert accepted["status"] == "completed"
+    assert accepted.status == "completed"
 
 
 def _certificate_pem(settings: Settings, party: str) -> bytes:
@@ -351,7 +351,7 @@ def _certificate_pem(settings: Settings, party: str) -> bytes:
 
 def test_an_upload_with_many_added_revisions_is_refused_unparsed(base):
     doc = quick_document(base, party="lina")
-    head = revision_store(base).get(document_status(base, doc)["revision"])
+    head = revision_store(base).get(document_status(base, doc).revision)
     bloated = with_empty_updates(external_sign(base, head, "lina", "receiver"), 500)
     with pytest.raises(UploadRejected, match="adds 501 revisions"):
         upload_countersigned(base, doc, "lina", bloated)

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch, record_and_queue
 from pipeline.documents.repository import append_checked, load_state
-from pipeline.documents.state import AWAITING, due_time, next_members
+from pipeline.documents.state import Status, due_time, next_members
 from pipeline.forms.manifest import get_template
 from pipeline.outbound.mail import Mail, document_link
 from pipeline.outbound.outbox import deliver_mail, mail_row
@@ -54,11 +55,11 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
     now = now or datetime.now(settings.zone)
     actions: list[FollowUpAction] = []
     with database.connection(settings.database_path) as conn:
-        open_ids = [row["id"] for row in database.select_documents(conn, (AWAITING,))]
+        open_ids = [row["id"] for row in database.select_documents(conn, (Status.AWAITING,))]
     for document_id in open_ids:
         try:
             for field_name in dispatch(settings, document_id):  # a dispatch that was lost
-                actions.append(FollowUpAction(document_id, "sent", "", field_name))
+                actions.append(FollowUpAction(document_id, EventKind.SENT, "", field_name))
             actions += _follow_document(settings, document_id, now)
         except Exception as exc:  # noqa: BLE001 - one document never stops the pass
             log.exception("follow-up of %s failed", document_id)
@@ -87,9 +88,9 @@ def _follow_document(settings: Settings, document_id: str,
         party = get_party(settings, member.party)
         shown_due = due.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
         if now >= due and role.deemed_consent:
-            if _already(events, "deemed-consent", member.field):
+            if _already(events, EventKind.DEEMED_CONSENT, member.field):
                 continue
-            event = ledger.new_event(document_id, "deemed-consent", "follow-up", {
+            event = ledger.new_event(document_id, EventKind.DEEMED_CONSENT, "follow-up", {
                 "field": member.field, "role": member.role, "party": member.party,
                 "due": due.isoformat()})
             notice = Mail((party.email,), f"[会签] {state.number} 未反馈视为默认 / "
@@ -100,27 +101,27 @@ def _follow_document(settings: Settings, document_id: str,
             state = append_checked(settings, state, [event],
                                    outbox=[mail_row(notice, document_id, event=0)])
             dispatch(settings, document_id)
-            actions.append(FollowUpAction(document_id, "deemed-consent", member.party,
+            actions.append(FollowUpAction(document_id, EventKind.DEEMED_CONSENT, member.party,
                                           member.field, (party.email,)))
         elif now >= due:
-            if _already(events, "escalated", member.field):
+            if _already(events, EventKind.ESCALATED, member.field):
                 continue
             to = (party.superior_email or party.email,)
             mail = Mail(to, f"[会签] 逾期未签：{state.number} / overdue",
                         f"{party.name}（{party.dept}）未在 {shown_due} 前签署 {state.number}。\n"
                         f"{party.name} ({party.dept}) has not signed {state.number}, due "
                         f"{shown_due}.\n{link}\n")
-            state = record_and_queue(settings, state, "escalated", member, mail)
-            actions.append(FollowUpAction(document_id, "escalated", member.party,
+            state = record_and_queue(settings, state, EventKind.ESCALATED, member, mail)
+            actions.append(FollowUpAction(document_id, EventKind.ESCALATED, member.party,
                                           member.field, mail.to))
         elif now >= due - timedelta(hours=settings.remind_before_hours):
-            if _already(events, "reminded", member.field):
+            if _already(events, EventKind.REMINDED, member.field):
                 continue
             mail = Mail((party.email,), f"[会签] 请于 {shown_due} 前签署 {state.number} / "
                         "reminder", f"{party.name}，您好：\n文档 {state.number} 等待您签署，"
                         f"截止 {shown_due}。\nDocument {state.number} awaits your signature, "
                         f"due {shown_due}.\n{link}\n")
-            state = record_and_queue(settings, state, "reminded", member, mail)
-            actions.append(FollowUpAction(document_id, "reminded", member.party,
+            state = record_and_queue(settings, state, EventKind.REMINDED, member, mail)
+            actions.append(FollowUpAction(document_id, EventKind.REMINDED, member.party,
                                           member.field, mail.to))
     return actions

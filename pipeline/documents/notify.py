@@ -12,6 +12,7 @@ import json
 import logging
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import (
     DocumentState,
@@ -66,7 +67,7 @@ def _queue_turns(settings: Settings, document_id: str) -> list[str]:
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     already = {(data.get("field"), data.get("party")) for data in
-               (json.loads(e["data"]) for e in events if e["kind"] == "sent")}
+               (json.loads(e["data"]) for e in events if e["kind"] == EventKind.SENT)}
     records, rows, fields = [], [], []
     for member in next_members(state):
         if (member.field, member.party) in already:
@@ -77,7 +78,7 @@ def _queue_turns(settings: Settings, document_id: str) -> list[str]:
                     f"{party.name}，您好：\n请审阅并签署文档 {state.number}。\n"
                     f"Please review and sign {state.number}.\n"
                     f"{document_link(settings, document_id)}\n")
-        records.append(turn_event(state, "sent", member, mail))
+        records.append(turn_event(state, EventKind.SENT, member, mail))
         rows.append(mail_row(mail, document_id, event=len(records) - 1))
         fields.append(member.field)
     if records:
@@ -85,13 +86,14 @@ def _queue_turns(settings: Settings, document_id: str) -> list[str]:
     return fields
 
 
-def turn_event(state: DocumentState, kind: str, member: Member, mail: Mail) -> dict:
+def turn_event(state: DocumentState, kind: EventKind, member: Member, mail: Mail) -> dict:
     """Return the ledger event recording that ``mail`` about ``member``'s step is queued."""
-    return ledger.new_event(state.id, kind, "system" if kind == "sent" else "follow-up", {
+    actor = "system" if kind == EventKind.SENT else "follow-up"
+    return ledger.new_event(state.id, kind, actor, {
         "field": member.field, "party": member.party, "to": list(mail.to)})
 
 
-def record_and_queue(settings: Settings, state: DocumentState, kind: str, member: Member,
+def record_and_queue(settings: Settings, state: DocumentState, kind: EventKind, member: Member,
                      mail: Mail) -> DocumentState:
     """Record a ``kind`` event about ``member``'s step and queue ``mail`` with it, in one
     transaction; return the new state (delivery is the caller's next step)."""

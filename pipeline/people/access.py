@@ -1,10 +1,6 @@
-"""Who may do what through the API: tokens, roles, and which documents a caller may see;
-and the web pages' server-side sessions.
-
-Roles: ``admin`` (templates, parties, create, void, close), ``party`` (sees only documents
-it is a party to; signs, uploads or declines only its own step), ``auditor`` (reads
-everything, verifies, exports). Tokens are random, shown once, and stored only as SHA-256;
-``revoke`` ends a token and every session opened with it.
+"""Who is calling: roles, principals, and the access tokens and web sessions that name them.
+Tokens are random, shown once, and stored only as SHA-256; ``revoke`` ends a token and every
+session opened with it. What a principal may do is the policy's (``pipeline.people.policy``).
 
 A web sign-in (with a token, or a one-time link sent by mail) opens a session: a random id
 in an HttpOnly cookie, kept in the database as a SHA-256 with its principal, a CSRF secret,
@@ -20,26 +16,35 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from pipeline.config import Settings
-from pipeline.documents.state import DocumentState, involves
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, UnknownParty
 from pipeline.people import throttle
-from pipeline.people.parties import get_party, list_parties
+from pipeline.people.parties import list_parties
 from pipeline.record import database, security
 
-ROLES = ("admin", "party", "auditor")
+
+class Role(StrEnum):
+    """What a token is for: administering, acting as one party, or auditing."""
+
+    ADMIN = "admin"
+    PARTY = "party"
+    AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
 class Principal:
-    role: str
+    """Who is calling: a role, the party a party token acts as, and the token's label."""
+
+    role: Role
     party: str | None
     label: str
 
-    def may_see(self, state: DocumentState) -> bool:
-        """A party sees only documents it is (or was made) a party to, or created."""
-        return self.role in ("admin", "auditor") or involves(state, self.party or "")
+    @property
+    def actor(self) -> str:
+        """Return the name the ledger records for what this principal does."""
+        return self.party or f"{self.role}:{self.label}"
 
 
 def _digest(token: str) -> str:
@@ -49,16 +54,19 @@ def _digest(token: str) -> str:
 def create_token(settings: Settings, role: str, party: str | None = None,
                  label: str = "") -> str:
     """Return a new API token (shown once; only its hash is kept)."""
-    if role not in ROLES:
-        raise BadInput(f"未知角色 {role!r}", f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    if role == "party":
-        if not party:
-            raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
-        get_party(settings, party)
-    elif party:
-        raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
-    token = secrets.token_urlsafe(32)
+    if role not in set(Role):
+        raise BadInput(f"未知角色 {role!r}",
+                       f"unknown role {role!r} (one of {', '.join(Role)})")
+    role = Role(role)
     with database.connection(settings.database_path) as conn:
+        if role is Role.PARTY:
+            if not party:
+                raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
+            if database.select_party(conn, party) is None:
+                raise UnknownParty.named(party)
+        elif party:
+            raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
+        token = secrets.token_urlsafe(32)
         database.insert_token(conn, _digest(token), role, party, label or role,
                               datetime.now(UTC).isoformat())
     return token
@@ -68,7 +76,9 @@ def principal_for(settings: Settings, token: str) -> Principal | None:
     """Return who holds ``token``, or None for an unknown token."""
     with database.connection(settings.database_path) as conn:
         row = database.select_token(conn, _digest(token))
-    return Principal(**row) if row else None
+    if row is None:
+        return None
+    return Principal(role=Role(row["role"]), party=row["party"], label=row["label"])
 
 
 # --- web sessions -----------------------------------------------------------------------------
@@ -131,7 +141,7 @@ def session_for(settings: Settings, session_id: str) -> Session | None:
             return None
         if now - seen >= TOUCH_EVERY:
             security.touch_session(conn, digest, now.isoformat())
-    return Session(session_id, Principal(row["role"], row["party"], row["label"]),
+    return Session(session_id, Principal(Role(row["role"]), row["party"], row["label"]),
                    row["csrf"], row["expires_at"])
 
 
@@ -183,7 +193,7 @@ def sign_in_with_code(settings: Settings, code: str, client: str | None) -> Sess
         throttle.failed(settings, throttle.SIGN_IN, client=client, detail={"with": "link"})
         return None
     throttle.succeeded(settings, throttle.SIGN_IN, client=client)
-    return open_session(settings, Principal("party", party, "web sign-in"), client=client)
+    return open_session(settings, Principal(Role.PARTY, party, "web sign-in"), client=client)
 
 
 # --- listing and revoking credentials ---------------------------------------------------------

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from pipeline.config import Settings
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, UnknownParty
 from pipeline.forms.validate import bad_character
 from pipeline.record import database, security
 from pipeline.record.files import write_atomic
@@ -35,10 +35,6 @@ PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 # so an address can never carry a second recipient or a header into a mail.
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
                    r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-
-
-class UnknownParty(BadInput):
-    code = "unknown_party"
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ def get_party(settings: Settings, party_id: str) -> Party:
     with _connect(settings) as conn:
         row = database.select_party(conn, party_id)
     if row is None:
-        raise UnknownParty(f"未知签署方 {party_id!r}", f"unknown party {party_id!r}")
+        raise UnknownParty.named(party_id)
     return Party(**row)
 
 
