@@ -54,11 +54,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def health_latencies(client: httpx.AsyncClient, stop: asyncio.Event) -> list[float]:
+async def health_latencies(client: httpx.AsyncClient, stop: asyncio.Event,
+                           give_up_s: float | None = None) -> list[float]:
+    """Probe /api/health every 50 ms until ``stop``; return the latencies. A probe still
+    unanswered after ``give_up_s`` counts as that long and ends the probing."""
     samples = []
     while not stop.is_set():
         started = time.perf_counter()
-        response = await client.get("/api/health")
+        try:
+            response = await client.get("/api/health", timeout=give_up_s)
+        except httpx.TimeoutException:
+            samples.append(time.perf_counter() - started)
+            break
         assert response.status_code == 200
         samples.append(time.perf_counter() - started)
         await asyncio.sleep(0.05)
@@ -163,7 +170,7 @@ async def hostile_flood(base: str, hostile: bytes, clients: int, auditor: str,
                 return "unanswered"
 
         stop = asyncio.Event()
-        watcher = asyncio.create_task(health_latencies(client, stop))
+        watcher = asyncio.create_task(health_latencies(client, stop, give_up_s=window_s))
         started = time.perf_counter()
         flood = asyncio.gather(*(one(i) for i in range(clients)))
         try:
@@ -218,7 +225,11 @@ def hostile_verify(clients: int) -> None:
                                                window))
         finally:
             server.terminate()
-            server.wait(30)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:  # the peer may be too busy to stop politely
+                server.kill()
+                server.wait(30)
         results[label] = result
         outcomes = ", ".join(f"{n}× {k}" for k, n in Counter(result["outcomes"]).items())
         print(f"{label:<38} {_ms(result['idle'], .5):>12.1f} ms {_ms(result['busy'], .5):>6.1f}"
