@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.record.outbox import insert_messages
+from pipeline.record.outbox import OUTBOX_SCHEMA, insert_messages
+from pipeline.record.security import SECURITY_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS number_sequences (
@@ -69,62 +70,6 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
-CREATE TABLE IF NOT EXISTS sessions (
-    session_sha256 TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    party TEXT,
-    label TEXT NOT NULL,
-    token_sha256 TEXT,
-    csrf TEXT NOT NULL,
-    client TEXT,
-    created_at TEXT NOT NULL,
-    last_seen_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL,
-    revoked_at TEXT
-);
-CREATE INDEX IF NOT EXISTS sessions_token ON sessions (token_sha256);
-CREATE TABLE IF NOT EXISTS login_codes (
-    code_sha256 TEXT PRIMARY KEY,
-    party TEXT NOT NULL,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS throttle (
-    key TEXT PRIMARY KEY,
-    failures INTEGER NOT NULL,
-    last_failure_at TEXT NOT NULL,
-    blocked_until TEXT
-);
-CREATE TABLE IF NOT EXISTS security_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    party TEXT,
-    client TEXT,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS security_events_party ON security_events (party, id);
-CREATE TABLE IF NOT EXISTS party_certificates (
-    party TEXT NOT NULL,
-    certificate_sha256 TEXT NOT NULL,
-    label TEXT NOT NULL,
-    added_at TEXT NOT NULL,
-    PRIMARY KEY (party, certificate_sha256)
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    document_id TEXT,
-    event_seq INTEGER,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    delivered_at TEXT,
-    gave_up_at TEXT,
-    last_status TEXT,
-    message_id TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, gave_up_at, next_attempt_at);
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -135,7 +80,7 @@ CREATE TABLE IF NOT EXISTS parties (
     key_file TEXT,
     created_at TEXT NOT NULL
 );
-"""
+""" + SECURITY_SCHEMA + OUTBOX_SCHEMA
 # Columns added after a table first shipped: (table, column, statement that adds it).
 COLUMNS_ADDED = (
     ("documents", "request_key",

@@ -11,6 +11,23 @@ from __future__ import annotations
 import json
 import sqlite3
 
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    channel TEXT NOT NULL,
+    document_id TEXT,
+    event_seq INTEGER,
+    payload TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    delivered_at TEXT,
+    gave_up_at TEXT,
+    last_status TEXT,
+    message_id TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, gave_up_at, next_attempt_at);
+"""
 OUTBOX_COLUMNS = ("id", "channel", "document_id", "event_seq", "payload", "created_at",
                   "attempts", "next_attempt_at", "delivered_at", "gave_up_at", "last_status",
                   "message_id")

@@ -9,6 +9,49 @@ from __future__ import annotations
 import json
 import sqlite3
 
+SECURITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_sha256 TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    party TEXT,
+    label TEXT NOT NULL,
+    token_sha256 TEXT,
+    csrf TEXT NOT NULL,
+    client TEXT,
+    created_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_token ON sessions (token_sha256);
+CREATE TABLE IF NOT EXISTS login_codes (
+    code_sha256 TEXT PRIMARY KEY,
+    party TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS throttle (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_failure_at TEXT NOT NULL,
+    blocked_until TEXT
+);
+CREATE TABLE IF NOT EXISTS security_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    party TEXT,
+    client TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS security_events_party ON security_events (party, id);
+CREATE TABLE IF NOT EXISTS party_certificates (
+    party TEXT NOT NULL,
+    certificate_sha256 TEXT NOT NULL,
+    label TEXT NOT NULL,
+    added_at TEXT NOT NULL,
+    PRIMARY KEY (party, certificate_sha256)
+);
+"""
 SESSION_COLUMNS = ("session_sha256", "role", "party", "label", "token_sha256", "csrf",
                    "client", "created_at", "last_seen_at", "expires_at", "revoked_at")
 TOKEN_COLUMNS = ("token_sha256", "role", "party", "label", "created_at", "revoked_at")
