@@ -196,7 +196,7 @@ def hostile_verify(clients: int) -> None:
     """Run the hostile-verify comparison and print it."""
     from collections import Counter
 
-    from tests.hostile_pdfs import signed_blank, with_empty_updates
+    from tests.support.hostile import signed_blank, with_empty_updates
 
     data = Path(tempfile.mkdtemp(prefix="countersign-hostile-"))
     settings = Settings(data_dir=data / "data")

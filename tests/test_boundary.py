@@ -7,7 +7,7 @@ from __future__ import annotations
 import http.server
 import sqlite3
 import threading
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,13 +17,10 @@ from pipeline.config import Settings
 from pipeline.documents.create import create_document, request_scope
 from pipeline.documents.followup import follow_up
 from pipeline.documents.notify import dispatch
-from pipeline.documents.repository import document_status, projection, revision_store
+from pipeline.documents.repository import document_status, revision_store
 from pipeline.documents.sign import sign_document
-from pipeline.documents.state import Member, fold
 from pipeline.documents.uploads import UploadRejected, upload_countersigned
 from pipeline.errors import ValidationFailed
-from pipeline.forms.manifest import get_template
-from pipeline.forms.validate import validate_form
 from pipeline.outbound.outbox import deliver_mail
 from pipeline.outbound.webhooks import WebhookSecretMissing, deliver_webhooks
 from pipeline.people import access, throttle
@@ -31,12 +28,11 @@ from pipeline.people.parties import add_party, register_certificate
 from pipeline.people.setup import initialise
 from pipeline.record import database, ledger, outbox
 from signing.errors import WrongPassphrase
-from tests.conftest import example, free_port
-from tests.hostile_pdfs import blank_with_field, signed_blank, with_empty_updates
-from tests.test_followup import Inbox, smtp  # noqa: F401 - fixture
-from tests.test_uploads import external_sign
-
-TEMPLATE = "requirement_confirmation"
+from tests.support.documents import TEMPLATE, event_kinds, quick_document
+from tests.support.external import external_sign
+from tests.support.forms import example
+from tests.support.hostile import blank_with_field, signed_blank, with_empty_updates
+from tests.support.net import free_port
 
 
 @pytest.fixture(scope="module")
@@ -45,37 +41,6 @@ def base(tmp_path_factory) -> Settings:
                         smtp_port=free_port())
     initialise(settings)
     return settings
-
-
-def quick_document(settings: Settings, *, party: str = "lina", creator: str = "zhangwei",
-                   number: str = "2024-产品部-001", request_key: str | None = None) -> str:
-    """Record a document whose one step (the receiver's) is ``party``'s, without rendering:
-    its revision is a blank page with an empty ``receiver`` field."""
-    template = get_template(TEMPLATE)
-    form = validate_form(template, example(TEMPLATE))
-    order = next(role.order for role in template.roles if role.key == "receiver")
-    store = revision_store(settings)
-    prepared = store.put(blank_with_field("receiver"))
-    document_id = f"doc-{datetime.now(UTC).strftime('%H%M%S%f')}"
-    member = Member(role="receiver", order=order, index=None, party=party, field="receiver")
-    events = [
-        ledger.new_event(document_id, "created", creator, {
-            "template": TEMPLATE, "template_version": template.version, "number": number,
-            "form": form, "members": [asdict(member)], "important": False}),
-        ledger.new_event(document_id, "prepared", creator, {"fields": ["receiver"],
-                                                            "stored": [prepared]},
-                         revision_after=prepared),
-    ]
-    state = fold([{**e, "seq": 0} for e in events])
-    with database.connection(settings.database_path) as conn:
-        ledger.append(conn, events, projection={**projection(state),
-                                                "request_key": request_key})
-    return document_id
-
-
-def event_kinds(settings: Settings, document_id: str) -> list[str]:
-    with database.connection(settings.database_path) as conn:
-        return [e["kind"] for e in database.select_events(conn, document_id)]
 
 
 # --- finding 1: unauthenticated CPU exhaustion ---------------------------------------------
@@ -155,7 +120,7 @@ def test_a_party_name_with_a_line_separator_is_refused(base):
         add_party(base, name="张\u2028伟", dept="市场部", email="zw2@example.com")
 
 
-def test_a_stored_number_with_a_separator_still_mails_safely(base, smtp):  # noqa: F811
+def test_a_stored_number_with_a_separator_still_mails_safely(base, smtp):
     inbox, port = smtp
     settings = replace(base, smtp_port=port)
     doc = quick_document(settings, number="2024-市场\u2028部-001")  # recorded before the fix
@@ -164,7 +129,7 @@ def test_a_stored_number_with_a_separator_still_mails_safely(base, smtp):  # noq
     assert subject == "[会签] 请签署 2024-市场 部-001 / please sign"  # one line, no header added
 
 
-def test_one_bad_document_never_stops_the_follow_up_pass(base, smtp, monkeypatch):  # noqa: F811
+def test_one_bad_document_never_stops_the_follow_up_pass(base, smtp, monkeypatch):
     inbox, port = smtp
     settings = replace(base, smtp_port=port)
     broken, fine = quick_document(settings), quick_document(settings)
@@ -185,7 +150,7 @@ def test_one_bad_document_never_stops_the_follow_up_pass(base, smtp, monkeypatch
     assert any("reminder" in subject for subject in inbox.subjects())
 
 
-def test_a_relay_that_is_down_never_fails_a_committed_step(base, smtp):  # noqa: F811
+def test_a_relay_that_is_down_never_fails_a_committed_step(base, smtp):
     inbox, port = smtp
     down = replace(base, smtp_port=free_port())
     doc = quick_document(down)

@@ -21,10 +21,11 @@ from pipeline.people.access import create_token
 from pipeline.people.setup import initialise
 from pipeline.people.throttle import FREE_FAILURES
 from pipeline.record import database
-from tests.conftest import example, free_port
-from tests.hostile_pdfs import signed_blank, with_empty_updates
-from tests.test_boundary import event_kinds, quick_document
-from tests.web_client import csrf_of, post_form, sign_in
+from tests.support.documents import event_kinds, quick_document
+from tests.support.forms import example
+from tests.support.hostile import signed_blank, with_empty_updates
+from tests.support.net import free_port
+from tests.support.web import csrf_of, post_form, sign_in
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "api" / "templates"
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.header import decode_header, make_header
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from pipeline.config import Settings
 from pipeline.documents.close import close_document
@@ -26,49 +23,26 @@ from pipeline.documents.steps import (
 )
 from pipeline.errors import BadInput, ClosureRefused, NotYourTurn
 from pipeline.people.parties import add_party
-from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example, free_port, pdf_text
+from tests.support.data import initialised
+from tests.support.forms import example
+from tests.support.mail import body
+from tests.support.net import free_port
+from tests.support.pdf import pdf_text
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = message_from_bytes(envelope.content)
-        self.messages.append((tuple(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(make_header(decode_header(m["Subject"]))) for _, m in self.messages]
-
-
-@pytest.fixture
-def smtp():
-    port = free_port()
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
 
 @pytest.fixture
 def settings(tmp_path, smtp) -> Settings:
     _, port = smtp
-    settings = Settings(data_dir=tmp_path / "data", smtp_port=port,
-                        base_url="https://sign.example.com")
-    initialise(settings)
+    settings = initialised(tmp_path / "data", smtp_port=port,
+                           base_url="https://sign.example.com")
     add_party(settings, name="钱总", dept="市场部", email="qian@example.com")
     add_party(settings, name="周敏", dept="产品部", email="zhoumin@example.com",
               superior_email="boss@example.com", issue_cert=True, passphrase="demo")
     return settings
-
-
-def body(message) -> str:
-    return message.get_payload(decode=True).decode("utf-8")
 
 
 def test_reminder_then_escalation_each_once(settings, smtp, pool):

@@ -13,12 +13,13 @@ from pipeline.config import Settings
 from pipeline.forms.manifest import get_template
 from pipeline.people.access import create_token
 from pipeline.people.setup import initialise
-from tests.test_followup import smtp  # noqa: F401 - fixture
-from tests.web_client import post_form, sign_in
+from tests.support.web import post_form, sign_in
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
+    """The application in-process; it starts its LibreOffice pool, so tests using it are
+    marked slow."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("web") / "data", pool_size=1,
                         background_interval_s=0)
     initialise(settings)
@@ -26,6 +27,7 @@ def web(tmp_path_factory):
         yield settings, client
 
 
+@pytest.mark.slow
 def test_pages_need_sign_in(web):
     _, client = web
     client.cookies.clear()
@@ -35,7 +37,8 @@ def test_pages_need_sign_in(web):
     assert post_form(client, "/login", {"token": "nope"}).status_code == 401
 
 
-def test_one_time_link_signs_in_once(web, smtp, monkeypatch):  # noqa: F811
+@pytest.mark.slow
+def test_one_time_link_signs_in_once(web, smtp, monkeypatch):
     settings, client = web
     inbox, port = smtp
     client.app.state.settings = settings.__class__(**{**settings.__dict__, "smtp_port": port})
@@ -59,6 +62,7 @@ def test_one_time_link_signs_in_once(web, smtp, monkeypatch):  # noqa: F811
         client.app.state.settings = settings
 
 
+@pytest.mark.slow
 def test_create_form_validation_and_document_page(web):
     settings, client = web
     client.cookies.clear()
@@ -84,6 +88,7 @@ def test_create_form_validation_and_document_page(web):
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_a_party_never_sees_another_partys_document(web):
     settings, client = web
     client.cookies.clear()
@@ -110,6 +115,7 @@ def test_form_to_data_builds_lists_tables_and_objects():
 
 
 
+@pytest.mark.slow
 def test_progress_action_items_and_review_pages(web):
     settings, client = web
     client.cookies.clear()

@@ -21,7 +21,6 @@ from enum import StrEnum
 from pipeline.config import Settings
 from pipeline.errors import BadInput, UnknownParty
 from pipeline.people import throttle
-from pipeline.people.parties import list_parties
 from pipeline.record import database, security
 
 
@@ -58,15 +57,16 @@ def create_token(settings: Settings, role: str, party: str | None = None,
         raise BadInput(f"未知角色 {role!r}",
                        f"unknown role {role!r} (one of {', '.join(Role)})")
     role = Role(role)
+    if role is not Role.PARTY and party:
+        raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
+    if role is Role.PARTY and not party:
+        raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
+    token = secrets.token_urlsafe(32)
     with database.connection(settings.database_path) as conn:
-        if role is Role.PARTY:
-            if not party:
-                raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
-            if database.select_party(conn, party) is None:
-                raise UnknownParty.named(party)
-        elif party:
-            raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
-        token = secrets.token_urlsafe(32)
+        # Checked here rather than through pipeline.people.parties, which loads the signing
+        # library: the command line imports this module for its role names.
+        if party and database.select_party(conn, party) is None:
+            raise UnknownParty.named(party)
         database.insert_token(conn, _digest(token), role, party, label or role,
                               datetime.now(UTC).isoformat())
     return token
@@ -172,15 +172,16 @@ def create_login_code(settings: Settings, email: str) -> tuple[str, str] | None:
     """Return (party id, one-time code) for a registered address, or None. The code is
     kept as a hash, works once and for ``LINK_LIFETIME``; expired codes are purged."""
     wanted = (email or "").strip().lower()
-    party = next((p for p in list_parties(settings) if p.email.lower() == wanted), None)
-    if party is None:
-        return None
     code = secrets.token_urlsafe(24)
     now = _now()
     with database.connection(settings.database_path) as conn:
-        security.insert_login_code(conn, _digest(code), party.id,
+        party = next((row["id"] for row in database.select_parties(conn)
+                      if row["email"].lower() == wanted), None)
+        if party is None:
+            return None
+        security.insert_login_code(conn, _digest(code), party,
                                    (now + LINK_LIFETIME).isoformat(), now.isoformat())
-    return party.id, code
+    return party, code
 
 
 def sign_in_with_code(settings: Settings, code: str, client: str | None) -> Session | None:
