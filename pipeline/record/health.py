@@ -6,15 +6,28 @@ reads); ``ready`` is true only when every part is, each part saying what it foun
 
 from __future__ import annotations
 
+import sqlite3
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import list_templates
+from pipeline.record import database
 from pipeline.record.backends import open_store
-from pipeline.record.database import database_health
 from pipeline.render.libreoffice import ConverterPool
+
+
+def database_health(path: Path) -> dict[str, Any]:
+    """Return {backend, ok, events, anchored_through}: whether the database answers."""
+    try:
+        with database.connection(path) as conn:
+            head, anchor = database.chain_head(conn), database.last_anchor(conn)
+    except sqlite3.Error as exc:
+        return {"backend": "sqlite", "ok": False, "path": str(path), "problem": str(exc)}
+    return {"backend": "sqlite", "ok": True, "path": str(path),
+            "events": head[0] if head else 0, "anchored_through": anchor["seq"] if anchor else 0}
 
 
 def service_health(settings: Settings, pool: ConverterPool | None,
