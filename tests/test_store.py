@@ -9,7 +9,9 @@ from datetime import date, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from pipeline.config import Settings
 from pipeline.people.setup import initialise
 from pipeline.record.backends import open_store
@@ -206,3 +208,16 @@ def test_a_store_url_that_is_not_s3_is_refused(tmp_path):
     for url in ("ftp://x", "s3://", "s3:// bad"):
         with pytest.raises(StoreMisconfigured, match="COUNTERSIGN_STORE_URL"):
             open_store(Settings(data_dir=tmp_path, store_url=url))
+
+
+def test_health_reports_database_store_and_libreoffice(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data")
+    health = TestClient(create_app(settings)).get("/api/health").json()  # no lifespan: no pool
+    assert health["status"] == "ok" and health["ready"] is False
+    assert health["database"] == {"backend": "sqlite", "ok": True,
+                                  "path": str(settings.database_path), "events": 0,
+                                  "anchored_through": 0}
+    assert health["store"] == {"backend": "filesystem", "ok": True,
+                               "path": str(settings.data_dir / "store")}
+    assert health["libreoffice"] == {"ok": False, "starting": True}
+    assert {"version", "templates"} <= set(health)
