@@ -77,7 +77,7 @@ async def lifespan(app: FastAPI):
     def start() -> None:
         try:
             pool.start()
-        except ConversionError as exc:  # reported on first use: "pool is closed"
+        except (ConversionError, OSError) as exc:  # reported on first use: "pool is closed"
             log.error("LibreOffice pool did not start: %s", exc)
 
     starter = threading.Thread(target=start, daemon=True)
