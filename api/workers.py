@@ -16,8 +16,7 @@ from concurrent.futures.process import BrokenProcessPool
 from fastapi import FastAPI, Request
 
 from pipeline.config import Settings
-from pipeline.documents.notify import dispatch
-from pipeline.documents.sign import prepare_signing, sign_document
+from pipeline.documents.sign import after_signing, prepare_signing, sign_document
 
 log = logging.getLogger(__name__)
 
@@ -65,25 +64,27 @@ async def in_signer_process(app: FastAPI, function, *args, **kwargs):
 
 
 async def sign_in_worker(app: FastAPI, settings: Settings, document_id: str, party_id: str,
-                         passphrase: str, expected_revision: str | None) -> dict:
+                         passphrase: str, expected_revision: str | None,
+                         client: str | None) -> dict:
     """Sign in a signer process and answer once the signature is stored and in the ledger;
-    mailing the next parties follows in the background (a relay that is slow or down never
-    delays the answer, and the follow-up pass sends what a crash left unsent)."""
+    what follows (the mail to the next parties, the ledger anchor when due) runs in the
+    background: a relay that is slow or down never delays the answer, and the periodic
+    passes redo what a crash left undone."""
     status = await in_signer_process(app, sign_document, settings, document_id, party_id,
-                                     passphrase, expected_revision, notify=False)
-    task = asyncio.get_running_loop().run_in_executor(None, _dispatch_quietly, settings,
+                                     passphrase, expected_revision, client, follow_up=False)
+    task = asyncio.get_running_loop().run_in_executor(None, _follow_up_quietly, settings,
                                                       document_id)
-    app.state.background_mail = getattr(app.state, "background_mail", set())
-    app.state.background_mail.add(task)
-    task.add_done_callback(app.state.background_mail.discard)
+    app.state.following_up = getattr(app.state, "following_up", set())
+    app.state.following_up.add(task)
+    task.add_done_callback(app.state.following_up.discard)
     return status
 
 
-def _dispatch_quietly(settings: Settings, document_id: str) -> None:
+def _follow_up_quietly(settings: Settings, document_id: str) -> None:
     try:
-        dispatch(settings, document_id)
-    except Exception:  # noqa: BLE001 - the follow-up pass tries again
-        log.exception("mailing the next parties of %s failed", document_id)
+        after_signing(settings, document_id)
+    except Exception:  # noqa: BLE001 - the periodic passes try again
+        log.exception("following up the signature on %s failed", document_id)
 
 
 def pool_of(request: Request):

@@ -9,7 +9,7 @@ by the small functions at the end, when it is needed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,6 +39,43 @@ class Settings:
     background_interval_s: float = 300.0
     # Uploaded PDFs (and bulk rows) larger than this are refused before they are read.
     max_upload_bytes: int = 50 * 1024 * 1024
+    # URL prefixes (scheme://host[:port]/path) that validation may fetch revocation data and
+    # issuer certificates from. Empty: it never fetches, whatever a certificate names —
+    # the URLs in an uploaded document are the uploader's choice.
+    fetch_allow: tuple[str, ...] = ()
+    # Web sessions end this long after sign-in, or after this long unused.
+    session_hours: float = 12.0
+    session_idle_minutes: float = 30.0
+    # Verification of untrusted PDFs: worker processes (0: half the cores, at least one),
+    # a time (and CPU) budget per file, a revision and object budget, and for anonymous
+    # callers a rate ("N/second|minute|hour") and a concurrency cap per client.
+    verify_workers: int = 0
+    verify_timeout_s: float = 30.0
+    verify_max_revisions: int = 100
+    verify_max_objects: int = 100_000
+    verify_rate: str = "10/minute"
+    verify_per_client: int = 2
+    # Where rate-limit counters live: memory:// (one process) or e.g. redis://host:6379.
+    rate_limit_storage: str = "memory://"
+    # Request bodies other than files are refused past this size, before they are parsed.
+    max_json_bytes: int = 2 * 1024 * 1024
+    # Where revisions and archives live: empty for ``data/store`` on local disk, or
+    # ``s3://bucket[/prefix]`` for an S3-compatible object store (MinIO, Ceph RGW, AWS S3)
+    # reached at ``s3_endpoint`` (empty: AWS itself) with the standard AWS credentials.
+    store_url: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    # Unset keys let boto3 look further (shared config file, instance role); the secrets are
+    # kept out of repr() so that a logged Settings never shows them.
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+    # The chain head is timestamped by the TSA once this many events are unanchored, or once
+    # the oldest unanchored event is this many minutes old (0 turns a rule off); the tokens
+    # are kept locked in the store this many years.
+    anchor_every_events: int = 1000
+    anchor_every_minutes: float = 60.0
+    anchor_retention_years: int = 10
 
     @property
     def database_path(self) -> Path:
@@ -81,12 +118,36 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         mail_from=env.get("COUNTERSIGN_MAIL_FROM", "countersign@localhost"),
         base_url=env.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000"),
         remind_before_hours=float(env.get("COUNTERSIGN_REMIND_BEFORE_HOURS", "4")),
-        webhook_urls=tuple(u.strip() for u in env.get("COUNTERSIGN_WEBHOOKS", "").split(",")
-                           if u.strip()),
+        webhook_urls=_listed(env.get("COUNTERSIGN_WEBHOOKS", "")),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
         background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
         max_upload_bytes=int(env.get("COUNTERSIGN_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
+        fetch_allow=_listed(env.get("COUNTERSIGN_FETCH_ALLOW", "")),
+        session_hours=float(env.get("COUNTERSIGN_SESSION_HOURS", "12")),
+        session_idle_minutes=float(env.get("COUNTERSIGN_SESSION_IDLE_MINUTES", "30")),
+        verify_workers=int(env.get("COUNTERSIGN_VERIFY_WORKERS", "0")),
+        verify_timeout_s=float(env.get("COUNTERSIGN_VERIFY_TIMEOUT", "30")),
+        verify_max_revisions=int(env.get("COUNTERSIGN_VERIFY_MAX_REVISIONS", "100")),
+        verify_max_objects=int(env.get("COUNTERSIGN_VERIFY_MAX_OBJECTS", "100000")),
+        verify_rate=env.get("COUNTERSIGN_VERIFY_RATE", "10/minute"),
+        verify_per_client=int(env.get("COUNTERSIGN_VERIFY_PER_CLIENT", "2")),
+        rate_limit_storage=env.get("COUNTERSIGN_RATE_LIMIT_STORAGE", "memory://"),
+        max_json_bytes=int(env.get("COUNTERSIGN_MAX_JSON_BYTES", str(2 * 1024 * 1024))),
+        store_url=env.get("COUNTERSIGN_STORE_URL", "").strip(),
+        s3_endpoint=env.get("COUNTERSIGN_S3_ENDPOINT", "").strip(),
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+        anchor_every_events=int(env.get("COUNTERSIGN_ANCHOR_EVERY_EVENTS", "1000")),
+        anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
+        anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),
     )
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    """Return the non-empty items of a comma-separated variable."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def passphrase_from_environment() -> str | None:

@@ -1,8 +1,11 @@
 """What the signing layer needs for this deployment: trust, timestamp authority, stamp font.
 
 The local CA is always trusted (with its offline CRLs); ``COUNTERSIGN_TRUST_ROOTS`` adds an
-enterprise's own roots (then revocation data may be fetched from the network, as its
-certificates name it), and ``COUNTERSIGN_TSA_URL`` replaces the local TSA.
+enterprise's own roots, and ``COUNTERSIGN_TSA_URL`` replaces the local TSA. Revocation data
+and issuer certificates are fetched from the network only from the URL prefixes of
+``COUNTERSIGN_FETCH_ALLOW`` (the enterprise PKI's OCSP and CRL servers): never from a URL
+that merely appears in a certificate, since an uploaded PDF's certificates are the
+uploader's to write.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _trust(ca_dir: Path, roots_file: Path | None, crl_versions: tuple[float, ...
     local = LocalCA.open(ca_dir).trust()
     extra = configured_roots(settings)
     return TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
-                         crls=local.crls, allow_fetching=bool(extra))
+                         crls=local.crls, allow_fetching=bool(settings.fetch_allow),
+                         fetch_allow=settings.fetch_allow)
 
 
 def trust_for(settings: Settings) -> TrustSettings:
@@ -79,9 +83,14 @@ def _local_tsa(ca_dir: Path, passphrase_version: float) -> TimestampAuthority:
     return LocalCA.open(ca_dir).timestamp_authority()
 
 
+def timestamp_authority(settings: Settings) -> TimestampAuthority:
+    """Return the deployment's TSA: ``COUNTERSIGN_TSA_URL``, or the local CA's own."""
+    if settings.tsa_url:
+        return TimestampAuthority(url=settings.tsa_url)
+    return _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key"))
+
+
 def signing_environment(settings: Settings) -> SigningEnvironment:
     """Return the trust, TSA and font for ``settings`` (the local CA must exist)."""
-    tsa = (TimestampAuthority(url=settings.tsa_url) if settings.tsa_url
-           else _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key")))
-    return SigningEnvironment(trust=trust_for(settings), tsa=tsa,
+    return SigningEnvironment(trust=trust_for(settings), tsa=timestamp_authority(settings),
                               font=stamp_font(settings.fonts_dir))

@@ -1,5 +1,6 @@
-"""Audits: ``POST /api/verify`` (any PDF) and ``GET /api/ledger/verify`` (the chain and every
-stored revision). A ledger document's own audit is ``GET /api/documents/{id}/verify``."""
+"""Audits: ``POST /api/verify`` (any PDF) and ``GET /api/ledger/verify`` (the chain, every
+stored revision and every anchor of the chain head). A ledger document's own audit is
+``GET /api/documents/{id}/verify``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import permitted, settings_of
 from api.models import LedgerVerdict, Verdict
 from api.streaming import body_to_file
-from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
 from pipeline.documents.repository import verify_ledger
 from pipeline.people.policy import Action
@@ -21,13 +21,15 @@ router = APIRouter(prefix="/api", tags=["verify"])
 @router.post("/verify", response_model=Verdict, dependencies=[permitted(Action.VERIFY_FILE)],
              openapi_extra={"requestBody": {"content": {"application/pdf": {}}}})
 async def verify_file(request: Request, settings: Settings = Depends(settings_of)) -> dict:
+    """Verify any PDF in the budgeted verification workers (503 when they are all busy and
+    the queue is full), never in the server's own threads."""
     path = await body_to_file(request, settings.max_upload_bytes,
                               settings.data_dir / "incoming")
     try:
-        return await run_in_threadpool(verify_bytes, settings,
-                                       read_upload(path, settings.max_upload_bytes))
+        data = await run_in_threadpool(read_upload, path, settings.max_upload_bytes)
     finally:
         path.unlink(missing_ok=True)
+    return await request.app.state.verifier.verify(data)
 
 
 @router.get("/ledger/verify", response_model=LedgerVerdict,
@@ -35,4 +37,6 @@ async def verify_file(request: Request, settings: Settings = Depends(settings_of
 def ledger(settings: Settings = Depends(settings_of)) -> LedgerVerdict:
     report = verify_ledger(settings)
     return LedgerVerdict(ok=report.ok, events=report.events, revisions=report.revisions,
-                         problems=report.problems)
+                         problems=report.problems, anchors=report.anchors,
+                         anchored_through=report.anchored_through,
+                         unanchored=report.unanchored)

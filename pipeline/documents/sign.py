@@ -27,7 +27,8 @@ from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, Conflict, NotYourTurn
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
-from pipeline.record import database, ledger
+from pipeline.people.throttle import passphrase_attempt
+from pipeline.record import anchors, database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.signing_setup import signing_environment
 from signing.appearance import Stamp
@@ -66,21 +67,34 @@ def prepare_signing(settings: Settings) -> None:
     stamp_subset(env.font, "")
 
 
+def after_signing(settings: Settings, document_id: str) -> None:
+    """What follows a recorded signature and need not delay its answer: the ledger head's
+    anchor when one is due, and the mail to the parties whose turn it now is. Both can be
+    repeated (the periodic passes do, for whatever a crash left undone)."""
+    anchors.anchor_if_due(settings)
+    dispatch(settings, document_id)
+
+
 def sign_document(settings: Settings, document_id: str, party_id: str,
                   passphrase: str, expected_revision: str | None = None,
-                  notify: bool = True) -> DocumentStatus:
+                  client: str | None = None, follow_up: bool = True) -> DocumentStatus:
     """Sign the party's pending field on the latest revision with its own key.
 
     If another signature lands first, the signature is made again on the new revision —
     unless the caller named the revision it saw (``expected_revision``): then a different
-    head is a Conflict, and nothing is signed. ``notify=False`` leaves mailing the next
-    parties to the caller (``notify.dispatch``), e.g. after answering the request.
+    head is a Conflict, and nothing is signed. Passphrase guesses are throttled per party
+    and per ``client`` (see ``throttle``), and every wrong one is recorded.
+    ``follow_up=False`` leaves :func:`after_signing` to the caller (the service runs it
+    after answering).
     """
     party = get_party(settings, party_id)
     if not party.key_file:
         raise BadInput(f"{party_id} 没有签名密钥（可上传自行签署的文件）",
                        f"{party_id} has no signing key here (upload a countersigned file)")
-    signer = load_pkcs12_signer((settings.data_dir / party.key_file).read_bytes(), passphrase)
+    pending_member(load_state(settings, document_id), party_id)
+    key = (settings.data_dir / party.key_file).read_bytes()
+    signer = passphrase_attempt(settings, party_id, client, document_id,
+                                lambda: load_pkcs12_signer(key, passphrase))
     env = signing_environment(settings)
     store = revision_store(settings)
     for _attempt in range(SIGN_RETRIES):
@@ -117,8 +131,8 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                                ) from None
             continue
         crash_point("sign:after-ledger")
-        if notify:
-            dispatch(settings, document_id)
+        if follow_up:
+            after_signing(settings, document_id)
         return document_status(settings, document_id)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
 
