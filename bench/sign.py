@@ -77,7 +77,7 @@ def bench_sign(settings: Settings, client: httpx.Client, admin: str, rounds: int
     documents = create_documents(client, admin, rounds + 1)
     prepared = {doc: client.get(f"/api/documents/{doc}/pdf", headers=auth(admin)).content
                 for doc in documents}
-    queue_ours, queue_peer = list(documents), list(documents)
+    queue_ours, queue_peer, queue_kept = list(documents), list(documents), list(documents)
     kept_timestamper = tsa.timestamper()
 
     def ours() -> None:
@@ -99,7 +99,7 @@ def bench_sign(settings: Settings, client: httpx.Client, admin: str, rounds: int
         bare(peer_timestamper, prepared[queue_peer.pop(0)])
 
     def peer_kept_key() -> None:
-        bare(kept_timestamper, prepared[queue_peer[0]])
+        bare(kept_timestamper, prepared[queue_kept.pop(0)])
 
     ours(), peer(), peer_kept_key()  # the first of each warms caches; not counted
     mine, theirs, kept = alternate(ours, peer, peer_kept_key, rounds=rounds)

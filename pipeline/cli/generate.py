@@ -61,18 +61,12 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
     """
     from pipeline.forms.bulk_input import read_rows
     from pipeline.forms.manifest import get_template
-    from pipeline.render.generation import (
-        RowResult,
-        bulk_generate,
-        bulk_pool_size,
-        converter_pool,
-    )
+    from pipeline.render.generation import RowResult, bulk_generate, converter_pool
 
     template = get_template(template_key)
     # LibreOffice starts while the rows are read and the first ones rendered; each worker
     # warms up on its first document.
-    pool = converter_pool(settings, size=bulk_pool_size(settings),
-                          warm=False).start_in_background()
+    pool = converter_pool(settings, warm=False).start_in_background()
     try:
         rows = list(read_rows(rows_path, template))
         show_progress = sys.stderr.isatty() and not as_json

@@ -7,7 +7,6 @@ nothing else; they decide nothing of their own.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -55,13 +54,6 @@ def converter_pool(settings: Settings, size: int | None = None, warm: bool = Tru
         warmup=get_template(WARMUP_TEMPLATE).docx_path if warm else None,
         profile_cache=settings.data_dir / "cache",
     ))
-
-
-def bulk_pool_size(settings: Settings) -> int:
-    """Return how many LibreOffice workers ``bulk`` runs: the configured pool size, else one
-    more than there are cores — while one worker's document travels between LibreOffice and
-    this process, another keeps the core busy."""
-    return settings.pool_size or (os.cpu_count() or 1) + 1
 
 
 def generate_document(template: Template, data: Any, pool: ConverterPool, settings: Settings,
