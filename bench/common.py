@@ -58,6 +58,37 @@ def run_quietly(args: list[str], **kwargs) -> None:
                            f"{result.stderr.decode(errors='replace')[-2000:]}")
 
 
+def cpu_of_run(args: list[str], **kwargs) -> float:
+    """Run a command; return the CPU time (user + system) it and every process it started
+    used, sampled from /proc while they run (LibreOffice's processes are not reaped by the
+    command, so its own rusage would miss them). Raises if the command fails."""
+    ticks: dict[int, int] = {}
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               **kwargs)
+    family = {process.pid}
+    while process.poll() is None:
+        stats = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except (OSError, IndexError):
+                    continue
+                stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+        grew = True
+        while grew:
+            more = {pid for pid, (parent, _) in stats.items() if parent in family} - family
+            family |= more
+            grew = bool(more)
+        for pid in family & stats.keys():
+            ticks[pid] = stats[pid][1]
+        time.sleep(0.05)
+    if process.returncode != 0:
+        raise RuntimeError(f"{args[0]} exited {process.returncode}: "
+                           f"{process.stderr.read().decode(errors='replace')[-2000:]}")
+    return sum(ticks.values()) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass(frozen=True)
 class Row:
     """One line of the summary table: our median against the peer's."""
