@@ -296,7 +296,8 @@ async def web_progress(request: Request, document_id: str, date: str = Form(...)
     pool = await run_in_threadpool(pool_of, request)
     return await _act(request, principal, document_id, "progress", add_progress_entry,
                       _settings(request), document_id, date, text,
-                      principal.party or f"admin:{principal.label}", pool)
+                      principal.party or f"admin:{principal.label}", pool,
+                      principal.role == "admin")
 
 
 @router.post("/documents/{document_id}/action-done")
@@ -305,7 +306,7 @@ async def web_action_done(request: Request, document_id: str, item: int = Form(.
     _visible(request, principal, document_id)
     return await _act(request, principal, document_id, "action", mark_action_item_done,
                       _settings(request), document_id, item,
-                      principal.party or f"admin:{principal.label}")
+                      principal.party or f"admin:{principal.label}", principal.role == "admin")
 
 
 def _readers_only(principal: Principal) -> None:

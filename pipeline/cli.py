@@ -29,6 +29,8 @@ from pipeline.documents.repository import (
     download_revision,
     verify_ledger,
 )
+from pipeline.documents.resolve import resolve_document
+from pipeline.documents.revise import revise_document
 from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import (
     add_progress_entry,
@@ -48,7 +50,7 @@ from pipeline.forms.bulk_input import read_rows
 from pipeline.forms.manifest import get_template, list_templates
 from pipeline.outbound.webhooks import deliver_webhooks
 from pipeline.people.access import create_token
-from pipeline.people.parties import DEMO_PASSPHRASE, add_party, list_parties
+from pipeline.people.parties import DEMO_PASSPHRASE, add_party, get_party, list_parties
 from pipeline.people.setup import initialise
 from pipeline.record.files import write_atomic
 from pipeline.render.generation import RowResult, bulk_generate, converter_pool, generate_document
@@ -56,6 +58,29 @@ from pipeline.render.template_check import check_path
 
 # Every reporting command takes --json for a stable, machine-readable answer.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+# The operator of the data folder acting as the administrator, as the ledger records it.
+CLI_ADMIN = "admin:cli"
+
+
+def acting_options(who: str):
+    """``--as PARTY_ID`` or ``--admin``: who acts (``who`` says which party may)."""
+    def decorate(command):
+        command = click.option("--admin", "as_admin", is_flag=True,
+                               help="Act as the administrator (the data folder's operator).")(
+            command)
+        return click.option("--as", "party_id", metavar="PARTY_ID", help=who)(command)
+    return decorate
+
+
+def _acting(settings: Settings, party_id: str | None, as_admin: bool) -> tuple[str, bool]:
+    """Return (actor, is admin) from ``--as``/``--admin``; exactly one must be given, and
+    ``--as`` must name a registered party."""
+    if as_admin == bool(party_id):
+        raise BadInput("请给出 --as 签署方编号 或 --admin（二选一）",
+                       "give either --as PARTY_ID or --admin")
+    if as_admin:
+        return CLI_ADMIN, True
+    return get_party(settings, party_id).id, False
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -312,16 +337,16 @@ def generate(settings: Settings, template_key: str, data_path: str, out: Path,
               type=click.Path(dir_okay=False, path_type=Path),
               help="One form per row: .csv or .jsonl.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the PDFs (named by document number).")
-@click.option("--draft", is_flag=True, help="Take no numbers from the sequence.")
+              help="Folder for the PDFs (named <draft number>-<line>.pdf).")
 @json_option
 @click.pass_obj
-def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, draft: bool,
+def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path,
          as_json: bool) -> None:
-    """Render many documents from CSV or JSONL rows, with a progress bar.
+    """Render many draft documents from CSV or JSONL rows, with a progress bar.
 
-    A bad row is reported with its line number and the others still complete; exit 1 if
-    any row failed.
+    Bulk output is never tracked, so it takes no official number: each PDF is a draft
+    (…-草稿). A bad row is reported with its line number and the others still complete;
+    exit 1 if any row failed.
     """
     template = get_template(template_key)
     rows = list(read_rows(rows_path, template))
@@ -343,8 +368,7 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
                 f"line {result.line}: {result.error}")
 
     with converter_pool(settings) as pool:
-        summary = bulk_generate(template, rows, out_dir, pool, settings, draft=draft,
-                                on_done=on_done)
+        summary = bulk_generate(template, rows, out_dir, pool, settings, on_done=on_done)
     if progress is not None:
         progress.close()
     if as_json:
@@ -367,6 +391,10 @@ def _print_status(report: dict) -> None:
         click.echo(f"  … {item['role']:<12} {item['party']:<12} due {item['due']}")
     for reason in report["blocking"]:
         click.echo(f"  ! {reason}")
+    if report.get("supersedes"):
+        click.echo(f"  supersedes {report['supersedes']}")
+    if report.get("superseded_by"):
+        click.echo(f"  superseded by {report['superseded_by']}")
 
 
 def _binding(value: str) -> tuple[str, str]:
@@ -392,6 +420,8 @@ def create(settings: Settings, template_key: str, data_path: str, parties_: tupl
            creator: str, request_key: str | None, important: bool, as_json: bool) -> None:
     """Create a document: validate, number, render, prepare; print its id."""
     bindings = [_binding(value) for value in parties_]
+    if creator != "cli":
+        get_party(settings, creator)  # a made-up creator could never be told or void
     data = _read_form(data_path)
     with converter_pool(settings, size=1, warm=False) as pool:
         report = create_document(settings, template_key, data, bindings, pool, actor=creator,
@@ -498,13 +528,15 @@ def decline(settings: Settings, document_id: str, party_id: str, reason: str,
 
 @main.command()
 @click.argument("document_id")
-@click.option("--as", "actor", required=True, help="The creator's id.")
+@acting_options("The document's creator.")
 @click.option("--reason", required=True, help="Why the document is void.")
 @json_option
 @click.pass_obj
-def void(settings: Settings, document_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Void a document (its creator only)."""
-    _report_out(void_document(settings, document_id, actor, reason), as_json)
+def void(settings: Settings, document_id: str, party_id: str | None, as_admin: bool,
+         reason: str, as_json: bool) -> None:
+    """Void a document before closure, with a reason: its creator or an administrator."""
+    actor, admin = _acting(settings, party_id, as_admin)
+    _report_out(void_document(settings, document_id, actor, reason, admin=admin), as_json)
 
 
 @main.command()
@@ -525,27 +557,69 @@ def reassign(settings: Settings, document_id: str, field: str, to_party: str, ac
 @click.argument("document_id")
 @click.option("--date", "entry_date", required=True, help="ISO date of the entry.")
 @click.option("--text", required=True, help="What happened.")
-@click.option("--as", "actor", required=True, help="Who reports it.")
+@acting_options("A party of the document who reports it.")
 @json_option
 @click.pass_obj
-def progress(settings: Settings, document_id: str, entry_date: str, text: str, actor: str,
-             as_json: bool) -> None:
-    """Add a dated progress entry to an issue document."""
+def progress(settings: Settings, document_id: str, entry_date: str, text: str,
+             party_id: str | None, as_admin: bool, as_json: bool) -> None:
+    """Add a dated progress entry to an issue (a party of it, or an administrator)."""
+    actor, admin = _acting(settings, party_id, as_admin)
     with converter_pool(settings, size=1, warm=False) as pool:
-        report = add_progress_entry(settings, document_id, entry_date, text, actor, pool)
+        report = add_progress_entry(settings, document_id, entry_date, text, actor, pool,
+                                    admin=admin)
     _report_out(report, as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--text", required=True, help="The result (结果确认), as the document shows it.")
+@acting_options("The responsible department's party (it signs next).")
+@json_option
+@click.pass_obj
+def resolve(settings: Settings, document_id: str, text: str, party_id: str | None,
+            as_admin: bool, as_json: bool) -> None:
+    """Record an issue's result (结果确认) before the responsible department signs."""
+    actor, admin = _acting(settings, party_id, as_admin)
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = resolve_document(settings, document_id, text, actor, pool, admin=admin)
+    _report_out(report, as_json)
+
+
+@main.command()
+@click.argument("document_id")
+@click.option("--data", "data_path", required=True, help="The changed form, JSON (- for stdin).")
+@click.option("--party", "parties_", multiple=True, metavar="ROLE=PARTY_ID",
+              help="Bind the parties again (default: those of the declined document).")
+@acting_options("The declined document's creator.")
+@json_option
+@click.pass_obj
+def revise(settings: Settings, document_id: str, data_path: str, parties_: tuple[str, ...],
+           party_id: str | None, as_admin: bool, as_json: bool) -> None:
+    """Make the next version of a declined document (same number, 第N版); print its id."""
+    actor, admin = _acting(settings, party_id, as_admin)
+    data = _read_form(data_path)
+    bindings = [_binding(value) for value in parties_] or None
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = revise_document(settings, document_id, data, actor, pool, bindings,
+                                 admin=admin)
+    if as_json:
+        _emit(report)
+    else:
+        click.echo(report["id"])
 
 
 @main.command("action-done")
 @click.argument("document_id")
 @click.option("--item", required=True, type=int, help="Action item number (1-based).")
-@click.option("--as", "actor", required=True, help="Who reports it done.")
+@acting_options("A party of the document who reports it done.")
 @json_option
 @click.pass_obj
-def action_done(settings: Settings, document_id: str, item: int, actor: str,
-                as_json: bool) -> None:
-    """Mark a meeting-minutes action item done."""
-    _report_out(mark_action_item_done(settings, document_id, item, actor), as_json)
+def action_done(settings: Settings, document_id: str, item: int, party_id: str | None,
+                as_admin: bool, as_json: bool) -> None:
+    """Mark a meeting-minutes action item done (a party of it, or an administrator)."""
+    actor, admin = _acting(settings, party_id, as_admin)
+    _report_out(mark_action_item_done(settings, document_id, item, actor, admin=admin),
+                as_json)
 
 
 @main.command("follow-up")

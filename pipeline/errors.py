@@ -137,3 +137,15 @@ class Conflict(OperationFailed):
 class ClosureRefused(OperationFailed):
     code = "closure_refused"
 
+
+
+class NotPermitted(BadInput):
+    """The caller may not do this to this document (not its party, not its creator)."""
+
+    code = "not_permitted"
+
+
+class ResolutionRequired(NotYourTurn):
+    """A signature waits for a field its role must fill first (an issue's 结果确认)."""
+
+    code = "resolution_required"

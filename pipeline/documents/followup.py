@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pipeline.config import Settings
 from pipeline.documents.notify import dispatch, mail_and_record
 from pipeline.documents.repository import append_checked, load_state
-from pipeline.documents.state import AWAITING, due_time, next_members
+from pipeline.documents.state import AWAITING, due_time, next_members, unmet_requirements
 from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import get_template
 from pipeline.outbound.mail import Mail, MailFailed, document_link, send
@@ -75,7 +75,9 @@ def _follow_document(settings: Settings, document_id: str,
         due = due_time(role, started)
         party = get_party(settings, member.party)
         shown_due = due.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
-        if now >= due and role.deemed_consent:
+        # Silence cannot fill a field the role must write itself: that is escalated instead.
+        deemable = role.deemed_consent and not unmet_requirements(state, template, member)
+        if now >= due and deemable:
             if _already(events, "deemed-consent", member.field):
                 continue
             event = ledger.new_event(document_id, "deemed-consent", "follow-up", {

@@ -22,8 +22,9 @@ from pipeline.documents.state import (
     fold,
     next_members,
     status_of,
+    unmet_requirements,
 )
-from pipeline.errors import BadInput, Conflict, NotYourTurn
+from pipeline.errors import BadInput, Conflict, NotYourTurn, ResolutionRequired
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
@@ -48,12 +49,24 @@ def pending_member(state: DocumentState, party_id: str) -> Member:
     waiting = next_members(state)
     for member in waiting:
         if member.party == party_id:
+            _require_fields(state, member)
             return member
     if all(m.field in state.signed for m in mine):
         raise NotYourTurn(f"{party_id} 已经签过", f"{party_id} has already signed")
     ahead = ", ".join(f"{m.role} {m.party}" for m in waiting)
     raise NotYourTurn(f"还没轮到 {party_id}，正在等待：{ahead}",
                       f"not {party_id}'s turn yet: waiting for {ahead}")
+
+
+def _require_fields(state: DocumentState, member: Member) -> None:
+    """Raise ResolutionRequired while a field ``member`` must fill first is empty."""
+    missing = unmet_requirements(state, get_template(state.template), member)
+    if missing:
+        zh = "、".join(f"「{spec.label_zh}」" for spec in missing)
+        en = ", ".join(spec.label_en for spec in missing)
+        raise ResolutionRequired(
+            f"{member.party} 须先填写{zh}（resolve）才能签字",
+            f"{member.party} must record the {en} (resolve) before signing: it is empty")
 
 
 def sign_document(settings: Settings, document_id: str, party_id: str,

@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.forms.manifest import RoleSpec, Template
+from pipeline.forms.manifest import FieldSpec, RoleSpec, Template
 
-AWAITING, DECLINED, VOIDED, COMPLETED, CLOSED = (
-    "awaiting_signatures", "declined", "voided", "completed", "closed")
+AWAITING, DECLINED, VOIDED, SUPERSEDED, COMPLETED, CLOSED = (
+    "awaiting_signatures", "declined", "voided", "superseded", "completed", "closed")
 OPEN_STATUSES = (AWAITING, COMPLETED, DECLINED)
+STATUSES = (AWAITING, DECLINED, VOIDED, SUPERSEDED, COMPLETED, CLOSED)
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class DocumentState:
     progress: tuple[dict, ...] = ()
     action_items_done: frozenset[int] = frozenset()
     important: bool = False
+    supersedes: str | None = None  # the declined document this one revises
+    superseded_by: str | None = None  # the revision that replaced this one
 
 
 def fold(events: list[dict]) -> DocumentState:
@@ -70,9 +73,9 @@ def fold(events: list[dict]) -> DocumentState:
             state = DocumentState(
                 id=event["document_id"], template=data["template"],
                 template_version=data["template_version"], number=data["number"],
-                creator=event["actor"], created_at=event["at"], form=data["form"],
-                members=tuple(Member(**m) for m in data["members"]),
-                important=bool(data.get("important")))
+                creator=data.get("creator") or event["actor"], created_at=event["at"],
+                form=data["form"], members=tuple(Member(**m) for m in data["members"]),
+                important=bool(data.get("important")), supersedes=data.get("supersedes"))
             continue
         assert state is not None, "a document's first event is 'created'"
         if event["revision_after"]:
@@ -103,6 +106,14 @@ def fold(events: list[dict]) -> DocumentState:
                 for m in state.members))
         elif kind == "progress-entry":
             state = replace(state, progress=(*state.progress, data))
+            if data.get("rendered"):  # re-rendered into the unsigned PDF: part of the form
+                entry = {"date": data["date"], "text": data["text"]}
+                updates = [*(state.form.get("progress_updates") or ()), entry]
+                state = replace(state, form={**state.form, "progress_updates": updates})
+        elif kind == "resolved":
+            state = replace(state, form={**state.form, data["field"]: data["text"]})
+        elif kind == "superseded":
+            state = replace(state, superseded_by=data["by"])
         elif kind == "action-item-done":
             state = replace(state, action_items_done=state.action_items_done | {data["item"]})
     assert state is not None, "no events"
@@ -120,11 +131,14 @@ def _group_done(state: DocumentState, field_name: str) -> bool:
 
 
 def status_of(state: DocumentState) -> str:
-    """Return the contract's status: awaiting_signatures, declined, voided, completed, closed."""
+    """Return the contract's status: awaiting_signatures, declined, voided, superseded,
+    completed, closed."""
     if state.voided:
         return VOIDED
     if state.closed_at:
         return CLOSED
+    if state.superseded_by:
+        return SUPERSEDED
     if state.declined:
         return DECLINED
     if all(m.field in state.signed for m in state.members):
@@ -139,6 +153,14 @@ def next_members(state: DocumentState) -> list[Member]:
     pending = [m for m in state.members if m.field not in state.signed]
     lowest = min(m.order for m in pending)
     return [m for m in pending if m.order == lowest]
+
+
+def unmet_requirements(state: DocumentState, template: Template,
+                       member: Member) -> list[FieldSpec]:
+    """Return the fields ``member``'s role must fill before it signs that are still empty."""
+    role = next(r for r in template.roles if r.key == member.role)
+    return [spec for spec in template.fields
+            if spec.name in role.requires_fields and not state.form.get(spec.name)]
 
 
 def add_working_days(start: datetime, days: int) -> datetime:
@@ -166,15 +188,24 @@ def blocking(state: DocumentState, template: Template, today: str | None = None)
     reasons = []
     if state.voided:
         return [f"文档已作废 / voided: {state.voided['reason']}"]
+    if state.superseded_by:
+        return [f"已由新版本取代 / superseded by {state.superseded_by}"]
     if state.declined:
-        reasons.append(f"{state.declined['party']} 拒签 / declined by {state.declined['party']}:"
-                       f" {state.declined['reason']}")
+        # Nobody can sign a declined document: it waits for a revision (or a void), not
+        # for its parties.
+        return [f"{state.declined['party']} 拒签 / declined by {state.declined['party']}:"
+                f" {state.declined['reason']}",
+                "请修订后重新发起或作废 / revise it (countersign revise) or void it"]
     roles = {role.key: role for role in template.roles}
     for member in state.members:
         if member.field not in state.signed:
             role = roles[member.role]
-            reasons.append(f"等待{role.label_zh} {member.party} 签字 / waiting for "
-                           f"{role.label_en} {member.party} to sign ({member.field})")
+            needs = unmet_requirements(state, template, member)
+            first = "".join(f"填写「{spec.label_zh}」并" for spec in needs)
+            first_en = "".join(f"record the {spec.label_en} and " for spec in needs)
+            reasons.append(f"等待{role.label_zh} {member.party} {first}签字 / waiting for "
+                           f"{role.label_en} {member.party} to {first_en}sign "
+                           f"({member.field})")
     for name in template.closure.required_fields:
         if not state.form.get(name):
             spec = next(f for f in template.fields if f.name == name)
@@ -217,7 +248,8 @@ def status_report(state: DocumentState, template: Template, zone,
         "next": [
             {"role": m.role, "field": m.field, "party": m.party,
              "since": shown(started.isoformat()),
-             "due": shown(due_time(roles[m.role], started).isoformat())}
+             "due": shown(due_time(roles[m.role], started).isoformat()),
+             "needs": [spec.name for spec in unmet_requirements(state, template, m)]}
             for m in next_members(state)
         ],
         "blocking": blocking(state, template, today),
@@ -227,6 +259,10 @@ def status_report(state: DocumentState, template: Template, zone,
         "progress": list(state.progress),
         "action_items_done": sorted(state.action_items_done),
         "started": shown(started.isoformat()),
+        "creator": state.creator,
+        "created_at": shown(state.created_at),
+        "supersedes": state.supersedes,
+        "superseded_by": state.superseded_by,
     }
 
 

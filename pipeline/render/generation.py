@@ -2,13 +2,16 @@
 
 validate → number → render .docx → convert to PDF/A. The CLI and the API call these and
 nothing else; they decide nothing of their own.
+
+``bulk`` output is never tracked (no parties, no signatures, no ledger), so it never takes
+an official number: every row is a draft numbered ``…-草稿``. Official numbers belong to the
+documents the ledger follows (``create``).
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -120,48 +123,33 @@ def _describe(error: CountersignError) -> str:
 
 
 def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: ConverterPool,
-                  settings: Settings, *, draft: bool = False,
+                  settings: Settings, *,
                   on_done: Callable[[RowResult], None] | None = None) -> BulkSummary:
-    """Generate one PDF per row into ``out_dir`` (named by document number).
+    """Generate one draft PDF per row into ``out_dir`` (named ``<draft number>-<line>.pdf``).
 
     Rows run concurrently, as many as the pool has workers. A bad row is recorded with its
     line number and the others go on. ``on_done`` is called once per row as it finishes
     (the CLI's progress bar).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    local = threading.local()
-    opened: list[sqlite3.Connection] = []
-
-    def connection() -> sqlite3.Connection:
-        if not hasattr(local, "conn"):
-            local.conn = database.connect(settings.database_path)
-            opened.append(local.conn)
-        return local.conn
 
     def one(row: Row) -> RowResult:
         if row.error is not None:
             return RowResult(row.line, error=row.error)
         try:
-            document = generate_document(template, row.form, pool, settings, draft=draft,
-                                         conn=None if draft else connection())
+            document = generate_document(template, row.form, pool, settings, draft=True)
         except KNOWN_ERRORS as exc:
             return RowResult(row.line, error=_describe(exc))
-        name = safe_filename(document.number)
-        if draft:
-            name = f"{name}-{row.line}"
+        name = f"{safe_filename(document.number)}-{row.line}"
         path = write_atomic(out_dir / f"{name}.pdf", document.pdf)
         return RowResult(row.line, number=document.number, path=path)
 
     results: list[RowResult] = []
-    try:
-        with ThreadPoolExecutor(max_workers=pool.spec.workers) as executor:
-            futures = [executor.submit(one, row) for row in rows]
-            for future in as_completed(futures):
-                result = future.result()
-                results.append(result)
-                if on_done:
-                    on_done(result)
-    finally:
-        for conn in opened:
-            conn.close()
+    with ThreadPoolExecutor(max_workers=pool.spec.workers) as executor:
+        futures = [executor.submit(one, row) for row in rows]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            if on_done:
+                on_done(result)
     return BulkSummary(sorted(results, key=lambda result: result.line))
