@@ -26,7 +26,7 @@ def test_health_and_templates(tmp_path):
         keys = {item["key"] for item in client.get("/api/templates").json()}
         assert keys == set(TEMPLATE_KEYS)
         one = client.get("/api/templates/meeting_minutes").json()
-        assert one["title"] == "会议纪要" and one["version"] == 1
+        assert one["title"] == "会议纪要" and one["version"] == 2
 
 
 def test_unknown_template_is_a_json_404(tmp_path):

@@ -32,6 +32,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from pipeline.errors import ConversionError, ConversionTimeout, NotADocx
+from pipeline.render.fonts import fontconfig_file
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,10 @@ PROFILE_SETTINGS = (
     ("org.openoffice.Office.Common/Save/Document", "CreateBackup", "false"),
     ("org.openoffice.Office.Recovery/AutoSave", "Enabled", "false"),
     ("org.openoffice.Office.Recovery/RecoveryInfo", "Enabled", "false"),
+    # The PDF declares the document's language from the default of the locale's script:
+    # a Chinese locale makes it the East-Asian one (zh-CN), while Latin text keeps its own
+    # language and breaks between words.
+    ("org.openoffice.Setup/L10N", "ooSetupSystemLocale", "zh-CN"),
 )
 
 
@@ -84,6 +89,9 @@ class PoolSpec:
     # A .docx converted once by every fresh worker before it takes work, so that the first
     # real document does not pay for loading fonts and filters (about twice the usual time).
     warmup: Path | None = None
+    # Where the SC faces are extracted for the workers (pipeline/render/fonts.py); None:
+    # a per-user folder in the system's temporary directory.
+    fonts_dir: Path | None = None
 
     @property
     def workers(self) -> int:
@@ -149,8 +157,9 @@ class _WorkerDied(Exception):
 class Worker:
     """One soffice process with its own profile and port, and the bridge that drives it."""
 
-    def __init__(self, spec: PoolSpec, root: Path, index: int) -> None:
-        self.spec, self.index = spec, index
+    def __init__(self, spec: PoolSpec, root: Path, index: int,
+                 fonts_conf: Path | None = None) -> None:
+        self.spec, self.index, self.fonts_conf = spec, index, fonts_conf
         self.home = root / f"worker-{index}"
         self.office: subprocess.Popen | None = None
         self.bridge: subprocess.Popen | None = None
@@ -171,6 +180,8 @@ class Worker:
         port = _free_port()
         env = {**os.environ, "SAL_USE_VCLPLUGIN": "svp", "HOME": str(self.home)}
         env.pop("PYTHONPATH", None)
+        if self.fonts_conf is not None:
+            env["FONTCONFIG_FILE"] = str(self.fonts_conf)
         self.office = subprocess.Popen(
             [self.spec.soffice, "--headless", "--invisible", "--nologo", "--norestore",
              "--nodefault", "--nolockcheck", "--nofirststartwizard",
@@ -282,7 +293,9 @@ class ConverterPool:
 
     def start(self) -> ConverterPool:
         """Start every worker in parallel; return self once all are ready."""
-        self._workers = [Worker(self.spec, self._root, i) for i in range(self.spec.workers)]
+        self._fonts_conf = fontconfig_file(self.spec.fonts_dir)
+        self._workers = [Worker(self.spec, self._root, i, self._fonts_conf)
+                         for i in range(self.spec.workers)]
         errors: list[BaseException] = []
 
         def boot(worker: Worker) -> None:
