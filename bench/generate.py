@@ -33,7 +33,7 @@ from pipeline.render.docx import render_docx
 from pipeline.render.generation import converter_pool
 from pipeline.render.libreoffice import PoolSpec
 
-EXAMPLES = ROOT / "tests" / "examples"
+EXAMPLES = ROOT / "examples"
 
 
 def render_documents(count: int, folder: Path) -> list[Path]:

@@ -13,7 +13,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
 
-EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",
                  "meeting_minutes")
 
