@@ -15,6 +15,7 @@ from pipeline.config import Settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
+from pipeline.documents.notify import unsent_notices
 from pipeline.documents.repository import document_status, download_revision
 from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import (
@@ -221,6 +222,11 @@ def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           important=True)
     assert inbox.messages == []  # the relay is down: nothing sent, nothing recorded
+    # What the admins' warning shows: a signer whose turn came and who was never mailed.
+    (unsent,) = unsent_notices(broken, older_than=timedelta(0))
+    assert (unsent.document, unsent.party, unsent.field) == (doc["id"], "zhangwei",
+                                                             "requester")
+    assert unsent_notices(broken) == []  # not yet: each pass retries first
     due = datetime.fromisoformat(doc["next"][0]["due"])
     actions = follow_up(broken, due - timedelta(hours=1))
     assert [a.kind for a in actions] == ["failed"] and "could not send mail" in actions[0].detail
@@ -228,6 +234,7 @@ def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
     assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["sent",
                                                                               "reminded"]
     assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)] * 2
+    assert unsent_notices(settings, older_than=timedelta(0)) == []
 
 
 def test_important_documents_copy_the_superior(settings, smtp, pool):

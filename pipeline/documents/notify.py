@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pipeline.config import Settings
 from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import (
+    AWAITING,
     DocumentState,
     Member,
+    fold,
     next_members,
 )
 from pipeline.errors import BadInput
@@ -79,3 +83,34 @@ def mail_and_record(settings: Settings, state: DocumentState, kind: str, member:
         "message_id": message_id})
     return append_checked(settings, state, [event])
 
+
+
+@dataclass(frozen=True)
+class Unsent:
+    """A signer whose turn came but who was never mailed the document."""
+
+    document: str
+    number: str
+    party: str
+    field: str
+    since: str  # UTC ISO time the step began
+
+
+def unsent_notices(settings: Settings, older_than: timedelta = timedelta(minutes=5),
+                   now: datetime | None = None) -> list[Unsent]:
+    """Return every step waiting longer than ``older_than`` whose party was never sent the
+    document: the sign that mail delivery is failing (each pass retries them)."""
+    now = now or datetime.now(UTC)
+    found = []
+    with database.connection(settings.database_path) as conn:
+        for row in database.select_documents(conn, (AWAITING,)):
+            events = database.select_events(conn, row["id"])
+            state = fold(events)
+            since = datetime.fromisoformat(state.step_started_at or state.created_at)
+            if now - since < older_than:
+                continue
+            sent = {(data.get("field"), data.get("party")) for data in
+                    (json.loads(e["data"]) for e in events if e["kind"] == "sent")}
+            found += [Unsent(state.id, state.number, m.party, m.field, since.isoformat())
+                      for m in next_members(state) if (m.field, m.party) not in sent]
+    return found
