@@ -12,7 +12,7 @@ PORT ?= 8000
 # Links in mails and the address init prints point at the service as it is run here.
 export COUNTERSIGN_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test install system lint bench templates fuzz
+.PHONY: run test test-fast screenshots install system lint bench templates fuzz
 
 run: install
 	$(BIN)/countersign init
@@ -21,6 +21,17 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The fast tier: no LibreOffice, PKI server, SoftHSM, PostgreSQL, S3 or browser.
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow"
+
+# Refresh the README's screenshots with the browser test (the test run itself writes its
+# screenshots into a temporary folder, never into docs/).
+screenshots: install
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
+		tests/test_browser.py
 
 install: system $(STAMP)
 

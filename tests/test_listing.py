@@ -15,7 +15,7 @@ from pipeline.documents.state import Member, fold
 from pipeline.errors import BadInput, UnknownTemplate
 from pipeline.people.parties import add_party
 from pipeline.record import database, ledger
-from tests.conftest import example
+from tests.support.forms import example
 
 START = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
 

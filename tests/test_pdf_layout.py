@@ -19,12 +19,14 @@ from pipeline.config import Settings
 from pipeline.documents.create import create_document
 from pipeline.documents.repository import download_revision
 from pipeline.documents.sign import sign_document
+from pipeline.documents.status import DocumentStatus
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
-from pipeline.people.setup import initialise
 from pipeline.render.docx import render_docx
 from signing.fields import _rules, find_signature_places
-from tests.conftest import TEMPLATE_KEYS, example, pdf_text
+from tests.support.data import initialised
+from tests.support.forms import TEMPLATE_KEYS, example
+from tests.support.pdf import pdf_text
 
 pytestmark = pytest.mark.slow
 STAMP_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2} \(UTC\+08:00\)")
@@ -32,9 +34,7 @@ STAMP_TIME = re.compile(r"(\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2} \(UTC\+08:00\)")
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("layout") / "data")
-    initialise(settings)
-    return settings
+    return initialised(tmp_path_factory.mktemp("layout") / "data")
 
 
 def page_text(pdf: bytes, page: int) -> str:
@@ -48,13 +48,13 @@ def page_count(pdf: bytes) -> int:
     return len(PdfReader(io.BytesIO(pdf)).pages)
 
 
-def signed_minutes(settings: Settings, pool) -> tuple[dict, bytes]:
+def signed_minutes(settings: Settings, pool) -> tuple[DocumentStatus, bytes]:
     doc = create_document(settings, "meeting_minutes", example("meeting_minutes"),
                           [("host", "lina"), ("attendee", "wangqiang"), ("attendee", "zhaomin")],
                           pool)
-    sign_document(settings, doc["id"], "lina", "demo")
-    status = sign_document(settings, doc["id"], "wangqiang", "demo")
-    return status, download_revision(settings, doc["id"])
+    sign_document(settings, doc.id, "lina", "demo")
+    status = sign_document(settings, doc.id, "wangqiang", "demo")
+    return status, download_revision(settings, doc.id)
 
 
 def stamp_streams(pdf: bytes) -> dict[str, bytes]:
@@ -72,7 +72,7 @@ def test_each_signer_date_is_in_its_stamp_and_no_blank_date_column(settings, poo
     status, pdf = signed_minutes(settings, pool)
     text = pdf_text(pdf)
     dates = STAMP_TIME.findall(text)
-    assert sorted(dates) == sorted(s["signed_at"][:10] for s in status["signed"])
+    assert sorted(dates) == sorted(s.signed_at[:10] for s in status.signed)
     assert not re.search(r"年\s*月\s*日", text)
     assert "签字 / 签章（含签署时间）" in text
 

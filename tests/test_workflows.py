@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -38,38 +36,31 @@ from pipeline.errors import (
     ResolutionRequired,
     ValidationFailed,
 )
-from pipeline.people.setup import initialise
-from tests.conftest import example, pdf_text, squash
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
+from tests.support.pdf import pdf_text, squash
 
 pytestmark = pytest.mark.slow
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
-
-
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    settings = Settings(data_dir=tmp_path / "data")
-    initialise(settings)
-    return settings
 
 
 def open_ids(settings: Settings) -> set[str]:
-    return {report["id"] for report in blocking_documents(settings)}
+    return {report.id for report in blocking_documents(settings)}
 
 
 def unresolved_issue(settings: Settings, pool) -> str:
     form = example("issue_tracking")
-    form["result_confirmation"] = ""
+    form.result_confirmation = ""
     return create_document(settings, "issue_tracking", form,
                            [("responsible", "wangqiang"), ("reporter", "liuyang")], pool,
-                           actor="liuyang")["id"]
+                           actor="liuyang").id
 
 
 def test_an_issue_is_resolved_by_the_responsible_department_then_signed_and_closed(
         settings, pool):
     doc = unresolved_issue(settings, pool)
     created = document_status(settings, doc)
-    assert created["next"][0]["needs"] == ["result_confirmation"]
-    assert any("填写「结果确认」并签字" in reason for reason in created["blocking"])
+    assert created.next[0].needs == ["result_confirmation"]
+    assert any("填写「结果确认」并签字" in reason for reason in created.blocking)
 
     with pytest.raises(ResolutionRequired, match="must record the Result confirmation"):
         sign_document(settings, doc, "wangqiang", "demo")
@@ -81,23 +72,23 @@ def test_an_issue_is_resolved_by_the_responsible_department_then_signed_and_clos
         resolve_document(settings, doc, "已解决", "liuyang", pool)
     with pytest.raises(BadInput, match="Result confirmation is empty"):
         resolve_document(settings, doc, "   ", "wangqiang", pool)
-    assert document_status(settings, doc)["revision"] == created["revision"]
+    assert document_status(settings, doc).revision == created.revision
 
     resolved = resolve_document(settings, doc, "已修复，支付响应时间缩短至2秒内", "wangqiang", pool)
-    assert resolved["revision"] != created["revision"]
-    assert resolved["next"][0]["needs"] == []
+    assert resolved.revision != created.revision
+    assert resolved.next[0].needs == []
     assert "已修复，支付响应时间缩短至2秒内" in squash(pdf_text(download_revision(settings, doc)))
     event = document_events(settings, doc)[-1]
     assert event["kind"] == "resolved" and event["actor"] == "wangqiang"
-    assert event["revision_before"] == created["revision"]
-    assert event["revision_after"] == resolved["revision"]
+    assert event["revision_before"] == created.revision
+    assert event["revision_after"] == resolved.revision
 
     sign_document(settings, doc, "wangqiang", "demo")
     with pytest.raises(NotYourTurn, match="can no longer change"):
         resolve_document(settings, doc, "改口", "wangqiang", pool)
     sign_document(settings, doc, "liuyang", "demo")
     closed = close_document(settings, doc, pool)
-    assert closed["status"] == "closed"
+    assert closed.status == "closed"
     assert "已修复，支付响应时间缩短至2秒内" in squash(pdf_text(download_revision(settings, doc)))
     assert verify_ledger(settings).ok
 
@@ -111,7 +102,7 @@ def test_an_administrator_may_resolve_and_progress_entries_stay_in_the_pdf(setti
     # Every entry rendered so far is still in the PDF after the next re-render.
     for expected in ("完成代码开发", "回归测试通过", "灰度发布完成", "已上线"):
         assert expected in text
-    assert sign_document(settings, doc, "wangqiang", "demo")["signed"]
+    assert sign_document(settings, doc, "wangqiang", "demo").signed
 
 
 def test_a_declined_document_is_revised_into_its_next_version(settings, pool):
@@ -119,12 +110,12 @@ def test_a_declined_document_is_revised_into_its_next_version(settings, pool):
     first = create_document(settings, "requirement_confirmation", form,
                             [("requester", "zhangwei"), ("receiver", "lina")], pool,
                             actor="zhangwei")
-    doc = first["id"]
+    doc = first.id
     sign_document(settings, doc, "zhangwei", "demo")
     declined = decline_document(settings, doc, "lina", "交付时间不可行")
-    assert declined["status"] == "declined" and declined["next"] == []
-    assert not any("waiting for" in reason for reason in declined["blocking"])
-    assert any("revise" in reason for reason in declined["blocking"])
+    assert declined.status == "declined" and declined.next == []
+    assert not any("waiting for" in reason for reason in declined.blocking)
+    assert any("revise" in reason for reason in declined.blocking)
 
     with pytest.raises(NotPermitted, match="only the creator"):
         revise_document(settings, doc, form, "lina", pool)
@@ -133,63 +124,63 @@ def test_a_declined_document_is_revised_into_its_next_version(settings, pool):
 
     changed = {**form, "expected_delivery": "2024-07-31", "receiver_assessment": "可在7月交付"}
     second = revise_document(settings, doc, changed, "zhangwei", pool)
-    assert second["number"] == f"{first['number']} 第2版"
-    assert second["supersedes"] == doc and second["status"] == "awaiting_signatures"
-    assert [n["party"] for n in second["next"]] == ["zhangwei"]
-    assert second["creator"] == "zhangwei"
+    assert second.number == f"{first.number} 第2版"
+    assert second.supersedes == doc and second.status == "awaiting_signatures"
+    assert [n.party for n in second.next] == ["zhangwei"]
+    assert second.creator == "zhangwei"
     old = document_status(settings, doc)
-    assert old["status"] == "superseded" and old["superseded_by"] == second["id"]
-    assert open_ids(settings) == {second["id"]}
-    text = squash(pdf_text(download_revision(settings, second["id"])))
-    assert f"{first['number']}第2版" in text and "可在7月交付" in text
-    with pytest.raises(NotYourTurn, match=f"superseded by {second['id']}"):
+    assert old.status == "superseded" and old.superseded_by == second.id
+    assert open_ids(settings) == {second.id}
+    text = squash(pdf_text(download_revision(settings, second.id)))
+    assert f"{first.number}第2版" in text and "可在7月交付" in text
+    with pytest.raises(NotYourTurn, match=f"superseded by {second.id}"):
         revise_document(settings, doc, changed, "zhangwei", pool)
     with pytest.raises(NotYourTurn, match="cannot be voided"):
         void_document(settings, doc, "zhangwei", "不再需要")
 
     # A second round: declined again, revised by an administrator into 第3版, then agreed.
-    sign_document(settings, second["id"], "zhangwei", "demo")
-    decline_document(settings, second["id"], "lina", "资源仍不足")
-    third = revise_document(settings, second["id"], changed, "admin:ops", pool, admin=True)
-    assert third["number"] == f"{first['number']} 第3版"
-    sign_document(settings, third["id"], "zhangwei", "demo")
-    sign_document(settings, third["id"], "lina", "demo")
-    assert close_document(settings, third["id"], pool)["status"] == "closed"
+    sign_document(settings, second.id, "zhangwei", "demo")
+    decline_document(settings, second.id, "lina", "资源仍不足")
+    third = revise_document(settings, second.id, changed, "admin:ops", pool, admin=True)
+    assert third.number == f"{first.number} 第3版"
+    sign_document(settings, third.id, "zhangwei", "demo")
+    sign_document(settings, third.id, "lina", "demo")
+    assert close_document(settings, third.id, pool).status == "closed"
     assert verify_ledger(settings).ok
 
 
 def test_void_has_one_rule_and_actors_must_belong_to_the_document(settings, pool):
     minutes = create_document(settings, "meeting_minutes", example("meeting_minutes"),
                               [("host", "lina"), ("attendee", "wangqiang"),
-                               ("attendee", "zhaomin")], pool, actor="zhangwei")["id"]
+                               ("attendee", "zhaomin")], pool, actor="zhangwei").id
     with pytest.raises(NotPermitted, match="neither a party"):
         mark_action_item_done(settings, minutes, 1, "somebody")
     with pytest.raises(NotPermitted, match="neither a party"):
         mark_action_item_done(settings, minutes, 1, "liuyang")
-    assert mark_action_item_done(settings, minutes, 1, "wangqiang")["action_items_done"] == [1]
+    assert mark_action_item_done(settings, minutes, 1, "wangqiang").action_items_done == [1]
     assert mark_action_item_done(settings, minutes, 2, "admin:ops",
-                                 admin=True)["action_items_done"] == [1, 2]
+                                 admin=True).action_items_done == [1, 2]
 
     with pytest.raises(NotPermitted, match="only the creator"):
         void_document(settings, minutes, "lina", "开错了")
     with pytest.raises(BadInput, match="give a reason"):
         void_document(settings, minutes, "zhangwei", " ")
     voided = void_document(settings, minutes, "zhangwei", "会议改期，纪要作废")
-    assert voided["status"] == "voided" and minutes not in open_ids(settings)
+    assert voided.status == "voided" and minutes not in open_ids(settings)
     with pytest.raises(NotYourTurn, match="cannot be voided"):
         void_document(settings, minutes, "admin:ops", "再次作废", admin=True)
 
     issue = unresolved_issue(settings, pool)
     with pytest.raises(NotPermitted, match="neither a party"):
         add_progress_entry(settings, issue, "2024-05-24", "编造的进展", "zhaomin", pool)
-    assert void_document(settings, issue, "admin:ops", "重复登记", admin=True)["status"] == \
+    assert void_document(settings, issue, "admin:ops", "重复登记", admin=True).status == \
         "voided"
 
 
 def test_a_closed_document_cannot_be_voided(settings, pool):
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     sign_document(settings, doc, "lina", "demo")
     close_document(settings, doc, pool)

@@ -14,8 +14,8 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.documents.repository import report_of
 from pipeline.documents.state import (
-    STATUSES,
     DocumentState,
+    Status,
     fold,
     involves,
     state_from_json,
@@ -49,9 +49,9 @@ class DocumentQuery:
     def checked(self) -> DocumentQuery:
         """Return the query if every value is usable, or raise BadInput naming the first
         that is not."""
-        if self.status and self.status not in STATUSES:
+        if self.status and self.status not in tuple(Status):
             raise BadInput(f"未知状态 {self.status!r}", f"unknown status {self.status!r} "
-                           f"(one of {', '.join(STATUSES)})")
+                           f"(one of {', '.join(Status)})")
         if self.template:
             get_template(self.template)
         if self.sort not in SORTS:
@@ -77,7 +77,7 @@ class DocumentPage:
 
 def _all_states(settings: Settings) -> list[tuple[DocumentState, str]]:
     with database.connection(settings.database_path) as conn:
-        rows = database.select_documents(conn, STATUSES)
+        rows = database.select_documents(conn, tuple(Status))
         return [(state_from_json(row["state"]) if row["state"]
                  else fold(database.select_events(conn, row["id"])), row["updated_at"])
                 for row in rows]
@@ -130,6 +130,6 @@ def list_documents(settings: Settings, query: DocumentQuery,
     found.sort(key=column, reverse=query.sort.startswith("-"))
     page = found[query.offset:query.offset + query.limit]
     titles = {template.key: template.title_zh for template in list_templates()}
-    items = [{**report_of(settings, state), "title": titles.get(state.template, ""),
+    items = [{**report_of(settings, state).as_json(), "title": titles.get(state.template, ""),
               "updated_at": updated} for state, updated in page]
     return DocumentPage(items=items, total=len(found), limit=query.limit, offset=query.offset)

@@ -10,12 +10,12 @@ the text can no longer change.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline.config import Settings
 from pipeline.documents.create import render_and_prepare
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import append_checked, load_state, report_of
-from pipeline.documents.state import AWAITING, DocumentState, Member, status_of
+from pipeline.documents.state import DocumentState, Member, Status, status_of
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, NotPermitted, NotYourTurn
 from pipeline.forms.manifest import FieldSpec, Template, get_template
 from pipeline.forms.validate import validate_form_value
@@ -42,7 +42,7 @@ def resolvers(state: DocumentState, roles: tuple[str, ...]) -> list[Member]:
 
 
 def resolve_document(settings: Settings, document_id: str, text: str, actor: str,
-                     pool: ConverterPool, admin: bool = False) -> dict[str, Any]:
+                     pool: ConverterPool, admin: bool = False) -> DocumentStatus:
     """Record the result of an issue (its 结果确认) and return the status.
 
     Allowed to the party of the responsible role (or an administrator) while the document
@@ -62,7 +62,7 @@ def resolve_document(settings: Settings, document_id: str, text: str, actor: str
             f"「{spec.label_zh}」",
             f"only the {', '.join(r.label_en for r in labels)} ({names}) or an administrator "
             f"may record the {spec.label_en}")
-    if status_of(state) != AWAITING:
+    if status_of(state) != Status.AWAITING:
         raise NotYourTurn(f"文档状态为 {status_of(state)}，不能再填写{spec.label_zh}",
                           f"the document is {status_of(state)}; the {spec.label_en} can no "
                           "longer change")
@@ -77,7 +77,7 @@ def resolve_document(settings: Settings, document_id: str, text: str, actor: str
     parties = {m.party: get_party(settings, m.party) for m in state.members}
     docx_sha, pdf_sha, prepared_sha = render_and_prepare(
         settings, template, form, state.number, list(state.members), parties, pool)
-    event = ledger.new_event(document_id, "resolved", actor, {
+    event = ledger.new_event(document_id, EventKind.RESOLVED, actor, {
         "field": spec.name, "text": value, "stored": [docx_sha, pdf_sha]},
         revision_before=state.head_revision, revision_after=prepared_sha)
     return report_of(settings, append_checked(settings, state, [event]))

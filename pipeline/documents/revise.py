@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.config import Settings
 from pipeline.documents.create import bind_members, render_and_prepare
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch
 from pipeline.documents.repository import (
     document_events,
@@ -22,7 +23,8 @@ from pipeline.documents.repository import (
     load_state,
     projection,
 )
-from pipeline.documents.state import DECLINED, fold, status_of
+from pipeline.documents.state import Status, fold, status_of
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import Conflict, NotPermitted, NotYourTurn
 from pipeline.forms.manifest import get_template
 from pipeline.forms.numbering import next_version
@@ -33,7 +35,7 @@ from pipeline.render.libreoffice import ConverterPool
 
 def revise_document(settings: Settings, document_id: str, data: Any, actor: str,
                     pool: ConverterPool, bindings: list[tuple[str, str]] | None = None,
-                    admin: bool = False) -> dict[str, Any]:
+                    admin: bool = False) -> DocumentStatus:
     """Make the next version of a declined document from ``data``; return its status.
 
     Its creator (or an administrator) revises it. The parties stay those of the declined
@@ -47,7 +49,7 @@ def revise_document(settings: Settings, document_id: str, data: Any, actor: str,
                            f"only the creator ({old.creator}) or an administrator may revise "
                            "this document")
     status = status_of(old)
-    if status != DECLINED:
+    if status != Status.DECLINED:
         later = f"（已由 {old.superseded_by} 取代）" if old.superseded_by else ""
         raise NotYourTurn(f"只有被拒签的文档可以修订，此文档状态为 {status}{later}",
                           f"only a declined document can be revised; this one is {status}"
@@ -62,17 +64,17 @@ def revise_document(settings: Settings, document_id: str, data: Any, actor: str,
                                                          members, parties, pool)
     new_id = f"doc-{secrets.token_hex(6)}"
     created = [
-        ledger.new_event(new_id, "created", actor, {
+        ledger.new_event(new_id, EventKind.CREATED, actor, {
             "template": template.key, "template_version": template.version,
             "number": number, "form": form, "members": [asdict(m) for m in members],
             "important": old.important, "creator": old.creator, "supersedes": old.id}),
-        ledger.new_event(new_id, "rendered", actor, {"docx": docx_sha,
+        ledger.new_event(new_id, EventKind.RENDERED, actor, {"docx": docx_sha,
                                                      "stored": [docx_sha, pdf_sha]},
                          revision_after=pdf_sha),
-        ledger.new_event(new_id, "prepared", actor, {"fields": [m.field for m in members]},
+        ledger.new_event(new_id, EventKind.PREPARED, actor, {"fields": [m.field for m in members]},
                          revision_before=pdf_sha, revision_after=prepared_sha),
     ]
-    superseded = ledger.new_event(old.id, "superseded", actor, {"by": new_id,
+    superseded = ledger.new_event(old.id, EventKind.SUPERSEDED, actor, {"by": new_id,
                                                                 "number": number})
     old_after = fold([*document_events(settings, old.id), {**superseded, "seq": 0}])
     new_state = fold([{**e, "seq": 0} for e in created])
