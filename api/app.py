@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
 from api import pages, routes
+from api.docs import add_offline_docs
 from api.errors import (
     ApiError,
     api_error_handler,
@@ -78,7 +79,9 @@ async def lifespan(app: FastAPI):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Return the application for ``settings`` (default: from the environment)."""
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,
-                  description="会签 · document generation and per-party e-signatures")
+                  description="会签 · document generation and per-party e-signatures",
+                  docs_url=None, redoc_url=None)
+    add_offline_docs(app)
     app.state.settings = settings or load_settings()
     app.state.login_codes = {}
     app.state.jobs = JobBoard()

@@ -71,6 +71,25 @@ class ReasonRequest(BaseModel):
     reason: str
 
 
+class ResolveRequest(BaseModel):
+    """An issue's result (结果确认), recorded before the responsible department signs."""
+
+    text: str
+
+
+class ReviseRequest(BaseModel):
+    """The changed form of a declined document; the parties stay the same unless named."""
+
+    data: dict[str, Any]
+    parties: list[Binding] | None = None
+
+
+class ReassignRequest(BaseModel):
+    field: str
+    to: str
+    reason: str
+
+
 class SignatureVerdict(BaseModel):
     field: str
     signer: str

@@ -148,6 +148,13 @@ class NotYourTurn(BadInput):
     code = "not_your_turn"
 
 
+class NotPermitted(Forbidden):
+    """The caller's role may take the action, but not on this document: it is not the
+    document's creator, not a party to it, not the one whose step it is (HTTP 403)."""
+
+    code = "not_permitted"
+
+
 class Conflict(OperationFailed):
     """Another signature landed on the document first."""
 
@@ -159,10 +166,6 @@ class ClosureRefused(OperationFailed):
 
 
 
-class NotPermitted(BadInput):
-    """The caller may not do this to this document (not its party, not its creator)."""
-
-    code = "not_permitted"
 
 
 class ResolutionRequired(NotYourTurn):

@@ -146,8 +146,8 @@ def test_reassign_within_the_department(settings, pool):
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool)
     with pytest.raises(BadInput, match="same department"):
-        reassign_step(settings, doc.id, "requester", "lina", "admin", "出差")
-    moved = reassign_step(settings, doc.id, "requester", "zhaomin", "admin", "张伟出差")
+        reassign_step(settings, doc.id, "requester", "lina", "admin:ops", "出差", admin=True)
+    moved = reassign_step(settings, doc.id, "requester", "zhaomin", "zhangwei", "张伟出差")
     assert moved.next[0].party == "zhaomin"
     with pytest.raises(NotYourTurn):
         sign_document(settings, doc.id, "zhangwei", "demo")

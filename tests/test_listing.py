@@ -63,15 +63,15 @@ def documents(settings) -> list[str]:
 
 
 def ids(page) -> list[str]:
-    return [item["id"] for item in page.items]
+    return [item.id for item in page.items]
 
 
 def test_everything_newest_first_with_ended_documents(settings, documents):
     page = list_documents(settings, DocumentQuery())
     assert ids(page) == documents[::-1] and page.total == 5
-    assert {item["status"] for item in page.items} == {"awaiting_signatures", "declined",
+    assert {item.status for item in page.items} == {"awaiting_signatures", "declined",
                                                        "voided"}
-    assert page.items[0]["title"] == "需求确认函"
+    assert page.items[0].title == "需求确认函"
 
 
 def test_filters_combine(settings, documents):

@@ -40,6 +40,13 @@ MEMBERS = ("final.pdf", "certificate-of-completion.pdf", "ledger.json", "trust-r
 
 def export_bundle(settings: Settings, document_id: str, out: Path) -> dict[str, Any]:
     """Write the audit bundle of a closed, archived document to ``out``; return its manifest."""
+    data, manifest = bundle_bytes(settings, document_id)
+    write_atomic(out, data)
+    return manifest
+
+
+def bundle_bytes(settings: Settings, document_id: str) -> tuple[bytes, dict[str, Any]]:
+    """Return the audit bundle (a ZIP) of a closed, archived document and its manifest."""
     state = load_state(settings, document_id)
     if not state.archive:
         raise BadInput("只能导出已关闭归档的文档，请先 close",
@@ -71,8 +78,7 @@ def export_bundle(settings: Settings, document_id: str, out: Path) -> dict[str, 
             archive.writestr(name, data)
         archive.writestr("manifest.json", manifest_bytes)
         archive.writestr("manifest.p7s", signature.dump())
-    write_atomic(out, buffer.getvalue())
-    return manifest
+    return buffer.getvalue(), manifest
 
 
 def _bundle_trust(files: dict[str, bytes], roots_override: bytes | None) -> TrustSettings:

@@ -218,16 +218,18 @@ def void(settings: Settings, document_id: str, party_id: str | None, as_admin: b
 @click.argument("document_id")
 @click.option("--field", required=True, help="The unsigned field (e.g. receiver, supporter-2).")
 @click.option("--to", "to_party", required=True, help="A party of the same department.")
-@click.option("--as", "actor", required=True, help="Who reassigns.")
+@acting_options("The creator, or the party whose step it is.")
 @click.option("--reason", required=True, help="Why.")
 @json_option
 @click.pass_obj
-def reassign(settings: Settings, document_id: str, field: str, to_party: str, actor: str,
-             reason: str, as_json: bool) -> None:
+def reassign(settings: Settings, document_id: str, field: str, to_party: str,
+             party_id: str | None, as_admin: bool, reason: str, as_json: bool) -> None:
     """Give an unsigned step to another party of the same department."""
     from pipeline.documents.steps import reassign_step
 
-    status_out(reassign_step(settings, document_id, field, to_party, actor, reason), as_json)
+    actor, admin = acting(settings, party_id, as_admin)
+    status_out(reassign_step(settings, document_id, field, to_party, actor, reason,
+                             admin=admin), as_json)
 
 
 @click.command()

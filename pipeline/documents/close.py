@@ -17,7 +17,7 @@ from pipeline.documents.repository import (
 )
 from pipeline.documents.state import Status, blocking, status_of
 from pipeline.documents.status import DocumentStatus
-from pipeline.errors import ClosureRefused, OperationFailed
+from pipeline.errors import ClosureRefused, NotYourTurn, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.record import ledger
 from pipeline.record.crashpoints import crash_point
@@ -98,3 +98,14 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     state = append_checked(settings, state, [archived])
     return report_of(settings, state)
 
+
+
+def certificate_of_completion(settings: Settings, document_id: str) -> bytes:
+    """Return the sealed certificate of completion of a closed, archived document."""
+    state = load_state(settings, document_id)
+    if not state.archive:
+        raise NotYourTurn("文档尚未关闭归档，没有完成证明",
+                          f"{document_id} is not closed and archived: it has no certificate "
+                          "of completion yet")
+    store = revision_store(settings)
+    return store.get(json.loads(store.get(state.archive))["certificate_of_completion"])

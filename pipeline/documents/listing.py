@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+
+from pydantic import BaseModel
 
 from pipeline.config import Settings
 from pipeline.documents.repository import report_of
@@ -21,6 +22,7 @@ from pipeline.documents.state import (
     state_from_json,
     status_of,
 )
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput
 from pipeline.forms.manifest import get_template, list_templates
 from pipeline.people.parties import list_parties
@@ -65,11 +67,18 @@ class DocumentQuery:
         return self
 
 
-@dataclass(frozen=True)
-class DocumentPage:
-    """One page of the list: its documents' status reports and how many match in all."""
+class ListedDocument(DocumentStatus):
+    """A document's status in the list, with its template's title and when it last
+    changed (UTC)."""
 
-    items: list[dict[str, Any]]
+    title: str
+    updated_at: str
+
+
+class DocumentPage(BaseModel):
+    """One page of the list, and how many documents match in all."""
+
+    items: list[ListedDocument]
     total: int
     limit: int
     offset: int
@@ -130,6 +139,7 @@ def list_documents(settings: Settings, query: DocumentQuery,
     found.sort(key=column, reverse=query.sort.startswith("-"))
     page = found[query.offset:query.offset + query.limit]
     titles = {template.key: template.title_zh for template in list_templates()}
-    items = [{**report_of(settings, state).as_json(), "title": titles.get(state.template, ""),
-              "updated_at": updated} for state, updated in page]
+    items = [ListedDocument(**dict(report_of(settings, state)),
+                            title=titles.get(state.template, ""), updated_at=updated)
+             for state, updated in page]
     return DocumentPage(items=items, total=len(found), limit=query.limit, offset=query.offset)

@@ -78,8 +78,9 @@ def void_document(settings: Settings, document_id: str, actor: str,
 
 
 def reassign_step(settings: Settings, document_id: str, field: str, to_party: str,
-                  actor: str, reason: str) -> DocumentStatus:
-    """Give an unsigned step to another party of the same department, recording who and why.
+                  actor: str, reason: str, admin: bool = False) -> DocumentStatus:
+    """Give an unsigned step to another party of the same department, recording who and why:
+    the document's creator, the party whose step it is, or an administrator may.
 
     The rendered signature row keeps the first party's name; the signature stamp and the
     ledger show who actually signed.
@@ -89,6 +90,10 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     member = next((m for m in state.members if m.field == field), None)
     if member is None:
         raise BadInput(f"文档没有签字栏 {field!r}", f"the document has no field {field!r}")
+    if not admin and actor not in (state.creator, member.party):
+        raise NotPermitted(f"只有创建者、{member.party} 本人或管理员可以转交此签字步骤",
+                           f"only the creator, {member.party} or an administrator may "
+                           "reassign this step")
     if field in state.signed or status_of(state) != Status.AWAITING:
         raise NotYourTurn(f"签字栏 {field} 已签或文档已结束",
                           f"field {field} is signed or the document is no longer open")
