@@ -107,9 +107,13 @@ def test_a_party_never_sees_another_partys_document(web):
 
 def test_form_to_data_builds_lists_tables_and_objects():
     template = get_template("progress_sync")
-    data = form_to_data(template, {"project": " 官网 ", "support_requests":
-                                   "市场部 | 确认 | 2024-05-25\n\n产品部 | 评审 | 2024-05-26",
-                                   "risks": ""})
+    # The grid posts one input per cell (field.ROW.column); an empty row is left out.
+    data = form_to_data(template, {
+        "project": " 官网 ", "risks": "",
+        "support_requests.0.dept": "市场部", "support_requests.0.content": "确认",
+        "support_requests.0.due": "2024-05-25", "support_requests.1.dept": "",
+        "support_requests.2.dept": "产品部", "support_requests.2.content": "评审",
+        "support_requests.2.due": "2024-05-26"})
     assert data == {"project": "官网", "support_requests": [
         {"dept": "市场部", "content": "确认", "due": "2024-05-25"},
         {"dept": "产品部", "content": "评审", "due": "2024-05-26"}]}
@@ -123,9 +127,10 @@ def test_progress_action_items_and_review_pages(web):
     sign_in(client, create_token(settings, "admin", label="ops3"))
     created = client.post("/templates/meeting_minutes/new", data={
         "topic": "周会", "start": "2024-05-21T14:00", "end": "2024-05-21T15:00",
-        "location": "线上", "attendees": "李娜 | 产品部", "agenda": "进度",
-        "discussion": "无分歧", "resolutions": "继续", "action_items":
-        "输出文档 | 李娜 | 2024-05-22", "distribution": "全员", "archive_folder": "纪要",
+        "location": "线上", "attendees.0.name": "李娜", "attendees.0.dept": "产品部",
+        "agenda": "进度", "discussion": "无分歧", "resolutions": "继续",
+        "action_items.0.task": "输出文档", "action_items.0.owner": "李娜",
+        "action_items.0.due": "2024-05-22", "distribution": "全员", "archive_folder": "纪要",
         "role:host": "zhangwei", "role:attendee": "lina"}, follow_redirects=False)
     assert created.status_code == 303, created.text
     path = created.headers["location"]

@@ -49,7 +49,7 @@ def open_ids(settings: Settings) -> set[str]:
 
 def unresolved_issue(settings: Settings, pool) -> str:
     form = example("issue_tracking")
-    form.result_confirmation = ""
+    form["result_confirmation"] = ""
     return create_document(settings, "issue_tracking", form,
                            [("responsible", "wangqiang"), ("reporter", "liuyang")], pool,
                            actor="liuyang").id

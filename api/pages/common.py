@@ -11,8 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from api.deps import OnDocument, settings_of
+from api.pages import labels
+from pipeline.documents.notify import unsent_notices
 from pipeline.errors import Forbidden, UnknownDocument
-from pipeline.people.access import Principal, principal_for
+from pipeline.people.access import Principal, Role, principal_for
+from pipeline.people.parties import list_parties
 from pipeline.people.policy import Action, authorize, may, require
 
 COOKIE = "countersign_token"
@@ -41,9 +44,31 @@ def page(request: Request, name: str, title: str, status_code: int = 200,
     def can(action: str) -> bool:
         return principal is not None and may(principal, Action(action))
 
+    settings = settings_of(request)
+    people = {party.id: party for party in list_parties(settings)}
+
+    def person(party_id: str) -> str:
+        """李娜（产品部）for a party, 管理员 for an administrator, the id otherwise."""
+        if party_id in people:
+            return f"{people[party_id].name}（{people[party_id].dept}）"
+        if party_id.startswith("admin:"):
+            return t("管理员", "administrator") + f" {party_id[6:]}"
+        return {"system": t("系统", "system"), "follow-up": t("跟进", "follow-up"),
+                "cli": t("命令行", "command line")}.get(party_id, party_id)
+
+    done = labels.DONE.get(request.query_params.get("done", ""))
+    mail_failing = (principal is not None and principal.role is Role.ADMIN
+                    and unsent_notices(settings))
     response = templates.TemplateResponse(request, name, {
         "title": title, "lang": lang, "t": t, "can": can, "principal": principal,
-        "flash": context.pop("flash", None), **context}, status_code=status_code)
+        "person": person, "people": people,
+        "status_label": lambda s: labels.status_label(s, lang),
+        "event_label": lambda k: labels.event_label(k, lang),
+        "role_label": lambda key, role: labels.role_label(key, role, lang),
+        "when": lambda value, seconds=False: labels.when(value, settings.zone, seconds),
+        "flash": context.pop("flash", None),
+        "notice": labels.pick(done, lang) if done else None,
+        "mail_failing": mail_failing, **context}, status_code=status_code)
     if "lang" in request.query_params:
         response.set_cookie("lang", lang, samesite="lax")
     return response
