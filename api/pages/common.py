@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -79,7 +80,18 @@ class SignInNeeded(Exception):
 
 
 async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
+    """Send the visitor to sign in, and back to the page it asked for afterwards (the mail
+    link of a document to sign)."""
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
+
+
+def local_path(target: str | None) -> str:
+    """Return ``target`` if it is a path on this site, else the start page."""
+    if target and target.startswith("/") and not target.startswith("//") \
+            and "\\" not in target:
+        return target
+    return "/"
 
 
 def signed_in(request: Request) -> Principal:

@@ -146,6 +146,7 @@ def document_page(request: Request, principal: Principal, document_id: str,
                 events=events, actions=actions, open_items=open_items,
                 reassignable=reassignable, colleagues=colleagues, linked=linked,
                 form_values=state.form,
+                focus=request.query_params.get("focus") == "sign" and "sign" in actions,
                 pages=range(1, page_count(settings, document_id) + 1), flash=flash)
 
 

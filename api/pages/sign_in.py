@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import settings_of
-from api.pages.common import COOKIE, page
+from api.pages.common import COOKIE, local_path, page
 from pipeline.outbound.mail import Mail, MailFailed, send
 from pipeline.people.access import Role, create_token, principal_for
 from pipeline.people.parties import list_parties
@@ -18,23 +18,23 @@ LINK_LIFETIME_S = 15 * 60
 router = APIRouter()
 
 
-def _signed_in_as(token: str) -> Response:
-    response = RedirectResponse("/", status_code=303)
+def _signed_in_as(token: str, target: str = "/") -> Response:
+    response = RedirectResponse(local_path(target), status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="lax")
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> HTMLResponse:
-    return page(request, "login.html", "登录 / Sign in")
+def login_form(request: Request, next: str = "/") -> HTMLResponse:
+    return page(request, "login.html", "登录 / Sign in", next=local_path(next))
 
 
 @router.post("/login")
-def login(request: Request, token: str = Form(...)) -> Response:
+def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:
     if principal_for(settings_of(request), token) is None:
         return page(request, "login.html", "登录 / Sign in", 401,
-                    flash="令牌无效 / invalid token")
-    return _signed_in_as(token)
+                    flash="令牌无效 / invalid token", next=local_path(next))
+    return _signed_in_as(token, next)
 
 
 @router.post("/login/link")

@@ -25,7 +25,7 @@ from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import Status, due_time, next_members, unmet_requirements
 from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import get_template
-from pipeline.outbound.mail import Mail, MailFailed, document_link, send
+from pipeline.outbound.mail import Mail, MailFailed, send, signing_link
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
 
@@ -69,7 +69,7 @@ def _follow_document(settings: Settings, document_id: str,
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     started = datetime.fromisoformat(state.step_started_at or state.created_at)
-    link = document_link(settings, document_id)
+    link = signing_link(settings, document_id)
     actions = []
     for member in next_members(state):
         role = roles[member.role]

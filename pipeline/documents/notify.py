@@ -18,7 +18,7 @@ from pipeline.documents.state import (
     next_members,
 )
 from pipeline.errors import BadInput
-from pipeline.outbound.mail import Mail, MailFailed, document_link, send
+from pipeline.outbound.mail import Mail, MailFailed, send, signing_link
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
 
@@ -61,7 +61,7 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
         mail = Mail((party.email, *cc), f"[会签] 请签署 {state.number} / please sign",
                     f"{party.name}，您好：\n请审阅并签署文档 {state.number}。\n"
                     f"Please review and sign {state.number}.\n"
-                    f"{document_link(settings, document_id)}\n")
+                    f"{signing_link(settings, document_id)}\n")
         try:
             state = mail_and_record(settings, state, EventKind.SENT, member, mail)
         except MailFailed as exc:

@@ -26,6 +26,11 @@ def document_link(settings: Settings, document_id: str) -> str:
     return f"{settings.base_url.rstrip('/')}/documents/{document_id}"
 
 
+def signing_link(settings: Settings, document_id: str) -> str:
+    """Return the link a signer's mail carries: the document page's focused signing view."""
+    return f"{document_link(settings, document_id)}?focus=sign"
+
+
 def send(settings: Settings, mail: Mail) -> str:
     """Send ``mail``; return its Message-ID. MailFailed names an unreachable relay."""
     message = EmailMessage()
