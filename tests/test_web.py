@@ -36,7 +36,8 @@ def test_pages_need_sign_in(web):
     _, client = web
     client.cookies.clear()
     response = client.get("/", follow_redirects=False)
-    assert response.status_code == 303 and response.headers["location"] == "/login"
+    # Sent to sign in, and back to the page asked for afterwards.
+    assert response.status_code == 303 and response.headers["location"] == "/login?next=%2F"
     assert "登录" in client.get("/login").text
     assert client.post("/login", data={"token": "nope"}).status_code == 401
 
@@ -71,19 +72,25 @@ def test_create_form_validation_and_document_page(web):
     form = client.get("/templates/requirement_confirmation/new")
     assert "需求背景与目标" in form.text and "Background and goal" in form.text
     bad = client.post("/templates/requirement_confirmation/new", data={
-        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "",
-        "details": "积分规则", "expected_delivery": "2024-13-40", "priority": "高",
+        "requester.dept": "市场部", "requester.name": "张伟", "receiver.dept": "产品部",
+        "receiver.name": "李娜", "background": "", "details": "积分规则",
+        "expected_delivery": "2024-13-40", "priority": "高",
         "role:requester": "zhangwei", "role:receiver": "lina"})
     assert bad.status_code == 422
-    assert "background: 缺少必填字段" in bad.text and "expected_delivery: 日期格式错误" in bad.text
+    # Messages use the field's label; what was typed and chosen stays in the form.
+    assert "需求背景与目标：缺少必填字段" in bad.text and "期望交付时间：日期格式错误" in bad.text
+    assert 'value="张伟"' in bad.text and 'value="2024-13-40"' in bad.text
+    assert '<option value="lina" selected>' in bad.text
     good = client.post("/templates/requirement_confirmation/new", data={
-        "requester": "市场部 | 张伟 | 经理", "receiver": "产品部 | 李娜",
+        "requester.dept": "市场部", "requester.name": "张伟", "requester.title": "经理",
+        "receiver.dept": "产品部", "receiver.name": "李娜",
         "background": "提升留存", "details": "积分规则\n兑换商品", "expected_delivery":
         "2024-06-30", "priority": "高", "role:requester": "zhangwei",
         "role:receiver": "lina"}, follow_redirects=False)
     assert good.status_code == 303
     page = client.get(good.headers["location"])
-    assert "需求确认函" in page.text and "awaiting_signatures" in page.text
+    assert "需求确认函" in page.text and 'data-status="awaiting_signatures"' in page.text
+    assert "文档已创建" in page.text and "张伟（市场部）" in page.text
     assert 'src="/documents/' in page.text
     image = client.get(re.search(r'src="(/documents/[^"]+\.png[^"]*)"', page.text).group(1))
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
@@ -95,10 +102,11 @@ def test_a_party_never_sees_another_partys_document(web):
     client.cookies.clear()
     sign_in(client, create_token(settings, "admin", label="ops2"))
     created = client.post("/templates/requirement_confirmation/new", data={
-        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "x",
+        "requester.dept": "市场部", "requester.name": "张伟", "receiver.dept": "产品部",
+        "receiver.name": "李娜", "background": "x",
         "details": "a", "expected_delivery": "2024-06-30", "priority": "中",
         "role:requester": "zhangwei", "role:receiver": "lina"}, follow_redirects=False)
-    path = created.headers["location"]
+    path = created.headers["location"].split("?")[0]
     client.cookies.clear()
     sign_in(client, create_token(settings, "party", "wangqiang"))
     assert client.get(path).status_code == 404
@@ -133,7 +141,7 @@ def test_progress_action_items_and_review_pages(web):
         "action_items.0.due": "2024-05-22", "distribution": "全员", "archive_folder": "纪要",
         "role:host": "zhangwei", "role:attendee": "lina"}, follow_redirects=False)
     assert created.status_code == 303, created.text
-    path = created.headers["location"]
+    path = created.headers["location"].split("?")[0]
     page = client.get(path).text
     assert 'id="action-done"' in page and "输出文档" in page
     done = client.post(f"{path}/action-done", data={"item": "1"}, follow_redirects=False)
