@@ -11,8 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import OnDocument, settings_of
+from api.gate import client_of
 from api.pages.common import on_document, page, refusal, signed_in
-from api.pages.forms import form_page, form_to_data, labelled, posted_bindings
+from api.pages.forms import chosen_parties, form_page, form_to_data, labelled, role_bindings
 from api.workers import in_signer_process, pool_of
 from pipeline.audit.bundle import bundle_bytes
 from pipeline.documents.close import certificate_of_completion, close_document
@@ -42,6 +43,7 @@ from pipeline.forms.manifest import get_template, list_templates
 from pipeline.people.access import Principal, Role
 from pipeline.people.parties import list_parties
 from pipeline.people.policy import Action, may, party_filter, seen_document
+from pipeline.people.throttle import TooManyAttempts, security_events
 
 router = APIRouter()
 
@@ -53,8 +55,11 @@ def home(request: Request, principal: Principal = Depends(signed_in)) -> HTMLRes
     if principal.role is Role.PARTY:
         waiting = sorted(((d, n) for d in documents for n in d.waiting_for(principal.party)),
                          key=lambda pair: pair[1].due)
+    notices = security_events(settings_of(request), principal.party) \
+        if principal.role is Role.PARTY else []
     return page(request, "home.html", "会签 / Countersign", documents=documents,
-                waiting=waiting, titles={t.key: t.title_zh for t in list_templates()})
+                waiting=waiting, titles={t.key: t.title_zh for t in list_templates()},
+                notices=notices)
 
 
 @router.get("/documents", response_class=HTMLResponse)
@@ -181,8 +186,12 @@ async def _act(request: Request, allowed: OnDocument, done: str, run) -> Respons
     try:
         await run()
     except KNOWN_ERRORS as exc:
-        return await run_in_threadpool(document_page, request, allowed.principal,
-                                       allowed.state.id, str(exc), 400)
+        status = 429 if isinstance(exc, TooManyAttempts) else 400
+        response = await run_in_threadpool(document_page, request, allowed.principal,
+                                           allowed.state.id, str(exc), status)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return RedirectResponse(f"/documents/{allowed.state.id}?done={done}", status_code=303)
 
 
@@ -195,7 +204,7 @@ async def web_sign(request: Request, passphrase: str = Form(...), revision: str 
                    allowed: OnDocument = on_document(Action.SIGN)) -> Response:
     return await _act(request, allowed, "signed", lambda: in_signer_process(
         request.app, sign_document, settings_of(request), allowed.state.id,
-        allowed.principal.party, passphrase, revision or None))
+        allowed.principal.party, passphrase, revision or None, client_of(request)))
 
 
 @router.post("/documents/{document_id}/upload")
@@ -203,13 +212,15 @@ async def web_upload(request: Request, file: UploadFile = File(...),
                      allowed: OnDocument = on_document(Action.UPLOAD)) -> Response:
     settings = settings_of(request)
     limit = settings.max_upload_bytes
-    data = await file.read(limit + 1)
+    data = await file.read(limit + 1)  # the body limit already cut the stream at its size
     if len(data) > limit:
         exc = UploadRejected("文件过大", f"the file is too large (limit {limit})")
         return await run_in_threadpool(document_page, request, allowed.principal,
                                        allowed.state.id, str(exc), 413)
-    return await _act(request, allowed, "uploaded", _in_thread(
-        upload_countersigned, settings, allowed.state.id, allowed.principal.party, data))
+    # Checking an upload parses and validates an outsider's PDF: a signer process's work.
+    return await _act(request, allowed, "uploaded", lambda: in_signer_process(
+        request.app, upload_countersigned, settings, allowed.state.id,
+        allowed.principal.party, data))
 
 
 def _confirmed(confirm: str) -> None:
@@ -264,8 +275,8 @@ def revise_form(request: Request, allowed: OnDocument = on_document(Action.REVIS
     chosen: dict[str, list[str]] = {}
     for member in state.members:
         chosen.setdefault(member.role, []).append(member.party)
-    return form_page(request, get_template(state.template), values=state.form,
-                     chosen=chosen, revising=state)
+    return form_page(request, get_template(state.template), allowed.principal,
+                     values=state.form, chosen=chosen, revising=state)
 
 
 @router.post("/documents/{document_id}/revise")
@@ -275,18 +286,19 @@ async def web_revise(request: Request, allowed: OnDocument = on_document(Action.
     template = get_template(state.template)
     form = await request.form()
     data = form_to_data(template, form)
-    bindings = posted_bindings(template, form)
-    chosen = {role.key: [p for r, p in bindings if r == role.key] for role in template.roles}
+    bindings = role_bindings(template, form)
+    chosen = chosen_parties(template, bindings)
     try:
         pool = await run_in_threadpool(pool_of, request)
         report = await run_in_threadpool(
             revise_document, settings_of(request), state.id, data, allowed.principal.actor,
             pool, bindings or None, allowed.principal.role is Role.ADMIN)
     except ValidationFailed as exc:
-        return form_page(request, template, 422, data,
+        return form_page(request, template, allowed.principal, 422, data,
                          [labelled(template, p) for p in exc.problems], chosen, revising=state)
     except KNOWN_ERRORS as exc:
-        return form_page(request, template, 400, data, [str(exc)], chosen, revising=state)
+        return form_page(request, template, allowed.principal, 400, data, [str(exc)], chosen,
+                         revising=state)
     return RedirectResponse(f"/documents/{report.id}?done=revised", status_code=303)
 
 

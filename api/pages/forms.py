@@ -17,7 +17,7 @@ from pipeline.errors import KNOWN_ERRORS, FieldProblem, ValidationFailed
 from pipeline.forms.manifest import Template, get_template, list_templates
 from pipeline.people.access import Principal
 from pipeline.people.parties import list_parties
-from pipeline.people.policy import Action
+from pipeline.people.policy import Action, may
 
 router = APIRouter()
 CREATOR = permitted(Action.CREATE_DOCUMENT)
@@ -76,24 +76,39 @@ def labelled(template: Template, problem: FieldProblem) -> str:
     return f"{where}：{problem.zh} / {spec.label_en}: {problem.en}"
 
 
-def form_page(request: Request, template: Template, status_code: int = 200,
-              values: dict | None = None, problems: list[str] | None = None,
+def _directory(request: Request, principal: Principal) -> list | None:
+    """Return the parties to choose from: every one for those who may list them (admins,
+    auditors); None for a party, who types the ids it knows — the form must not hand any
+    party the whole directory of names, departments and addresses."""
+    return list_parties(settings_of(request)) if may(principal, Action.LIST_PARTIES) else None
+
+
+def form_page(request: Request, template: Template, principal: Principal,
+              status_code: int = 200, values: dict | None = None,
+              problems: list[str] | None = None,
               chosen: dict[str, list[str]] | None = None, **context: Any) -> HTMLResponse:
     """Return the form of ``template`` filled with ``values`` and the ``chosen`` parties."""
     return page(request, "new.html", template.title_zh, status_code, template=template,
-                parties=list_parties(settings_of(request)), values=values or {},
+                parties=_directory(request, principal), values=values or {},
                 problems=problems or [], chosen=chosen or {}, **context)
 
 
-def posted_bindings(template: Template, form) -> list[tuple[str, str]]:
+def chosen_parties(template: Template, bindings: list[tuple[str, str]]) -> dict[str, list[str]]:
+    return {role.key: [p for r, p in bindings if r == role.key] for role in template.roles}
+
+
+def role_bindings(template: Template, form) -> list[tuple[str, str]]:
+    """Return (role, party id) pairs from the form: chosen from the list, or typed (several
+    ids of a parallel group separated by commas or spaces)."""
     return [(role.key, party) for role in template.roles
-            for party in form.getlist(f"role:{role.key}") if party]
+            for value in form.getlist(f"role:{role.key}")
+            for party in str(value).replace(",", " ").split()]
 
 
 @router.get("/templates/{key}/new", response_class=HTMLResponse)
 def new_document_form(request: Request, key: str, principal: Principal = CREATOR
                       ) -> HTMLResponse:
-    return form_page(request, get_template(key))
+    return form_page(request, get_template(key), principal)
 
 
 @router.post("/templates/{key}/new")
@@ -102,15 +117,15 @@ async def new_document(request: Request, key: str, principal: Principal = CREATO
     template = get_template(key)
     form = await request.form()
     data = form_to_data(template, form)
-    bindings = posted_bindings(template, form)
-    chosen = {role.key: [p for r, p in bindings if r == role.key] for role in template.roles}
+    bindings = role_bindings(template, form)
+    chosen = chosen_parties(template, bindings)
     try:
         pool = await run_in_threadpool(pool_of, request)
         report = await run_in_threadpool(create_document, settings_of(request), key, data,
                                          bindings, pool, principal.actor)
     except ValidationFailed as exc:
-        return form_page(request, template, 422, data,
+        return form_page(request, template, principal, 422, data,
                          [labelled(template, p) for p in exc.problems], chosen)
     except KNOWN_ERRORS as exc:
-        return form_page(request, template, 400, data, [str(exc)], chosen)
+        return form_page(request, template, principal, 400, data, [str(exc)], chosen)
     return RedirectResponse(f"/documents/{report.id}?done=created", status_code=303)
