@@ -235,7 +235,9 @@ def test_a_page_on_another_port_cannot_decline_for_the_signed_in_party(settings,
     blind = client.post(f"/documents/{doc}/decline", data={"reason": "不同意"})
     assert blind.status_code == 403
     assert "declined" not in event_kinds(settings, doc)
-    honest = post_form(client, f"/documents/{doc}/decline", {"reason": "不同意"},
+    # The page's own form, with its confirmation box ticked.
+    honest = post_form(client, f"/documents/{doc}/decline", {"reason": "不同意",
+                                                              "confirm": "yes"},
                        follow_redirects=False)
     assert honest.status_code == 303 and "declined" in event_kinds(settings, doc)
 
