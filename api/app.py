@@ -119,9 +119,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(BodyTooLarge, body_too_large_handler)
     app.add_exception_handler(pages.SignInNeeded, pages.sign_in_first)
     app.add_exception_handler(pages.PageRefused, pages.refused_page)
-    app.add_exception_handler(CountersignError, countersign_error_handler)
-    app.add_exception_handler(SigningError, countersign_error_handler)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(RequestValidationError, request_validation_handler)
-    app.add_exception_handler(Exception, unexpected_error_handler)
+    # The API answers JSON; a page answers an HTML page with the same status and message.
+    app.add_exception_handler(CountersignError, pages.as_page(countersign_error_handler))
+    app.add_exception_handler(SigningError, pages.as_page(countersign_error_handler))
+    app.add_exception_handler(ApiError, pages.as_page(api_error_handler))
+    app.add_exception_handler(RequestValidationError,
+                              pages.as_page(request_validation_handler))
+    app.add_exception_handler(Exception, pages.as_page(unexpected_error_handler))
     return app

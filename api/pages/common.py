@@ -11,6 +11,7 @@ the token is even looked at.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,28 @@ class PageRefused(Exception):
 async def refused_page(request: Request, error: Exception) -> HTMLResponse:
     assert isinstance(error, PageRefused)
     return page(request, "error.html", str(error.status), error.status, flash=error.message)
+
+
+#: Paths that answer JSON whatever happens: the REST API and the OpenAPI documents.
+JSON_PATHS = ("/api/", "/openapi.json")
+
+
+def as_page(json_handler):
+    """Return an exception handler that answers like ``json_handler`` on the API and with
+    an HTML page (the same message and status) everywhere else: a browser never gets JSON."""
+    async def handle(request: Request, error: Exception):
+        response = await json_handler(request, error)
+        if request.url.path.startswith(JSON_PATHS):
+            return response
+        body = json.loads(response.body)
+        lines = [body.get("message", "")] + [
+            f"{item.get('field')}: {item.get('zh')}" for item in body.get("problems", [])]
+        try:
+            return page(request, "error.html", str(response.status_code),
+                        response.status_code, flash="\n".join(filter(None, lines)))
+        except Exception:  # noqa: BLE001 - a page that cannot render falls back to JSON
+            return response
+    return handle
 
 
 def refusal(error: Forbidden | UnknownDocument) -> PageRefused:
