@@ -62,4 +62,6 @@ def test_the_document_list_names_people_and_times_in_one_zone(settings, client):
     assert "awaiting signatures" in english
     page = client.get(f"/documents/{doc}?lang=zh").text
     assert "创建" in page and "设置签字栏" in page  # ledger events in words
+    blocking = page.split('id="blocking"')[1].split("</ul>")[0]
+    assert "王强" in blocking and "wangqiang" not in blocking  # people by name
     assert not re.search(r"\d{4}-\d{2}-\d{2}T\d", page)

@@ -12,6 +12,7 @@ the token is even looked at.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,18 @@ def page(request: Request, name: str, title: str, status_code: int = 200,
         return {"system": t("系统", "system"), "follow-up": t("跟进", "follow-up"),
                 "cli": t("命令行", "command line")}.get(party_id, party_id)
 
+    def named(text: str) -> str:
+        """``text`` (a blocking reason) with each party id in it replaced by the name."""
+        return re.sub(r"(?<![\w.-])([a-z0-9][a-z0-9._-]*)(?![\w.-])",
+                      lambda m: people[m.group(1)].name if m.group(1) in people
+                      else m.group(1), text)
+
     done = labels.DONE.get(request.query_params.get("done", ""))
     mail_failing = (principal is not None and principal.role is Role.ADMIN
                     and undelivered_mail(settings))
     response = templates.TemplateResponse(request, name, {
         "title": title, "lang": lang, "t": t, "can": can, "principal": principal,
-        "csrf_field": csrf_field, "person": person,
+        "csrf_field": csrf_field, "person": person, "named": named,
         "people": people if principal is not None and may(principal, Action.LIST_PARTIES)
         else {},
         "status_label": lambda s: labels.status_label(s, lang),
