@@ -200,13 +200,10 @@ def test_list_search_resolve_revise_and_void_in_a_browser(server, shots):
         assert "须先填写结果确认" in page.inner_text("#signed")
         context.close()
 
-        # The responsible department arrives from its mail link: it signs in and lands on
-        # the focused signing view. It cannot sign before recording the result; then it can.
-        context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
-        page = context.new_page()
+        # The responsible department follows its mail link to the focused signing view.
+        # It cannot sign before recording the result; then it can.
+        context, page = session("wangqiang")
         page.goto(f"{issue_url}?focus=sign")
-        page.fill("#token", tokens["wangqiang"])
-        page.click("form[action='/login'] button")
         page.wait_for_selector("#focused")
         assert "责任部门" in page.inner_text("#focused")
         page.screenshot(path=str(shots / "7b-focused-signing.png"), full_page=True)
