@@ -25,7 +25,7 @@ from tests.support.web import sign_in as web_sign_in
 WRITES = {Action.ADD_PARTY, Action.CREATE_DOCUMENT, Action.SIGN, Action.UPLOAD,
           Action.DECLINE, Action.VOID, Action.CLOSE, Action.ADD_PROGRESS,
           Action.MARK_ACTION_DONE, Action.BULK, Action.REASSIGN, Action.RESOLVE,
-          Action.REVISE}
+          Action.REVISE, Action.HOLD}
 MISSING = "doc-000000000000"
 
 ADMIN = Principal(Role.ADMIN, None, "ops")

@@ -112,6 +112,8 @@ def print_status(report: DocumentStatus) -> None:
         click.echo(f"  supersedes {report.supersedes}")
     if report.superseded_by:
         click.echo(f"  superseded by {report.superseded_by}")
+    if report.legal_hold:
+        click.echo("  ⚖ 法律保全 / legal hold: kept past its retention date until lifted")
 
 
 def status_out(report: DocumentStatus, as_json: bool) -> None:

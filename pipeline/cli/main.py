@@ -7,6 +7,7 @@ line per problem, never a traceback).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,9 @@ class CountersignGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None) -> None:
     """Countersign: formal documents from templates, signed by every party in turn."""
+    # pyHanko logs every certificate it cannot trust with a traceback; the verdicts printed
+    # here already name those problems, and stderr is kept for one line per error.
+    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     ctx.obj = load_settings(data_dir)
 
 

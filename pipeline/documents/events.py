@@ -29,6 +29,8 @@ class EventKind(StrEnum):
     SUPERSEDED = "superseded"  # a declined document revised into a new one
     CLOSED = "closed"
     ARCHIVED = "archived"
+    HOLD_SET = "hold-set"
+    HOLD_LIFTED = "hold-lifted"
     VERIFIED = "verified"
 
 

@@ -75,6 +75,7 @@ class DocumentState:
     important: bool = False
     supersedes: str | None = None  # the declined document this one revises
     superseded_by: str | None = None  # the revision that replaced this one
+    legal_hold: bool = False
 
 
 def fold(events: list[dict]) -> DocumentState:
@@ -114,6 +115,8 @@ def fold(events: list[dict]) -> DocumentState:
             state = replace(state, closed_at=event["at"])
         elif kind == EventKind.ARCHIVED:
             state = replace(state, archive=data["package"])
+        elif kind in (EventKind.HOLD_SET, EventKind.HOLD_LIFTED):
+            state = replace(state, legal_hold=kind == EventKind.HOLD_SET)
         elif kind == EventKind.REASSIGNED:
             state = replace(state, members=tuple(
                 replace(m, party=data["to"]) if m.field == data["field"] else m

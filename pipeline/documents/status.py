@@ -87,6 +87,7 @@ class DocumentStatus(BaseModel):
     # A revision of a declined document names the one it replaces; that one names it back.
     supersedes: str | None = None
     superseded_by: str | None = None
+    legal_hold: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """Return the status as the JSON of the data contract."""
@@ -128,4 +129,5 @@ def status_report(state: DocumentState, template: Template, zone: tzinfo,
         action_items_done=sorted(state.action_items_done),
         started=shown(started), creator=state.creator,
         created_at=shown(datetime.fromisoformat(state.created_at)),
-        supersedes=state.supersedes, superseded_by=state.superseded_by)
+        supersedes=state.supersedes, superseded_by=state.superseded_by,
+        legal_hold=state.legal_hold)

@@ -1,10 +1,10 @@
 """Who may see and do what: the one definition the REST routes and the web pages both ask.
 
-Roles: ``admin`` (parties, create, void, close, bulk), ``party`` (sees only the documents it
-created or signs; signs, uploads or declines only its own step, voids or revises only what
-it created, resolves only an issue it is responsible for: the use cases check whose step or
-document it is), ``auditor`` (sees and verifies everything, never writes). The health check and
-the template list are public; everything else needs a principal.
+Roles: ``admin`` (parties, create, void, close, legal hold, bulk), ``party`` (sees only the
+documents it created or signs; signs, uploads or declines only its own step, voids or revises
+only what it created, resolves only an issue it is responsible for: the use cases check
+whose step or document it is), ``auditor`` (sees and verifies everything, never writes). The
+health check and the template list are public; everything else needs a principal.
 
 A document the caller may not see answers exactly like one that does not exist
 (:meth:`UnknownDocument.named`), so no one learns that another party's document exists.
@@ -56,6 +56,7 @@ class Action(StrEnum):
     REASSIGN = "reassign"
     RESOLVE = "resolve"
     REVISE = "revise"
+    HOLD = "hold"
     ADD_PROGRESS = "add_progress"
     MARK_ACTION_DONE = "mark_action_done"
     VERIFY_DOCUMENT = "verify_document"
@@ -88,6 +89,7 @@ RULES: dict[Action, Rule] = {
     Action.REASSIGN: Rule(_WRITERS, Scope.SEEN),
     Action.RESOLVE: Rule(_WRITERS, Scope.SEEN),
     Action.REVISE: Rule(_WRITERS, Scope.SEEN),
+    Action.HOLD: Rule(_ADMIN, Scope.SEEN),
     Action.ADD_PROGRESS: Rule(_WRITERS, Scope.SEEN),
     Action.MARK_ACTION_DONE: Rule(_WRITERS, Scope.SEEN),
     Action.VERIFY_DOCUMENT: Rule(_READERS, Scope.AUDIT),
