@@ -18,6 +18,7 @@ import click
 
 from pipeline.audit.bundle import export_bundle, verify_bundle
 from pipeline.audit.review import review, review_chart, review_csv
+from pipeline.audit.sqlite_export import export_sqlite
 from pipeline.audit.verify import report_html, verify_bytes, verify_document
 from pipeline.config import Settings, load_settings
 from pipeline.documents.close import close_document
@@ -610,15 +611,33 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
 
 
 @main.command("export")
-@click.argument("document_id")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The bundle to write (.zip).")
+@click.argument("document_ids", metavar="[DOC_ID]...", nargs=-1)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the audit bundle (.zip) of one closed document.")
+@click.option("--sqlite", "sqlite_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the audit database (SQLite, for Datasette) of the documents named "
+                   "or created between --since and --until.")
+@click.option("--since", help="With --sqlite: first creation date (ISO), inclusive.")
+@click.option("--until", help="With --sqlite: last creation date (ISO), inclusive.")
 @json_option
 @click.pass_obj
-def export_cmd(settings: Settings, document_id: str, out: Path, as_json: bool) -> None:
-    """Write a self-contained audit bundle of a closed document."""
-    manifest = export_bundle(settings, document_id, out)
-    _emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+def export_cmd(settings: Settings, document_ids: tuple[str, ...], out: Path | None,
+               sqlite_out: Path | None, since: str | None, until: str | None,
+               as_json: bool) -> None:
+    """Write a self-contained audit bundle of a closed document, or an audit database."""
+    if (out is None) == (sqlite_out is None):
+        raise BadInput("请给出 --out 或 --sqlite 之一", "give --out BUNDLE or --sqlite OUT.db")
+    if out is not None:
+        if len(document_ids) != 1 or since or until:
+            raise BadInput("--out 只导出一个文档的审计包",
+                           "--out writes the bundle of exactly one document (no --since/--until)")
+        manifest = export_bundle(settings, document_ids[0], out)
+        _emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+        return
+    summary = export_sqlite(settings, sqlite_out, document_ids, since, until)
+    tables = summary["tables"]
+    _emit(summary) if as_json else click.echo(
+        f"{tables['documents']} documents, {tables['events']} events → {sqlite_out}")
 
 
 @main.command("verify-bundle")
