@@ -214,8 +214,8 @@ def write_audit_database(path: Path, records: list[DocumentRecord], parties: lis
                            ("events", events), ("signatures", signatures),
                            ("deadlines", deadlines)):
             db[name].insert_all(rows)
-        db["documents"].enable_fts(["number", "title", "form_text", "progress_text",
-                                    "decline_reason"], tokenize="trigram")
+        db["documents"].enable_fts(["number", "template_title", "form_text",
+                                    "progress_text", "decline_reason"], tokenize="trigram")
         db.create_view("review", REVIEW_VIEW)
         db.create_view("longest_waits", LONGEST_WAITS_VIEW)
         counts = {name: db[name].count for name in
@@ -234,9 +234,9 @@ def _create_tables(db: sqlite_utils.Database) -> None:
                           "superior_email": str, "certificate_sha256": str,
                           "created_at": str}, pk="id", not_null={"name", "dept"})
     db["documents"].create({
-        "id": str, "number": str, "template": str, "template_version": int, "title": str,
-        "status": str, "creator": str, "created_at": str, "closed_at": str,
-        "next_due": str, "important": int, "head_revision": str, "archive": str,
+        "id": str, "number": str, "template": str, "template_version": int,
+        "template_title": str, "status": str, "creator": str, "created_at": str,
+        "closed_at": str, "next_due": str, "important": int, "head_revision": str, "archive": str,
         "declined_by": str, "decline_reason": str, "void_reason": str, "form": str,
         "form_text": str, "progress_text": str}, pk="id",
         not_null={"number", "template", "status", "created_at"})
@@ -284,7 +284,7 @@ def _document_row(state: DocumentState) -> dict[str, Any]:
     template = get_template(state.template)
     return {
         "id": state.id, "number": state.number, "template": state.template,
-        "template_version": state.template_version, "title": template.title_zh,
+        "template_version": state.template_version, "template_title": template.title_zh,
         "status": status_of(state), "creator": state.creator, "created_at": state.created_at,
         "closed_at": state.closed_at, "next_due": next_due(state, template),
         "important": int(state.important), "head_revision": state.head_revision,
