@@ -31,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from pipeline.config import Settings
 from pipeline.documents.repository import verify_ledger
 from pipeline.people.access import create_token
-from pipeline.people.parties import add_party, initialise
+from pipeline.people.parties import add_party
+from pipeline.people.setup import initialise
 
 EXAMPLE = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
                      .read_text(encoding="utf-8"))

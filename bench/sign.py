@@ -35,7 +35,8 @@ from bench.generate import EXAMPLES
 from pipeline.config import Settings
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
-from pipeline.people.parties import DEMO_PASSPHRASE, initialise
+from pipeline.people.parties import DEMO_PASSPHRASE
+from pipeline.people.setup import initialise
 from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
 from pipeline.signing_setup import signing_environment

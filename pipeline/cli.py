@@ -49,7 +49,8 @@ from pipeline.forms.bulk_input import read_rows
 from pipeline.forms.manifest import get_template, list_templates
 from pipeline.outbound.webhooks import deliver_webhooks
 from pipeline.people.access import create_token
-from pipeline.people.parties import DEMO_PASSPHRASE, add_party, initialise, list_parties
+from pipeline.people.parties import DEMO_PASSPHRASE, add_party, list_parties
+from pipeline.people.setup import initialise
 from pipeline.record.files import write_atomic
 from pipeline.render.generation import RowResult, bulk_generate, converter_pool, generate_document
 from pipeline.render.template_check import check_path

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from pipeline.config import Settings
 from pipeline.people.access import create_token
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.conftest import TEMPLATE_KEYS, example, free_port
 from tests.test_uploads import external_sign
 

@@ -16,7 +16,7 @@ from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision, revision_store
 from pipeline.documents.sign import sign_document
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.conftest import example
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))

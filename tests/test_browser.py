@@ -19,7 +19,7 @@ from playwright.sync_api import sync_playwright
 from pipeline.config import Settings
 from pipeline.documents.repository import document_status
 from pipeline.people.access import create_token
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.conftest import free_port
 from tests.test_uploads import external_sign
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.documents.repository import document_status
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.conftest import example
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))

@@ -25,7 +25,8 @@ from pipeline.documents.steps import (
     void_document,
 )
 from pipeline.errors import BadInput, ClosureRefused, NotYourTurn
-from pipeline.people.parties import add_party, initialise
+from pipeline.people.parties import add_party
+from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
 from tests.conftest import example, free_port, pdf_text

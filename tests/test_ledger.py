@@ -25,7 +25,7 @@ from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import mark_action_item_done
 from pipeline.errors import BadInput, ClosureRefused, NotYourTurn, UnknownDocument
 from pipeline.forms.manifest import get_template
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
 from tests.conftest import example, pdf_text, squash

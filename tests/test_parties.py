@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pipeline.config import Settings
-from pipeline.people.parties import DEMO_PARTIES, add_party, initialise, list_parties
+from pipeline.people.parties import DEMO_PARTIES, add_party, list_parties
+from pipeline.people.setup import initialise
 from signing.appearance import Stamp
 from signing.ca import LocalCA
 from signing.errors import WrongPassphrase

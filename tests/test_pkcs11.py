@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from pipeline.config import Settings
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from signing.appearance import Stamp
 from signing.ca import LocalCA
 from signing.errors import KeyStoreError

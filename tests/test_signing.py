@@ -269,7 +269,7 @@ def test_enterprise_roots_and_tsa_come_from_configuration(
     from asn1crypto import pem
 
     from pipeline.config import load_settings
-    from pipeline.people.parties import initialise
+    from pipeline.people.setup import initialise
     from pipeline.signing_setup import signing_environment
 
     roots = tmp_path / "roots.pem"

@@ -26,7 +26,7 @@ from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision
 from pipeline.documents.uploads import UploadRejected, read_upload, upload_countersigned
 from pipeline.errors import NotYourTurn
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
 from tests.conftest import example

@@ -12,7 +12,7 @@ from api.web import form_to_data
 from pipeline.config import Settings
 from pipeline.forms.manifest import get_template
 from pipeline.people.access import create_token
-from pipeline.people.parties import initialise
+from pipeline.people.setup import initialise
 from tests.test_followup import smtp  # noqa: F401 - fixture
 
 

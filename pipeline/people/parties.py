@@ -10,7 +10,6 @@ import re
 import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import BadInput
@@ -51,14 +50,6 @@ class Party:
         return {k: v for k, v in asdict(self).items() if k != "key_file"}
 
 
-@dataclass(frozen=True)
-class InitResult:
-    data_dir: Path
-    created_ca: bool
-    demo_parties: tuple[Party, ...]
-    demo_tokens: dict[str, str]
-
-
 def _connect(settings: Settings):
     return database.connection(settings.database_path)
 
@@ -69,31 +60,6 @@ def _check_text(value: str, what_zh: str, what_en: str, limit: int = 50) -> str:
         raise BadInput(f"{what_zh}应为 1 到 {limit} 个字符的单行文本",
                        f"{what_en} must be one line of 1 to {limit} characters")
     return value
-
-
-def initialise(settings: Settings) -> InitResult:
-    """Create the data folder: database, local CA and (on first run) the demo parties.
-
-    Safe to run again: nothing existing is replaced.
-    """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database.connect(settings.database_path).close()
-    created_ca = not LocalCA.exists(settings.ca_dir)
-    if created_ca:
-        LocalCA.create(settings.ca_dir)
-    demo: list[Party] = []
-    tokens: dict[str, str] = {}
-    if not list_parties(settings):
-        from pipeline.people.access import create_token
-
-        for party_id, name, dept, email in DEMO_PARTIES:
-            demo.append(add_party(settings, name=name, dept=dept, email=email,
-                                  party_id=party_id, issue_cert=True,
-                                  passphrase=DEMO_PASSPHRASE))
-            tokens[party_id] = create_token(settings, "party", party_id, label="demo")
-        # A demo install must be usable from the browser at once: one admin token too.
-        tokens["admin"] = create_token(settings, "admin", label="demo admin")
-    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
 
 
 def list_parties(settings: Settings) -> list[Party]:

@@ -18,7 +18,8 @@ from pipeline.documents.sign import pending_member, sign_document
 from pipeline.documents.uploads import check_upload as upload_rules
 from pipeline.documents.uploads import upload_countersigned
 from pipeline.errors import CountersignError
-from pipeline.people.parties import get_party, initialise
+from pipeline.people.parties import get_party
+from pipeline.people.setup import initialise
 from tests.conftest import example
 from tests.test_uploads import external_sign
 

@@ -1,0 +1,44 @@
+"""The first start: the data folder, its database and local CA, and the demo parties with
+their web tokens (so a new install is usable from the browser at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.people.access import create_token
+from pipeline.people.parties import DEMO_PARTIES, DEMO_PASSPHRASE, Party, add_party, list_parties
+from pipeline.record import database
+from signing.ca import LocalCA
+
+
+@dataclass(frozen=True)
+class InitResult:
+    data_dir: Path
+    created_ca: bool
+    demo_parties: tuple[Party, ...]
+    demo_tokens: dict[str, str]
+
+
+def initialise(settings: Settings) -> InitResult:
+    """Create the data folder: database, local CA and (on first run) the demo parties.
+
+    Safe to run again: nothing existing is replaced.
+    """
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database.connect(settings.database_path).close()
+    created_ca = not LocalCA.exists(settings.ca_dir)
+    if created_ca:
+        LocalCA.create(settings.ca_dir)
+    demo: list[Party] = []
+    tokens: dict[str, str] = {}
+    if not list_parties(settings):
+        for party_id, name, dept, email in DEMO_PARTIES:
+            demo.append(add_party(settings, name=name, dept=dept, email=email,
+                                  party_id=party_id, issue_cert=True,
+                                  passphrase=DEMO_PASSPHRASE))
+            tokens[party_id] = create_token(settings, "party", party_id, label="demo")
+        # A demo install must be usable from the browser at once: one admin token too.
+        tokens["admin"] = create_token(settings, "admin", label="demo admin")
+    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
