@@ -34,7 +34,8 @@ from pipeline.documents.followup import follow_up
 from pipeline.documents.repository import document_status
 from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import decline_document
-from pipeline.people.parties import initialise, list_parties
+from pipeline.people.parties import list_parties
+from pipeline.people.setup import initialise
 from pipeline.record import database, ledger
 from tests.conftest import example, free_port
 from tests.test_followup import Inbox
