@@ -28,7 +28,7 @@ def closed(tmp_path_factory, pool):
     initialise(settings)
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     sign_document(settings, doc, "lina", "demo")
     close_document(settings, doc, pool)
@@ -89,9 +89,9 @@ def test_verify_document_names_an_altered_stored_revision(tmp_path, pool):
     initialise(settings)
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
-    head = document_status(settings, doc)["revision"]
+    head = document_status(settings, doc).revision
     path = revision_store(settings).path(head)
     data = bytearray(path.read_bytes())
     data[-200] ^= 0x20

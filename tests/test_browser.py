@@ -115,8 +115,8 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
         countersigned = tmp_path / "countersigned.pdf"
         # Playwright's sync API runs an event loop here: sign in another thread.
         with ThreadPoolExecutor(1) as other:
-            field = next(n["field"] for n in document_status(
-                settings, document_url.rsplit("/", 1)[1])["next"] if n["party"] == "lina")
+            field = next(n.field for n in document_status(
+                settings, document_url.rsplit("/", 1)[1]).next if n.party == "lina")
             signed = other.submit(external_sign, settings, pdf, "lina", field).result()
         countersigned.write_bytes(signed)
         page.set_input_files("#file", str(countersigned))

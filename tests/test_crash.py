@@ -88,7 +88,7 @@ def test_sign_survives_a_kill(settings, point):
     else:
         assert again.returncode == 0, again.stderr
     assert kinds(settings).count("signed") == 1
-    assert [s["party"] for s in document_status(settings, doc)["signed"]] == ["zhangwei"]
+    assert [s.party for s in document_status(settings, doc).signed] == ["zhangwei"]
     assert_ledger_ok(settings)
 
 

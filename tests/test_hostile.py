@@ -28,7 +28,7 @@ def waiting(settings, pool):  # noqa: F811
     """A document the requester signed; the receiver (lina) may upload."""
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     return doc
 
@@ -51,7 +51,7 @@ def refused(settings, doc, data, pattern):  # noqa: F811
     before = document_status(settings, doc)
     with pytest.raises(UploadRejected, match=pattern):
         upload_countersigned(settings, doc, "lina", data)
-    assert document_status(settings, doc)["revision"] == before["revision"]
+    assert document_status(settings, doc).revision == before.revision
     verdict = verify_bytes(settings, data)
     assert not verdict["valid"]
     return verdict

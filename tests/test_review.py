@@ -26,12 +26,12 @@ def test_review_counts_deemed_consent_declines_and_overdue(settings, pool):  # n
     today = datetime.now(settings.zone).date().isoformat()
     sync = create_document(settings, "progress_sync", example("progress_sync"),
                            [("responsible", "wangqiang"), ("supporter", "zhaomin")], pool)
-    sign_document(settings, sync["id"], "wangqiang", "demo")
+    sign_document(settings, sync.id, "wangqiang", "demo")
     letter = create_document(settings, "requirement_confirmation",
                              example("requirement_confirmation"),
                              [("requester", "zhangwei"), ("receiver", "lina")], pool)
-    sign_document(settings, letter["id"], "zhangwei", "demo")
-    decline_document(settings, letter["id"], "lina", "不同意")
+    sign_document(settings, letter.id, "zhangwei", "demo")
+    decline_document(settings, letter.id, "lina", "不同意")
     waiting = create_document(settings, "issue_tracking", example("issue_tracking"),
                               [("responsible", "wangqiang"), ("reporter", "liuyang")], pool)
     far = datetime.now(settings.zone) + timedelta(days=10)
@@ -46,7 +46,7 @@ def test_review_counts_deemed_consent_declines_and_overdue(settings, pool):  # n
     assert rows[("department", "研发部")]["overdue"] == 1  # the issue, still waiting
     assert rows[("template", "requirement_confirmation")]["steps"] == 2
     assert rows[("party", "zhangwei")]["median_hours"] is not None
-    assert report["longest_waits"][0]["document"] == waiting["id"]
+    assert report["longest_waits"][0]["document"] == waiting.id
     assert report["longest_waits"][0]["outcome"] == "waiting"
 
     text = review_csv(report)

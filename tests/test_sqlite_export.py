@@ -149,9 +149,9 @@ def lifecycle(tmp_path_factory, pool, smtp):
     initialise(settings)
     letter = create_document(settings, "requirement_confirmation",
                              example("requirement_confirmation"),
-                             [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                             [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, letter, "zhangwei", "demo")
-    due = datetime.fromisoformat(document_status(settings, letter)["next"][0]["due"])
+    due = datetime.fromisoformat(document_status(settings, letter).next[0].due)
     assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["reminded"]
     assert "reminder" in inbox.subjects()[-1]
     sign_document(settings, letter, "lina", "demo")
@@ -159,15 +159,15 @@ def lifecycle(tmp_path_factory, pool, smtp):
 
     form = {**example("requirement_confirmation"), "background": "测试拒签流程的需求背景"}
     declined = create_document(settings, "requirement_confirmation", form,
-                               [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                               [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, declined, "zhangwei", "demo")
     decline_document(settings, declined, "lina", "交付日期不现实")
 
     sync = create_document(settings, "progress_sync", example("progress_sync"),
-                           [("responsible", "wangqiang"), ("supporter", "zhaomin")], pool)["id"]
+                           [("responsible", "wangqiang"), ("supporter", "zhaomin")], pool).id
     sign_document(settings, sync, "wangqiang", "demo")
     issue = create_document(settings, "issue_tracking", example("issue_tracking"),
-                            [("responsible", "wangqiang"), ("reporter", "liuyang")], pool)["id"]
+                            [("responsible", "wangqiang"), ("reporter", "liuyang")], pool).id
     far = datetime.now(settings.zone) + timedelta(days=10)
     assert sorted(a.kind for a in follow_up(settings, far)) == ["deemed-consent", "escalated"]
     return settings, {"letter": letter, "declined": declined, "sync": sync,

@@ -127,6 +127,6 @@ def test_cli_list_and_show_json():
 
 
 def test_cli_reference_is_generated_from_the_help_text():
-    from pipeline.clidocs import DOCS, render
+    from pipeline.cli.docs import DOCS, render
 
-    assert DOCS.read_text(encoding="utf-8") == render(), "run python -m pipeline.clidocs"
+    assert DOCS.read_text(encoding="utf-8") == render(), "run python -m pipeline.cli.docs"

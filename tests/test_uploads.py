@@ -70,7 +70,7 @@ def document(settings, pool):
 
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     return doc
 
@@ -86,8 +86,8 @@ def test_a_pdf_signed_in_another_tool_is_accepted(settings, document):
     current = download_revision(settings, document)
     signed = external_sign(settings, current, "lina", "receiver")
     status = upload_countersigned(settings, document, "lina", signed)
-    assert status["status"] == "completed"
-    assert [s["party"] for s in status["signed"]] == ["zhangwei", "lina"]
+    assert status.status == "completed"
+    assert [s.party for s in status.signed] == ["zhangwei", "lina"]
     report = validate_pdf(download_revision(settings, document),
                           signing_environment(settings).trust)
     assert report.valid and [s.field for s in report.signatures] == ["requester", "receiver"]
@@ -98,7 +98,7 @@ def refuse(settings, doc, party, data, reason):
     with pytest.raises(UploadRejected, match=reason):
         upload_countersigned(settings, doc, party, data)
     after = document_status(settings, doc)
-    assert after["revision"] == before["revision"] and after["signed"] == before["signed"]
+    assert after.revision == before.revision and after.signed == before.signed
     recorded = rejections(settings, doc)[-1]
     assert recorded["party"] == party and reason.split("(")[0] in recorded["reason_en"]
     return recorded
@@ -117,7 +117,7 @@ def test_signature_in_another_field_is_refused(settings, pool):
     form["support_requests"].append({"dept": "产品部", "content": "评审", "due": "2024-05-26"})
     doc = create_document(settings, "progress_sync", form,
                           [("responsible", "wangqiang"), ("supporter", "zhaomin"),
-                           ("supporter", "lina")], pool)["id"]
+                           ("supporter", "lina")], pool).id
     sign_document(settings, doc, "wangqiang", "demo")
     wrong_field = external_sign(settings, download_revision(settings, doc), "lina",
                                 "supporter-1")
@@ -166,7 +166,7 @@ def test_malformed_uploads_are_refused(settings, document, make, reason):
     head = download_revision(settings, document)
     with pytest.raises(UploadRejected, match=reason):
         upload_countersigned(settings, document, "lina", make(head))
-    assert document_status(settings, document)["signed"][0]["party"] == "zhangwei"
+    assert document_status(settings, document).signed[0].party == "zhangwei"
 
 
 def test_oversized_upload_is_refused_before_it_is_read(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web import form_to_data
+from api.pages.forms import form_to_data
 from pipeline.config import Settings
 from pipeline.forms.manifest import get_template
 from pipeline.people.access import create_token
@@ -97,7 +97,7 @@ def test_a_party_never_sees_another_partys_document(web):
     client.cookies.clear()
     sign_in(client, create_token(settings, "party", "wangqiang"))
     assert client.get(path).status_code == 404
-    assert client.get(f"{path}/pdf").status_code == 400
+    assert client.get(f"{path}/pdf").status_code == 404
 
 
 def test_form_to_data_builds_lists_tables_and_objects():

@@ -27,6 +27,7 @@ import sqlite_utils
 from pipeline.audit.review import Step, document_steps, period
 from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import document_events, revision_store
 from pipeline.documents.state import DocumentState, fold, next_due, status_of
 from pipeline.errors import KNOWN_ERRORS, BadInput, UnknownDocument
@@ -36,7 +37,7 @@ from pipeline.record import database, ledger
 
 AUDIT_DB = "audit.db"
 SCHEMA_VERSION = 1
-SIGNING_KINDS = {"signed": "server", "upload-accepted": "upload"}
+SIGNING_KINDS = {EventKind.SIGNED: "server", EventKind.UPLOAD_ACCEPTED: "upload"}
 
 REVIEW_VIEW = """
 WITH keyed AS (
@@ -285,7 +286,7 @@ def _document_row(state: DocumentState) -> dict[str, Any]:
     return {
         "id": state.id, "number": state.number, "template": state.template,
         "template_version": state.template_version, "template_title": template.title_zh,
-        "status": status_of(state), "creator": state.creator, "created_at": state.created_at,
+        "status": str(status_of(state)), "creator": state.creator, "created_at": state.created_at,
         "closed_at": state.closed_at, "next_due": next_due(state, template),
         "important": int(state.important), "head_revision": state.head_revision,
         "archive": state.archive,
@@ -354,7 +355,7 @@ def _deadline_rows(events: Iterable[dict], steps: list[Step],
     document, reminded and escalated, and how and when it was answered."""
     first: dict[tuple[str, str], str] = {}
     for event in events:
-        if event["kind"] in ("sent", "reminded", "escalated"):
+        if event["kind"] in (EventKind.SENT, EventKind.REMINDED, EventKind.ESCALATED):
             field_name = json.loads(event["data"]).get("field", "")
             first.setdefault((event["kind"], field_name), event["at"])
     return [{
@@ -364,7 +365,8 @@ def _deadline_rows(events: Iterable[dict], steps: list[Step],
         "reminded_at": first.get(("reminded", step.field)),
         "escalated_at": first.get(("escalated", step.field)),
         "answered_at": step.ended.isoformat() if step.ended else None,
-        "outcome": step.outcome, "deemed_consent": int(step.outcome == "deemed-consent"),
+        "outcome": str(step.outcome),
+        "deemed_consent": int(step.outcome == EventKind.DEEMED_CONSENT),
         "overdue": int(step.overdue(now)), "hours": step.waited(now)} for step in steps]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 
 from pipeline.config import Settings
+from pipeline.documents.events import SIGNATURES, EventKind
 from pipeline.documents.repository import (
     append_checked,
     document_events,
@@ -57,7 +58,7 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
         result = {"valid": False, "signatures": [], "document_timestamps": [], "problems": []}
     expected = []
     for event in events:
-        if event["kind"] in ("signed", "upload-accepted"):
+        if event["kind"] in SIGNATURES:
             data = json.loads(event["data"])
             expected.append((data["field"], data.get("certificate_sha256")))
     found = [(s["field"], s["certificate_sha256"]) for s in result["signatures"]]
@@ -73,7 +74,7 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
     result = {**result, "document": document_id, "number": state.number,
               "problems": [*result["problems"], *problems]}
     result["valid"] = bool(result["valid"]) and not problems
-    event = ledger.new_event(document_id, "verified", actor,
+    event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
                              {"valid": result["valid"], "problems": len(result["problems"])})
     append_checked(settings, state, [event])
     return result

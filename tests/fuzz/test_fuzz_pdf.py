@@ -32,7 +32,7 @@ def target(tmp_path_factory, pool):
     data = Settings(data_dir=tmp_path_factory.mktemp("fuzz") / "data")
     initialise(data)
     doc = create_document(data, "requirement_confirmation", example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(data, doc, "zhangwei", "demo")
     seed = external_sign(data, download_revision(data, doc), "lina", "receiver")
     return data, doc, seed
