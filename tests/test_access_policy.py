@@ -18,7 +18,7 @@ from pipeline.people.access import Principal, Role, create_token
 from pipeline.people.policy import RULES, Action, authorize, may, may_see
 from pipeline.people.setup import initialise
 from pipeline.record import database
-from tests.conftest import example
+from tests.support.forms import example
 
 WRITES = {Action.ADD_PARTY, Action.CREATE_DOCUMENT, Action.SIGN, Action.UPLOAD,
           Action.DECLINE, Action.VOID, Action.CLOSE, Action.ADD_PROGRESS,

@@ -6,8 +6,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +15,10 @@ from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision, revision_store
 from pipeline.documents.sign import sign_document
 from pipeline.people.setup import initialise
-from tests.conftest import example
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.header import decode_header, make_header
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from pipeline.config import Settings
 from pipeline.documents.close import close_document
@@ -26,49 +23,26 @@ from pipeline.documents.steps import (
 )
 from pipeline.errors import BadInput, ClosureRefused, NotYourTurn
 from pipeline.people.parties import add_party
-from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example, free_port, pdf_text
+from tests.support.data import initialised
+from tests.support.forms import example
+from tests.support.mail import body
+from tests.support.net import free_port
+from tests.support.pdf import pdf_text
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = message_from_bytes(envelope.content)
-        self.messages.append((tuple(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(make_header(decode_header(m["Subject"]))) for _, m in self.messages]
-
-
-@pytest.fixture
-def smtp():
-    port = free_port()
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
 
 @pytest.fixture
 def settings(tmp_path, smtp) -> Settings:
     _, port = smtp
-    settings = Settings(data_dir=tmp_path / "data", smtp_port=port,
-                        base_url="https://sign.example.com")
-    initialise(settings)
+    settings = initialised(tmp_path / "data", smtp_port=port,
+                           base_url="https://sign.example.com")
     add_party(settings, name="钱总", dept="市场部", email="qian@example.com")
     add_party(settings, name="周敏", dept="产品部", email="zhoumin@example.com",
               superior_email="boss@example.com", issue_cert=True, passphrase="demo")
     return settings
-
-
-def body(message) -> str:
-    return message.get_payload(decode=True).decode("utf-8")
 
 
 def test_reminder_then_escalation_each_once(settings, smtp, pool):
@@ -213,21 +187,25 @@ def test_action_items_done_unblock_minutes(settings, pool):
     assert done.blocking == [] and done.status == "completed"
 
 
-def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
+def test_unreachable_mail_relay_queues_and_delivers_later(settings, smtp, pool):
     inbox, _ = smtp
     broken = replace(settings, smtp_port=free_port())
     doc = create_document(broken, "requirement_confirmation",
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           important=True)
-    assert inbox.messages == []  # the relay is down: nothing sent, nothing recorded
+    # The relay is down: the step committed all the same, its mail waits in the outbox.
+    assert doc.status == "awaiting_signatures" and inbox.messages == []
     due = datetime.fromisoformat(doc.next[0].due)
     actions = follow_up(broken, due - timedelta(hours=1))
-    assert [a.kind for a in actions] == ["failed"] and "could not send mail" in actions[0].detail
-    # With the relay back, the next pass sends the document first, then the reminder.
-    assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["sent",
-                                                                              "reminded"]
+    assert [a.kind for a in actions] == ["reminded", "mail-failed", "mail-failed"]
+    assert "could not send mail" in actions[-1].detail
+    # With the relay back, the next pass delivers both, in order; nothing is recorded twice.
+    assert follow_up(settings, due - timedelta(minutes=50)) == []
     assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)] * 2
+    assert "please sign" in inbox.subjects()[0] and "reminder" in inbox.subjects()[1]
+    assert follow_up(settings, due - timedelta(minutes=40)) == []
+    assert len(inbox.messages) == 2
 
 
 def test_important_documents_copy_the_superior(settings, smtp, pool):

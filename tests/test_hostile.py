@@ -17,14 +17,21 @@ from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision
 from pipeline.documents.sign import sign_document
 from pipeline.documents.uploads import UploadRejected, upload_countersigned
-from tests.conftest import example
-from tests.test_uploads import external_sign, settings  # noqa: F401 - fixture
+from tests.support.data import initialised
+from tests.support.external import external_sign
+from tests.support.forms import example
 
+pytestmark = pytest.mark.slow  # every attack starts from a document LibreOffice rendered
 BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 
 
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return initialised(tmp_path_factory.mktemp("hostile") / "data")
+
+
 @pytest.fixture
-def waiting(settings, pool):  # noqa: F811
+def waiting(settings, pool):
     """A document the requester signed; the receiver (lina) may upload."""
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
@@ -34,7 +41,7 @@ def waiting(settings, pool):  # noqa: F811
 
 
 @pytest.fixture
-def good_upload(settings, waiting):  # noqa: F811
+def good_upload(settings, waiting):
     return external_sign(settings, download_revision(settings, waiting), "lina", "receiver")
 
 
@@ -47,7 +54,7 @@ def last_byte_range(pdf: bytes) -> re.Match:
     return list(BYTE_RANGE.finditer(pdf))[-1]
 
 
-def refused(settings, doc, data, pattern):  # noqa: F811
+def refused(settings, doc, data, pattern):
     before = document_status(settings, doc)
     with pytest.raises(UploadRejected, match=pattern):
         upload_countersigned(settings, doc, "lina", data)
@@ -63,26 +70,26 @@ def rewrite_byte_range(pdf: bytes, values: tuple[int, int, int, int]) -> bytes:
     return pdf[:match.start()] + same_length(match.group(0), text) + pdf[match.end():]
 
 
-def test_byte_range_with_a_gap(settings, waiting, good_upload):  # noqa: F811
+def test_byte_range_with_a_gap(settings, waiting, good_upload):
     start, first, second_start, second = map(int, last_byte_range(good_upload).groups())
     gap = rewrite_byte_range(good_upload, (start, first - 10, second_start, second))
     refused(settings, waiting, gap, "not valid|cannot parse|does not cover")
 
 
-def test_overlapping_byte_range(settings, waiting, good_upload):  # noqa: F811
+def test_overlapping_byte_range(settings, waiting, good_upload):
     start, first, second_start, second = map(int, last_byte_range(good_upload).groups())
     overlap = rewrite_byte_range(good_upload, (start, first + 10, second_start, second))
     refused(settings, waiting, overlap, "not valid|cannot parse|does not cover")
 
 
-def test_uncovered_tail_signature_wrapping(settings, waiting, good_upload):  # noqa: F811
+def test_uncovered_tail_signature_wrapping(settings, waiting, good_upload):
     wrapped = good_upload + b"\n1 0 obj\n<< /Injected true >>\nendobj\n"
     refused(settings, waiting, wrapped, "does not cover the whole file|not valid")
 
 
 @pytest.mark.parametrize("mutation", ["zero byte range", "remove byte range",
                                       "zero contents", "remove contents"])
-def test_universal_signature_forgery(settings, waiting, good_upload, mutation):  # noqa: F811
+def test_universal_signature_forgery(settings, waiting, good_upload, mutation):
     data = good_upload
     if "byte range" in mutation:
         match = last_byte_range(data)
@@ -140,7 +147,7 @@ def _swap_widget_appearance(writer) -> None:
 
 
 @pytest.mark.parametrize("attack", [_overlay, _replace_content, _swap_widget_appearance])
-def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack):  # noqa: F811
+def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack):
     """The uploader changes the document in the revision it then signs: its own signature
     covers the change, so it is the earlier signatures that must report it."""
     tampered = _incremental(download_revision(settings, waiting), attack)
@@ -149,7 +156,7 @@ def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack)
 
 
 @pytest.mark.parametrize("attack", [_overlay, _replace_content, _swap_widget_appearance])
-def test_changes_after_the_last_signature_are_reported(settings, waiting, good_upload,  # noqa: F811
+def test_changes_after_the_last_signature_are_reported(settings, waiting, good_upload,
                                                        attack):
     verdict = verify_bytes(settings, _incremental(good_upload, attack))
     assert not verdict["valid"]
@@ -158,7 +165,7 @@ def test_changes_after_the_last_signature_are_reported(settings, waiting, good_u
                for s in verdict["signatures"] for p in s["problems"])
 
 
-def test_encrypted_pdf(settings, waiting, good_upload):  # noqa: F811
+def test_encrypted_pdf(settings, waiting, good_upload):
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(good_upload)))
     writer.encrypt("secret")
     out = io.BytesIO()
@@ -166,7 +173,7 @@ def test_encrypted_pdf(settings, waiting, good_upload):  # noqa: F811
     refused(settings, waiting, out.getvalue(), "does not begin|revision")
 
 
-def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):  # noqa: F811
+def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):
     circular = (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
                 b"2 0 obj\n<< /Type /Pages /Kids [2 0 R] /Count 1 >>\nendobj\n"
                 b"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
@@ -177,7 +184,7 @@ def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):  # 
     refused(settings, waiting, truncated, "not valid|cannot parse|exactly one|cover")
 
 
-def test_bad_object_stream(settings, waiting):  # noqa: F811
+def test_bad_object_stream(settings, waiting):
     from pyhanko.pdf_utils.writer import PdfFileWriter
 
     writer = PdfFileWriter(stream_xrefs=True)

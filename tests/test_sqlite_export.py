@@ -8,7 +8,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 import zipfile
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,12 +34,12 @@ from pipeline.documents.repository import document_status
 from pipeline.documents.sign import sign_document
 from pipeline.documents.steps import decline_document
 from pipeline.people.parties import list_parties
-from pipeline.people.setup import initialise
 from pipeline.record import database, ledger
-from tests.conftest import example, free_port
-from tests.test_followup import Inbox
+from tests.support.cli import COUNTERSIGN
+from tests.support.data import initialised
+from tests.support.forms import example
+from tests.support.mail import smtp_server
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 README = Path(__file__).resolve().parent.parent / "README.md"
 TABLES = {"export_info", "parties", "documents", "events", "signatures", "deadlines"}
 
@@ -129,24 +128,16 @@ def test_database_rows_chain_and_a_tampered_row(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smtp():
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield inbox, controller.port
-    controller.stop()
-
-
-@pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory, pool, smtp):
+def lifecycle(tmp_path_factory, pool):
     """A data folder holding: a letter reminded, signed and closed; a letter declined; a
     progress sync whose supporter consented by silence; an issue escalated, still waiting.
     Returns settings, the document ids, and the instant the follow-up ran at."""
-    inbox, port = smtp
-    settings = Settings(data_dir=tmp_path_factory.mktemp("export") / "data", smtp_port=port)
-    initialise(settings)
+    with smtp_server() as (inbox, port):
+        return _lifecycle(initialised(tmp_path_factory.mktemp("export") / "data",
+                                      smtp_port=port), inbox, pool)
+
+
+def _lifecycle(settings: Settings, inbox, pool) -> tuple[Settings, dict[str, str], datetime]:
     letter = create_document(settings, "requirement_confirmation",
                              example("requirement_confirmation"),
                              [("requester", "zhangwei"), ("receiver", "lina")], pool).id

@@ -3,8 +3,9 @@
 For a file: every signature and document timestamp through the validation helper (a closed
 document is judged offline, from the revocation data it carries). For a ledger document,
 also: the expected parties signed in the expected order with the certificates the ledger
-recorded, every stored revision still hashes to its name, and the chain verifies. The
-verdict is recorded in the ledger (``verified``).
+recorded, every stored revision still hashes to its name, and the chain verifies. An audit
+that names who asked (``actor``: the CLI's ``verify --document``) is recorded in the ledger
+(``verified``); a read through the API is only a read and records nothing.
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ def verify_bytes(settings: Settings, data: bytes) -> dict[str, Any]:
     return {**report.as_dict(), "long_term": offline}
 
 
-def verify_document(settings: Settings, document_id: str, actor: str = "cli"
+def verify_document(settings: Settings, document_id: str, actor: str | None = None
                     ) -> dict[str, Any]:
-    """Return the ``verify`` JSON for a ledger document, with the ledger's own checks."""
+    """Return the ``verify`` JSON for a ledger document, with the ledger's own checks;
+    with ``actor``, record the verdict as a ``verified`` event by that actor."""
     state = load_state(settings, document_id)
     store = revision_store(settings)
     events = document_events(settings, document_id)
@@ -74,9 +76,10 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
     result = {**result, "document": document_id, "number": state.number,
               "problems": [*result["problems"], *problems]}
     result["valid"] = bool(result["valid"]) and not problems
-    event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
-                             {"valid": result["valid"], "problems": len(result["problems"])})
-    append_checked(settings, state, [event])
+    if actor is not None:
+        event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
+                                 {"valid": result["valid"], "problems": len(result["problems"])})
+        append_checked(settings, state, [event])
     return result
 
 
