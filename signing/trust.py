@@ -16,6 +16,8 @@ from asn1crypto import x509 as asn1_x509
 from pyhanko.keys import load_certs_from_pemder_data
 from pyhanko_certvalidator import ValidationContext
 
+from signing.cms_support import TolerantSignatureValidator
+
 # Every certificate but the trust anchor needs revocation data (OCSP or CRL) that says it is
 # good; missing or unreachable data fails the validation.
 REVOCATION_MODE = "require"
@@ -51,6 +53,7 @@ def validation_context(trust: TrustSettings, *, moment: datetime | None = None,
         allow_fetching=trust.allow_fetching if fetch is None else fetch,
         revocation_mode=REVOCATION_MODE,
         moment=moment,
+        signature_validator=TolerantSignatureValidator(),
     )
 
 
