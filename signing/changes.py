@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 
-from signing.diff_rules import _page_refs
+from signing.diff_rules import page_refs
 
 SIGNATURE = "signature"
 DOCUMENT_TIMESTAMP = "document-timestamp"
@@ -73,7 +73,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _rewritten(reader: PdfFileReader, base: int, revision: int) -> set[generic.Reference]:
+def rewritten_objects(reader: PdfFileReader, base: int, revision: int) -> set[generic.Reference]:
     """Return the objects that existed at ``base`` and differ at ``revision``."""
     old = reader.get_historical_resolver(base)
     new = reader.get_historical_resolver(revision)
@@ -186,8 +186,8 @@ def annotation_kind(annot: generic.DictionaryObject) -> str:
 def _page_changes(old: HistoricalResolver, new: HistoricalResolver, rewritten: set
                   ) -> Iterator[Change]:
     try:
-        old_pages = list(_page_refs(old.root["/Pages"]))
-        new_pages = list(_page_refs(new.root["/Pages"]))
+        old_pages = list(page_refs(old.root["/Pages"]))
+        new_pages = list(page_refs(new.root["/Pages"]))
     except Exception:  # noqa: BLE001
         yield Change(PAGES, "", "页面结构无法读取", "the page tree cannot be read")
         return
@@ -407,6 +407,6 @@ def describe(reader: PdfFileReader, base: int, revision: int) -> list[Change]:
     """Return every change from revision ``base`` to revision ``revision`` of ``reader``."""
     old = reader.get_historical_resolver(base)
     new = reader.get_historical_resolver(revision)
-    rewritten = _rewritten(reader, base, revision)
+    rewritten = rewritten_objects(reader, base, revision)
     return [*_page_changes(old, new, rewritten), *_field_changes(old, new, rewritten),
             *_catalog_changes(old, new, rewritten)]

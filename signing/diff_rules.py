@@ -38,6 +38,10 @@ from pyhanko.sign.diff_analysis import (
     XrefStreamRule,
 )
 from pyhanko.sign.diff_analysis.commons import compare_dicts, compare_key_refs
+from pyhanko.sign.diff_analysis.constants import (
+    ACROFORM_EXEMPT_STRICT_COMPARISON,
+    ROOT_EXEMPT_STRICT_COMPARISON,
+)
 from pyhanko.sign.diff_analysis.rules.file_structure_rules import CatalogModificationRule
 from pyhanko.sign.diff_analysis.rules_api import (
     Context,
@@ -95,7 +99,7 @@ class RevisionDataRule(WhitelistRule):
                 yield from self._walk(old, new, item, path + index, written, depth + 1)
 
 
-def _page_refs(pages: generic.DictionaryObject, seen: frozenset = frozenset()
+def page_refs(pages: generic.DictionaryObject, seen: frozenset = frozenset()
                ) -> Iterator[generic.Reference]:
     """Yield the references of every page under ``pages``, in order."""
     for kid in pages.raw_get("/Kids"):
@@ -103,7 +107,7 @@ def _page_refs(pages: generic.DictionaryObject, seen: frozenset = frozenset()
             raise SuspiciousModification("the page tree is malformed")
         node = kid.get_object()
         if node.get("/Type") == "/Pages":
-            yield from _page_refs(node, seen | {kid.reference})
+            yield from page_refs(node, seen | {kid.reference})
         else:
             yield kid.reference
 
@@ -130,8 +134,8 @@ class AnnotationRule(QualifiedWhitelistRule):
                         ) -> Iterable[tuple[ModificationLevel, ReferenceUpdate]]:
         level = ModificationLevel.ANNOTATIONS
         try:
-            old_pages = list(_page_refs(old.root["/Pages"]))
-            new_pages = list(_page_refs(new.root["/Pages"]))
+            old_pages = list(page_refs(old.root["/Pages"]))
+            new_pages = list(page_refs(new.root["/Pages"]))
         except (KeyError, TypeError, AttributeError):
             return
         if old_pages != new_pages:
@@ -159,20 +163,46 @@ class AnnotationRule(QualifiedWhitelistRule):
                         yield level, ReferenceUpdate(dep)
 
 
-POLICY = StandardDiffPolicy(
-    global_rules=[
-        CatalogModificationRule(),
-        DocInfoRule().as_qualified(LTA),
-        XrefStreamRule().as_qualified(LTA),
-        ObjectStreamRule().as_qualified(LTA),
-        RevisionDataRule().as_qualified(LTA),
-        MetadataUpdateRule().as_qualified(LTA),
-        AnnotationRule(),
-    ],
-    form_rule=FormUpdatingRule(field_rules=[
-        SigFieldCreationRule(allow_new_visible_after_certify=True),
-        SigFieldModificationRule(),
-        GenericFieldModificationRule(),
-    ]),
-)
+class CertificationRule(WhitelistRule):
+    """Clear a /Perms dictionary added to the catalog (a certification signature's own
+    revision, which also sets /SigFlags); whether the step was allowed to certify is the
+    caller's question."""
+
+    def apply(self, old: HistoricalResolver, new: HistoricalResolver
+              ) -> Iterable[ReferenceUpdate]:
+        path = RawPdfPath("/Root", "/Perms")
+        for ref in compare_key_refs("/Perms", old, old.root, new.root):
+            yield ReferenceUpdate(ref, context_checked=Context.from_absolute(old, path))
+
+
+def _policy(*, certification: bool) -> StandardDiffPolicy:
+    catalog = (CatalogModificationRule(ROOT_EXEMPT_STRICT_COMPARISON | {"/Perms"})
+               if certification else CatalogModificationRule())
+    extra = [CertificationRule().as_qualified(ModificationLevel.FORM_FILLING)] \
+        if certification else []
+    return StandardDiffPolicy(
+        global_rules=[
+            catalog, *extra,
+            DocInfoRule().as_qualified(LTA),
+            XrefStreamRule().as_qualified(LTA),
+            ObjectStreamRule().as_qualified(LTA),
+            RevisionDataRule().as_qualified(LTA),
+            MetadataUpdateRule().as_qualified(LTA),
+            AnnotationRule(),
+        ],
+        form_rule=FormUpdatingRule(field_rules=[
+            SigFieldCreationRule(allow_new_visible_after_certify=True),
+            SigFieldModificationRule(),
+            GenericFieldModificationRule(),
+        ], ignored_acroform_keys=ACROFORM_EXEMPT_STRICT_COMPARISON | (
+            {"/SigFlags"} if certification else set())),
+    )
+
+
+POLICY = _policy(certification=False)
 """The difference policy of every validation here (see the module docstring)."""
+
+INCREMENT_POLICY = _policy(certification=True)
+"""The same, for comparing the revision *before* a first signature with the signature's own
+revision (which adds /Perms when it certifies): pyHanko never needs that comparison, an
+application that checks what each of its steps wrote does."""

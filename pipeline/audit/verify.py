@@ -3,8 +3,12 @@
 For a file: every signature and document timestamp through the validation helper (a closed
 document is judged offline, from the revocation data it carries). For a ledger document,
 also: the expected parties signed in the expected order with the certificates the ledger
-recorded, every stored revision still hashes to its name, and the chain verifies. The
-verdict is recorded in the ledger (``verified``).
+recorded, every stored revision still hashes to its name, the chain verifies, and every
+revision is compared with the stored one before it — the PDF begins with the rendered PDF
+the ledger recorded, preparing added only the empty fields, each signature's revision wrote
+only its own field, closing only revision data and the archive timestamp. A validator that
+sees only the final file cannot tell what the first signer's own revision changed; the
+stored revisions can. The verdict is recorded in the ledger (``verified``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from pipeline.documents.repository import (
     verify_ledger,
 )
 from pipeline.record import ledger
+from pipeline.record.store import Store
 from pipeline.signing_setup import trust_for
+from signing.ltv import LONG_TERM_CHANGES
+from signing.revisions import Permitted, check_revision
 from signing.validation import validate_pdf
 
 
@@ -34,6 +41,57 @@ def verify_bytes(settings: Settings, data: bytes) -> dict[str, Any]:
     offline = b"/DSS" in data  # it carries its own revocation data: judge it by that
     report = validate_pdf(data, trust.offline() if offline else trust, offline=offline)
     return {**report.as_dict(), "long_term": offline}
+
+
+def _permitted(kind: str, data: dict, fields: frozenset[str], first: bool
+               ) -> Permitted | None:
+    """What an event of ``kind`` may have written into the PDF (None: nothing at all)."""
+    if kind == "prepared" or (kind == "progress-entry" and data.get("rendered")):
+        return Permitted(new_signature_fields=frozenset(data.get("fields", fields)))
+    if kind in ("signed", "upload-accepted"):
+        return Permitted(signature_field=data["field"], certify=first)
+    if kind == "closed":
+        return LONG_TERM_CHANGES
+    return None
+
+
+def revision_problems(events: list[dict], store: Store, fields: frozenset[str],
+                      head: str | None) -> list[str]:
+    """Return what each stored revision changed beyond what its event allowed, and whether
+    the current PDF still begins with the rendered PDF the ledger recorded."""
+    problems: list[str] = []
+    rendered = None
+    first = True
+    for event in events:
+        kind, after = event["kind"], event["revision_after"]
+        if not after:
+            continue
+        data = json.loads(event["data"])
+        if kind == "rendered":
+            rendered = after
+            continue
+        before = event["revision_before"]
+        if kind == "progress-entry" and data.get("rendered"):
+            rendered = before = data["stored"][1]  # rendered again: a new first revision
+        permitted = _permitted(kind, data, fields, first)
+        first = first and kind not in ("signed", "upload-accepted")
+        label = f"{after[:12]}（{kind}，{event['actor']}）"
+        if permitted is None:
+            problems.append(f"修订版本 {label} 不应改动 PDF / revision {after[:12]} was "
+                            f"recorded by a {kind} event, which may not change the PDF")
+            continue
+        if not before or store.verify(before) or store.verify(after):
+            continue  # a missing or altered stored revision is reported on its own
+        for change in check_revision(store.get(before), store.get(after), permitted):
+            problems.append(f"修订版本 {label} 超出其权限：{change.zh} / revision "
+                            f"{after[:12]} ({kind} by {event['actor']}) changed more than it "
+                            f"may: {change.en}")
+    if rendered and head and not (store.verify(rendered) or store.verify(head)) \
+            and not store.get(head).startswith(store.get(rendered)):
+        problems.append(f"当前 PDF 不是从台账记录的渲染结果 {rendered[:12]} 开始的 / the current "
+                        f"PDF does not begin with the rendered PDF the ledger recorded "
+                        f"({rendered[:12]})")
+    return problems
 
 
 def verify_document(settings: Settings, document_id: str, actor: str = "cli"
@@ -51,10 +109,14 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
             problems.append(f"修订版本 {digest} {trouble} / stored revision {digest} is "
                             f"{trouble}")
     problems += verify_ledger(settings).problems
+    problems += revision_problems(events, store, frozenset(m.field for m in state.members),
+                                 state.head_revision)
     if store.verify(state.head_revision) is None:
         result = verify_bytes(settings, store.get(state.head_revision))
     else:
-        result = {"valid": False, "signatures": [], "document_timestamps": [], "problems": []}
+        result = {"valid": False, "indication": "INDETERMINATE", "subindication": None,
+                  "signatures": [], "document_timestamps": [], "problems": [],
+                  "warnings": []}
     expected = []
     for event in events:
         if event["kind"] in ("signed", "upload-accepted"):
@@ -73,6 +135,8 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
     result = {**result, "document": document_id, "number": state.number,
               "problems": [*result["problems"], *problems]}
     result["valid"] = bool(result["valid"]) and not problems
+    if problems:  # the ledger's own evidence says the document is not what was signed
+        result["indication"] = "TOTAL_FAILED"
     event = ledger.new_event(document_id, "verified", actor,
                              {"valid": result["valid"], "problems": len(result["problems"])})
     append_checked(settings, state, [event])
