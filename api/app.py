@@ -44,7 +44,7 @@ from api.web import SignInNeeded
 from api.web import router as web_router
 from api.workers import in_signer_process, pool_of, signer_processes
 from pipeline.audit.verify import verify_bytes, verify_document
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, configure_logging, debug_requested, load_settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
@@ -91,6 +91,7 @@ async def periodic_passes(settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Return the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
+    configure_logging(debug_requested())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -19,7 +19,7 @@ import click
 from pipeline.audit.bundle import export_bundle, verify_bundle
 from pipeline.audit.review import review, review_chart, review_csv
 from pipeline.audit.verify import report_html, verify_bytes, verify_document
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, configure_logging, debug_requested, load_settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.followup import follow_up
@@ -111,10 +111,12 @@ class CountersignGroup(click.Group):
 @click.group(cls=CountersignGroup)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Data folder (default: $COUNTERSIGN_DATA or ./data).")
+@click.option("--verbose", is_flag=True, help="Also log what the libraries report (pyHanko…).")
 @click.version_option(package_name="countersign")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """Countersign: formal documents from templates, signed by every party in turn."""
+    configure_logging(verbose or debug_requested())
     ctx.obj = load_settings(data_dir)
 
 
@@ -573,6 +575,12 @@ def follow_up_cmd(settings: Settings, now_text: str | None, as_json: bool) -> No
     click.echo(f"{len(actions)} action(s)")
 
 
+VERDICT_WORDS = {"TOTAL_PASSED": "VALID 有效 (TOTAL_PASSED)",
+                 "INDETERMINATE": "INDETERMINATE 无法确定",
+                 "TOTAL_FAILED": "INVALID 无效 (TOTAL_FAILED)"}
+VERDICT_MARKS = {"TOTAL_PASSED": "✓", "INDETERMINATE": "?", "TOTAL_FAILED": "✗"}
+
+
 @main.command()
 @click.argument("pdf", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--document", "document_id", help="Verify a ledger document instead of a file.")
@@ -597,13 +605,15 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
     if as_json:
         _emit(result)
     else:
-        click.echo(f"{subject}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
+        click.echo(f"{subject}: {VERDICT_WORDS[result['indication']]}")
         for item in [*result["signatures"], *result.get("document_timestamps", [])]:
-            mark = "✓" if item["valid"] else "✗"
-            click.echo(f"  {mark} {item['field']:<18} {item['signer']:<24} "
-                       f"{item['timestamp'] or '-':<34} {item['modification_level'] or '-'}")
+            click.echo(f"  {VERDICT_MARKS[item['indication']]} {item['field']:<18} "
+                       f"{item['signer']:<24} {item['timestamp'] or '-':<34} "
+                       f"{item['subindication'] or item['indication']}")
             for problem in item["problems"]:
                 click.echo(f"      {problem}")
+            for warning in item.get("warnings", []):
+                click.echo(f"      ~ {warning}")
         for problem in result["problems"]:
             click.echo(f"  ! {problem}")
     if not result["valid"]:

@@ -29,14 +29,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from pyhanko.pdf_utils.crypt import AuthStatus
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate
-from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.fields import MDPPerm, enumerate_sig_fields
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.general import find_unique_cms_attribute
 from pyhanko.sign.validation import KeyUsageConstraints
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -50,7 +48,6 @@ from pyhanko.sign.validation.pdf_embedded import (
 from pyhanko.sign.validation.status import DocumentTimestampStatus, SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from signing import changes as ch
 from signing import indications as ind
 from signing.cms_support import (
     TolerantSignatureValidator,
@@ -60,114 +57,19 @@ from signing.cms_support import (
 from signing.diff_rules import POLICY
 from signing.indications import Finding
 from signing.keys import certificate_sha256
+from signing.modifications import DocumentFacts, modification_findings
+from signing.reports import (
+    DocumentReport,
+    document_report,
+    signature_report,
+    unreadable_report,
+)
 from signing.trust import TrustSettings, validation_context
 
 KEY_USAGE = KeyUsageConstraints(key_usage={"non_repudiation"})
 TIMESTAMP_SUBFILTER = "/ETSI.RFC3161"
 SIGNATURE_SUBFILTERS = {"/adbe.pkcs7.detached", "/ETSI.CAdES.detached"}
 WHITESPACE = b"\r\n\t\f \x00"
-COVERED = (SignatureCoverageLevel.ENTIRE_FILE, SignatureCoverageLevel.ENTIRE_REVISION)
-# Changes that leave what was signed as it was (revision data, metadata, more signatures).
-BENIGN = {ch.SIGNATURE, ch.DOCUMENT_TIMESTAMP, ch.SIGNATURE_FIELD_ADDED, ch.REVISION_DATA,
-          ch.METADATA}
-# The order in which changes are named: what a reader sees first.
-SEVERITY = [ch.PAGE_CONTENT, ch.PAGES, ch.PAGE_RESOURCES, ch.OVERLAY, ch.FIELD_CHANGED,
-            ch.ANNOTATION_CHANGED, ch.PAGE_PROPERTIES, ch.CATALOG, ch.FORM, ch.CERTIFICATION,
-            ch.FIELD_FILLED, ch.COMMENT]
-# Changes a reader sees in what was signed: never permitted, whatever the policy cleared.
-VISIBLE = {ch.PAGE_CONTENT, ch.PAGES, ch.PAGE_RESOURCES, ch.PAGE_PROPERTIES, ch.FIELD_CHANGED,
-           ch.ANNOTATION_CHANGED, ch.CATALOG}
-# What each DocMDP level allows besides the benign changes.
-ALLOWED_BY = {MDPPerm.NO_CHANGES: set(), MDPPerm.FILL_FORMS: {ch.FIELD_FILLED},
-              MDPPerm.ANNOTATE: {ch.FIELD_FILLED, ch.COMMENT, ch.OVERLAY}}
-
-
-@dataclass(frozen=True)
-class SignatureReport:
-    """The verdict on one signature (the ``verify`` JSON contract, plus details)."""
-
-    field: str
-    signer: str
-    valid: bool
-    intact: bool
-    trusted: bool
-    timestamp: str | None
-    modification_level: str | None
-    coverage: str | None
-    certificate_sha256: str | None
-    signed_revision: int | None
-    changed_fields: tuple[str, ...] = ()
-    problems: tuple[str, ...] = ()
-    indication: str = ind.TOTAL_PASSED
-    subindication: str | None = None
-    warnings: tuple[str, ...] = ()
-    changes: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = field(default=(), repr=False, compare=False)
-
-    def as_dict(self) -> dict:
-        return {
-            "field": self.field, "signer": self.signer, "valid": self.valid,
-            "intact": self.intact, "trusted": self.trusted, "timestamp": self.timestamp,
-            "modification_level": self.modification_level, "coverage": self.coverage,
-            "certificate_sha256": self.certificate_sha256,
-            "signed_revision": self.signed_revision,
-            "changed_fields": list(self.changed_fields), "problems": list(self.problems),
-            "indication": self.indication, "subindication": self.subindication,
-            "warnings": list(self.warnings), "changes_after_signing": list(self.changes),
-        }
-
-
-@dataclass(frozen=True)
-class DocumentReport:
-    """The verdict on a whole PDF."""
-
-    valid: bool
-    signatures: tuple[SignatureReport, ...]
-    document_timestamps: tuple[SignatureReport, ...] = ()
-    problems: tuple[str, ...] = ()
-    indication: str = ind.INDETERMINATE
-    subindication: str | None = None
-    warnings: tuple[str, ...] = ()
-    findings: tuple[Finding, ...] = field(default=(), repr=False, compare=False)
-
-    def as_dict(self) -> dict:
-        return {
-            "valid": self.valid, "indication": self.indication,
-            "subindication": self.subindication,
-            "signatures": [s.as_dict() for s in self.signatures],
-            "document_timestamps": [s.as_dict() for s in self.document_timestamps],
-            "problems": list(self.problems), "warnings": list(self.warnings),
-        }
-
-    def first_problem(self) -> Finding | None:
-        """The problem a person should read first: the file's own, then each signature's
-        in signing order, then the document timestamps'."""
-        for findings in (self.findings, *(s.findings for s in self.signatures),
-                         *(t.findings for t in self.document_timestamps)):
-            if findings:
-                return findings[0]
-        return None
-
-
-@dataclass(frozen=True)
-class _Document:
-    """What every signature's verdict needs to know about the file."""
-
-    reader: PdfFileReader
-    last_revision: int
-    whitespace_tail: bool
-    certification: tuple[MDPPerm, int] | None
-
-
-def _signer_name(sig: EmbeddedPdfSignature) -> str:
-    try:
-        subject = sig.signer_cert.subject.native
-    except Exception:  # noqa: BLE001 - a broken certificate still gets a report
-        return "?"
-    parts = [subject.get("common_name"), subject.get("organizational_unit_name")]
-    return " / ".join(str(p) for p in parts if p) or sig.signer_cert.subject.human_friendly
-
-
 def signature_timestamp_time(sig: EmbeddedPdfSignature) -> datetime | None:
     """Return the genTime of the signature's embedded RFC 3161 timestamp, if any."""
     for token in extract_tst_data_iter(sig.signer_info, signed=False):
@@ -242,68 +144,6 @@ def _timestamp_findings(sig: EmbeddedPdfSignature, status) -> list[Finding]:
     return []
 
 
-def _permission(sig: EmbeddedPdfSignature, doc: _Document) -> MDPPerm | None:
-    """The strictest DocMDP level that binds the revisions after ``sig``."""
-    levels = [sig.docmdp_level] if sig.docmdp_level is not None else []
-    if doc.certification and doc.certification[1] <= sig.signed_revision:
-        levels.append(doc.certification[0])
-    return min(levels, key=lambda p: p.value) if levels else None
-
-
-def _first(changes: list[ch.Change], kinds) -> ch.Change | None:
-    ranked = sorted((c for c in changes if c.kind in kinds), key=lambda c: SEVERITY.index(c.kind))
-    return ranked[0] if ranked else None
-
-
-def _modified(change: ch.Change | None, fallback: str) -> Finding:
-    zh, en = (change.zh, change.en) if change else ("有无法解释的对象被改写", fallback)
-    return ind.failed(ind.FORMAT_FAILURE, f"签名后文档被修改：{zh}",
-                      f"the document was modified after signing: {en}")
-
-
-def _short(diff) -> str:
-    text = str(diff).split("\n")[0]
-    return "objects were rewritten that no permitted change explains" + (
-        f" ({text[:120]})" if text else "")
-
-
-def _modification_findings(sig: EmbeddedPdfSignature, diff, coverage, doc: _Document
-                           ) -> tuple[list[Finding], list[str], list[ch.Change]]:
-    """Judge what happened after ``sig``: (findings, warnings, changes)."""
-    if coverage not in COVERED:
-        name = coverage.name if coverage else "unknown"
-        return [ind.failed(ind.FORMAT_FAILURE, "签名未覆盖整个修订版本",
-                           f"the signature does not cover its whole revision ({name})")], [], []
-    if sig.signed_revision >= doc.last_revision:
-        return [], [], []
-    try:
-        changes = ch.describe(doc.reader, sig.signed_revision, doc.last_revision)
-    except Exception:  # noqa: BLE001 - the policy's verdict stands without the words
-        changes = []
-    significant = [c for c in changes if c.kind not in BENIGN]
-    if not isinstance(getattr(diff, "modification_level", None), ModificationLevel):
-        return [_modified(_first(significant, SEVERITY), _short(diff))], [], changes
-    permission = _permission(sig, doc)
-    findings: list[Finding] = []
-    if permission is not None:
-        beyond = [c for c in significant if c.kind not in ALLOWED_BY[permission]]
-        if beyond or diff.modification_level.value > permission.value:
-            first = _first(beyond, SEVERITY)
-            findings.append(ind.failed(
-                ind.FORMAT_FAILURE, "违反认证签名的修改权限（DocMDP）",
-                "the certification (DocMDP) permissions were violated"
-                + (f": {first.en}" if first else "")))
-    overlay = _first(significant, {ch.OVERLAY})
-    if overlay and permission != MDPPerm.ANNOTATE:
-        findings.append(_modified(overlay, ""))
-    warnings = [f"签名后新增：{c.zh} / added after signing: {c.en}" for c in significant
-                if permission is None and c.kind in (ch.COMMENT, ch.FIELD_FILLED)]
-    # pyHanko approved the objects; what a reader would still see as changed fails anyway.
-    if not findings and (unexplained := _first(significant, VISIBLE)):
-        findings.append(_modified(unexplained, ""))
-    return findings, warnings, changes
-
-
 def _altered(sig: EmbeddedPdfSignature, fields: dict) -> list[Finding]:
     """When the value cannot be checked, the digest still can: altered bytes fail."""
     fields["intact"] = _digest_intact(sig)
@@ -313,7 +153,7 @@ def _altered(sig: EmbeddedPdfSignature, fields: dict) -> list[Finding]:
                        "the signed bytes were altered (digest mismatch)")]
 
 
-async def _validate_view(sig: EmbeddedPdfSignature, doc: _Document,
+async def _validate_view(sig: EmbeddedPdfSignature, doc: DocumentFacts,
                          context: ValidationContext) -> tuple[list[Finding], dict]:
     """Validate one signature (or one SignerInfo of it): (findings, report fields)."""
     fields = {"intact": False, "trusted": False, "timestamp": None, "level": None,
@@ -356,7 +196,7 @@ async def _validate_view(sig: EmbeddedPdfSignature, doc: _Document,
     if (coverage == SignatureCoverageLevel.ENTIRE_REVISION and doc.whitespace_tail
             and sig.signed_revision == doc.last_revision):
         coverage = SignatureCoverageLevel.ENTIRE_FILE  # only whitespace after %%EOF
-    more, warnings, changes = _modification_findings(sig, status.diff_result, coverage, doc)
+    more, warnings, changes = modification_findings(sig, status.diff_result, coverage, doc)
     diff = status.diff_result
     fields.update(
         intact=status.intact, trusted=status.trusted,
@@ -369,7 +209,7 @@ async def _validate_view(sig: EmbeddedPdfSignature, doc: _Document,
     return findings + more, fields
 
 
-async def _validate_timestamp_view(sig: EmbeddedPdfSignature, doc: _Document,
+async def _validate_timestamp_view(sig: EmbeddedPdfSignature, doc: DocumentFacts,
                                    context: ValidationContext) -> tuple[list[Finding], dict]:
     """Validate a document timestamp, however its dictionary is typed."""
     fields = {"intact": False, "trusted": False, "timestamp": None, "level": None,
@@ -400,7 +240,7 @@ async def _validate_timestamp_view(sig: EmbeddedPdfSignature, doc: _Document,
         findings.append(ind.from_ades(indic, "时间戳机构不受信任",
                                       f"the timestamp authority is not trusted "
                                       f"({indic.standard_name})"))
-    more, warnings, changes = _modification_findings(sig, status.diff_result, status.coverage,
+    more, warnings, changes = modification_findings(sig, status.diff_result, status.coverage,
                                                      doc)
     kind = sig.sig_object.get("/Type")
     if kind != "/DocTimeStamp":
@@ -415,39 +255,6 @@ async def _validate_timestamp_view(sig: EmbeddedPdfSignature, doc: _Document,
         certificate=certificate_sha256(status.signing_cert), warnings=warnings,
         changes=[c.en for c in changes])
     return findings + more, fields
-
-
-def _report(name: str, views: list, results: list[tuple[list[Finding], dict]]
-            ) -> SignatureReport:
-    """Merge the results of a signature's views (one per SignerInfo) into its report."""
-    findings: list[Finding] = []
-    for result_findings, _ in results:
-        findings += [f for f in result_findings if f not in findings]
-    first = results[0][1]
-    indication, subindication = ind.verdict(findings)
-    warnings = [w for _, fields in results for w in fields["warnings"]]
-    return SignatureReport(
-        field=name, signer=" + ".join(_signer_name(v) for v in views),
-        valid=indication == ind.TOTAL_PASSED,
-        intact=all(f["intact"] for _, f in results),
-        trusted=all(f["trusted"] for _, f in results), timestamp=first["timestamp"],
-        modification_level=first["level"], coverage=first["coverage"],
-        certificate_sha256=first["certificate"], signed_revision=views[0].signed_revision,
-        changed_fields=first["changed"], problems=tuple(f.text for f in findings),
-        indication=indication, subindication=subindication,
-        warnings=tuple(dict.fromkeys(warnings)), changes=tuple(first["changes"]),
-        findings=tuple(findings))
-
-
-def _unreadable(name: str, exc: Exception) -> SignatureReport:
-    finding = ind.failed(ind.FORMAT_FAILURE, f"签字栏 {name} 中的签名无法读取",
-                         f"the signature in field {name} cannot be read: "
-                         f"{type(exc).__name__}: {exc}")
-    return SignatureReport(
-        field=name, signer="?", valid=False, intact=False, trusted=False, timestamp=None,
-        modification_level=None, coverage=None, certificate_sha256=None, signed_revision=None,
-        problems=(finding.text,), indication=finding.indication,
-        subindication=finding.subindication, findings=(finding,))
 
 
 def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:
@@ -465,19 +272,6 @@ def _offline_context(trust: TrustSettings, dss: DocumentSecurityStore | None,
               "revocation_mode": "require", "retroactive_revinfo": True, "moment": moment,
               "signature_validator": TolerantSignatureValidator()}
     return dss.as_validation_context(kwargs) if dss else ValidationContext(**kwargs)
-
-
-def _document_report(findings: list[Finding], signatures=(), timestamps=()) -> DocumentReport:
-    everything = [*findings, *(f for r in (*signatures, *timestamps) for f in r.findings)]
-    indication, subindication = ind.verdict(everything)
-    if not signatures and not timestamps and indication == ind.TOTAL_PASSED:
-        indication = ind.INDETERMINATE
-    warnings = [w for r in (*signatures, *timestamps) for w in r.warnings]
-    return DocumentReport(
-        valid=indication == ind.TOTAL_PASSED, signatures=tuple(signatures),
-        document_timestamps=tuple(timestamps), problems=tuple(f.text for f in findings),
-        indication=indication, subindication=subindication, warnings=tuple(warnings),
-        findings=tuple(findings))
 
 
 def _open(pdf: bytes) -> tuple[PdfFileReader | None, Finding | None]:
@@ -504,7 +298,7 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
     """Return the verdict on every signature and document timestamp of ``pdf``."""
     reader, problem = _open(pdf)
     if reader is None:
-        return _document_report([problem])
+        return document_report([problem])
     try:
         entries = []
         for name, _, sig_field in enumerate_sig_fields(reader, filled_status=True):
@@ -516,11 +310,11 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
         certification = read_certification_data(reader)
         last_revision = reader.xrefs.total_revisions - 1
     except Exception as exc:  # noqa: BLE001
-        return _document_report([ind.failed(ind.FORMAT_FAILURE, "无法解析 PDF",
+        return document_report([ind.failed(ind.FORMAT_FAILURE, "无法解析 PDF",
                                             f"cannot parse the PDF: {type(exc).__name__}: "
                                             f"{exc}")])
     if not entries:
-        return _document_report([ind.indeterminate(None, "文档没有签名",
+        return document_report([ind.indeterminate(None, "文档没有签名",
                                                    "the document has no signature")])
     certified_at = None
     if certification is not None:
@@ -530,7 +324,7 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
         except Exception:  # noqa: BLE001 - an unreadable certification: treat as absent
             certified_at = None
     tail = _tail(pdf)
-    doc = _Document(reader=reader, last_revision=last_revision,
+    doc = DocumentFacts(reader=reader, last_revision=last_revision,
                     whitespace_tail=not tail.strip(WHITESPACE), certification=certified_at)
     dss = _read_dss(reader) if offline else None  # read once, for every signature
 
@@ -546,7 +340,7 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
     signatures, timestamps = [], []
     for _, name, views in sorted(entries, key=lambda e: e[0]):
         if isinstance(views, Exception):
-            signatures.append(_unreadable(name, views))
+            signatures.append(unreadable_report(name, views))
             continue
         is_timestamp = (views[0].sig_object.get("/SubFilter") == TIMESTAMP_SUBFILTER
                         or views[0].sig_object.get("/Type") == "/DocTimeStamp")
@@ -558,13 +352,13 @@ async def async_validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool 
                 results.append(await check(view, doc, context))
             finally:
                 await context.aclose()
-        (timestamps if is_timestamp else signatures).append(_report(name, views, results))
+        (timestamps if is_timestamp else signatures).append(signature_report(name, views, results))
     findings = []
     if tail.strip(WHITESPACE):
         findings.append(ind.failed(ind.FORMAT_FAILURE, "文件末尾有未签名的内容",
                                    "there is content after the end of the last revision "
                                    "(not covered by any signature)"))
-    return _document_report(findings, signatures, timestamps)
+    return document_report(findings, signatures, timestamps)
 
 
 def validate_pdf(pdf: bytes, trust: TrustSettings, *, offline: bool = False) -> DocumentReport:

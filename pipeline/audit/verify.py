@@ -156,15 +156,18 @@ th { background: #eef2f8; } .ok { color: #1e7d32; } .bad { color: #b71c1c; }
 <h1>验证报告 <small>Verification report</small></h1>
 <p>{{ subject }} · {{ generated }}</p>
 <p class="{{ 'ok' if report.valid else 'bad' }}"><strong>
-{{ '有效 / VALID' if report.valid else '无效 / INVALID' }}</strong></p>
+{{ words[report.indication] }}</strong> ({{ report.indication }})</p>
 {% if report.problems %}<ul>{% for p in report.problems %}<li class="bad">{{ p }}</li>
+{% endfor %}</ul>{% endif %}
+{% if report.warnings %}<ul>{% for w in report.warnings %}<li>{{ w }}</li>
 {% endfor %}</ul>{% endif %}
 <table><tr><th>签字栏 Field</th><th>签署人 Signer</th><th>结论 Verdict</th>
 <th>完整 Intact</th><th>可信 Trusted</th><th>时间戳 Timestamp</th>
 <th>修改 Changes after</th><th>问题 Problems</th></tr>
 {% for s in report.signatures + report.get('document_timestamps', []) %}<tr>
 <td>{{ s.field }}</td><td>{{ s.signer }}</td>
-<td class="{{ 'ok' if s.valid else 'bad' }}">{{ '有效 valid' if s.valid else '无效 invalid' }}</td>
+<td class="{{ 'ok' if s.valid else 'bad' }}">{{ words[s.indication] }}
+{{ s.subindication or '' }}</td>
 <td>{{ s.intact }}</td><td>{{ s.trusted }}</td><td>{{ s.timestamp or '—' }}</td>
 <td>{{ s.modification_level or '—' }}</td><td>{{ s.problems | join('; ') }}</td></tr>
 {% endfor %}</table>
@@ -172,7 +175,11 @@ th { background: #eef2f8; } .ok { color: #1e7d32; } .bad { color: #b71c1c; }
 """)
 
 
+WORDS = {"TOTAL_PASSED": "有效 / VALID", "INDETERMINATE": "无法确定 / INDETERMINATE",
+         "TOTAL_FAILED": "无效 / INVALID"}
+
+
 def report_html(report: dict[str, Any], subject: str) -> str:
     """Return the audit report as a printable bilingual HTML page."""
-    return REPORT.render(report=report, subject=subject,
+    return REPORT.render(report=report, subject=subject, words=WORDS,
                          generated=datetime.now().astimezone().isoformat(timespec="seconds"))
