@@ -64,12 +64,30 @@ class Change:
     en: str
 
 
-def _same(a, b) -> bool:
+def _plain(value):
+    return value.decrypted if isinstance(value, generic.DecryptedObjectProxy) else value
+
+
+def _equal(a, b) -> bool:
+    """Whether two PDF values are the same, comparing decrypted strings and decoded
+    streams (an encrypted document's values are read through decryption proxies)."""
+    a, b = _plain(a), _plain(b)
     if isinstance(a, generic.StreamObject) or isinstance(b, generic.StreamObject):
-        return (isinstance(a, generic.StreamObject) and isinstance(b, generic.StreamObject)
-                and a.encoded_data == b.encoded_data
-                and {k: a.raw_get(k) for k in a if k != "/Length"}
-                == {k: b.raw_get(k) for k in b if k != "/Length"})
+        if not (isinstance(a, generic.StreamObject) and isinstance(b, generic.StreamObject)):
+            return False
+        try:
+            same_data = a.data == b.data
+        except Exception:  # noqa: BLE001 - undecodable: compare what is stored
+            same_data = a.encoded_data == b.encoded_data
+        keys = (set(a) | set(b)) - {"/Length"}
+        return same_data and all(k in a and k in b and _equal(a.raw_get(k), b.raw_get(k))
+                                 for k in keys)
+    if isinstance(a, generic.DictionaryObject):
+        return (isinstance(b, generic.DictionaryObject) and set(a) == set(b)
+                and all(_equal(a.raw_get(k), b.raw_get(k)) for k in a))
+    if isinstance(a, generic.ArrayObject):
+        return (isinstance(b, generic.ArrayObject) and len(a) == len(b)
+                and all(_equal(a.raw_get(i), b.raw_get(i)) for i in range(len(a))))
     return a == b
 
 
@@ -86,7 +104,7 @@ def rewritten_objects(reader: PdfFileReader, base: int, revision: int) -> set[ge
     out = set()
     for ref in candidates:
         try:
-            if not _same(old(ref), new(ref)):
+            if not _equal(old(ref), new(ref)):
                 out.add(ref)
         except Exception:  # noqa: BLE001 - an unreadable rewrite is a change too
             out.add(ref)
@@ -121,7 +139,7 @@ def _changed(old_value, new_value, old: HistoricalResolver, rewritten: set,
              deep: bool = True) -> bool:
     """Whether a value differs, or an object it uses was rewritten (only the object it
     names when not ``deep``: catalog entries point at pages, which are judged apart)."""
-    if old_value != new_value:
+    if not _equal(old_value, new_value):
         return True
     if old_value is None:
         return False
@@ -282,7 +300,7 @@ def _walk_fields(items, prefix: str, inherited_kind, seen: set) -> Iterator[tupl
         node = item.get_object()
         if not isinstance(node, generic.DictionaryObject):
             continue
-        partial = node.get("/T")
+        partial = _raw(node, "/T")
         name = f"{prefix}.{partial}" if prefix and partial is not None else (
             str(partial) if partial is not None else prefix)
         kind = node.get("/FT", inherited_kind)

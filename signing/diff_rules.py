@@ -15,7 +15,8 @@ Its default policy refuses two things honest tools do every day:
   (:mod:`signing.changes`).
 
 New signature fields are accepted after a certification as Acrobat accepts them (pyHanko's
-default is stricter than the standard here).
+default is stricter than the standard here), and field names may contain periods
+(:mod:`signing.form_rule`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, RawPdfPath
 from pyhanko.sign.diff_analysis import (
     DocInfoRule,
-    FormUpdatingRule,
     GenericFieldModificationRule,
     MetadataUpdateRule,
     ModificationLevel,
@@ -50,6 +50,8 @@ from pyhanko.sign.diff_analysis.rules_api import (
     RelativeContext,
     WhitelistRule,
 )
+
+from signing.form_rule import DottedNamesFormRule
 
 LTA = ModificationLevel.LTA_UPDATES
 MAX_DSS_DEPTH = 4  # DSS → VRI → entry → array: deeper is not revision data
@@ -190,7 +192,7 @@ def _policy(*, certification: bool) -> StandardDiffPolicy:
             MetadataUpdateRule().as_qualified(LTA),
             AnnotationRule(),
         ],
-        form_rule=FormUpdatingRule(field_rules=[
+        form_rule=DottedNamesFormRule(field_rules=[
             SigFieldCreationRule(allow_new_visible_after_certify=True),
             SigFieldModificationRule(),
             GenericFieldModificationRule(),

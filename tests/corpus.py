@@ -503,6 +503,8 @@ def build_corpus(pki: CorpusPKI) -> list[Sample]:
     add("baseline", "RSA, adbe.pkcs7.detached", True,
         sign(plain, bob, "Sig", timestamper=tsa, subfilter=SigSeedSubFilter.ADOBE_PKCS7_DETACHED,
              new_box=(320, 100, 520, 150)), PASSED)
+    add("baseline", "one signed byte changed", False,
+        flip_byte_in_last_revision(approved, b"Purchase"), FAILED, "altered")
 
     # Revision data (DSS/VRI) added after signing, by this or another tool.
     add("revision data", "DSS with upper-case VRI keys", True, add_dss(approved, pki), PASSED)
@@ -597,6 +599,8 @@ def build_corpus(pki: CorpusPKI) -> list[Sample]:
     dotted = sign(base_document(text_fields=("remarks",), flat_sig_field="Signature.1"),
                   alice, "Signature.1", timestamper=tsa)
     add("field names", "period in the field's partial name", True, dotted, PASSED)
+    add("field names", "period in the name, revision data added later", True,
+        add_dss(dotted, pki), PASSED)
     nested = base_document(sig_fields=("approvals.manager",))
     add("field names", "hierarchical field approvals.manager", True,
         sign(nested, alice, "approvals.manager", timestamper=tsa), PASSED)
@@ -658,8 +662,10 @@ def build_corpus(pki: CorpusPKI) -> list[Sample]:
         flip_byte_in_last_revision(sm2, b"Purchase"), FAILED, "altered")
 
     # Spoofed signature dictionaries.
+    add("spoofed signatures", "each field with its own signature dictionary", True,
+        sign(approved, bob, "Signature2", timestamper=tsa, new_box=(320, 300, 520, 350)), PASSED)
     add("spoofed signatures", "second field pointing at the first signature", False,
-        incremental(approved, _duplicate_signature_field), FAILED, "")
+        incremental(approved, _duplicate_signature_field), FAILED, "modified after signing")
     return samples
 
 
