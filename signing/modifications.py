@@ -36,8 +36,9 @@ SEVERITY = [ch.PAGE_CONTENT, ch.PAGES, ch.PAGE_RESOURCES, ch.OVERLAY, ch.FIELD_C
 VISIBLE = {ch.PAGE_CONTENT, ch.PAGES, ch.PAGE_RESOURCES, ch.PAGE_PROPERTIES, ch.FIELD_CHANGED,
            ch.ANNOTATION_CHANGED, ch.CATALOG}
 # What each DocMDP level allows besides the benign changes.
-ALLOWED_BY = {MDPPerm.NO_CHANGES: set(), MDPPerm.FILL_FORMS: {ch.FIELD_FILLED},
-              MDPPerm.ANNOTATE: {ch.FIELD_FILLED, ch.COMMENT, ch.OVERLAY}}
+# (Viewers filling a form may also update the form's default resources: FORM.)
+ALLOWED_BY = {MDPPerm.NO_CHANGES: set(), MDPPerm.FILL_FORMS: {ch.FIELD_FILLED, ch.FORM},
+              MDPPerm.ANNOTATE: {ch.FIELD_FILLED, ch.FORM, ch.COMMENT, ch.OVERLAY}}
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,12 @@ def modification_findings(sig: EmbeddedPdfSignature, diff, coverage, doc: Docume
     overlay = _first(significant, {ch.OVERLAY})
     if overlay and permission != MDPPerm.ANNOTATE:
         findings.append(_modified(overlay, ""))
+    # What the signer did not forbid but a reader should know: additions to an uncertified
+    # document, and annotations that may cover content where the certification allows them.
+    warned = {ch.COMMENT, ch.FIELD_FILLED} if permission is None else (
+        {ch.OVERLAY} if permission == MDPPerm.ANNOTATE else set())
     warnings = [f"签名后新增：{c.zh} / added after signing: {c.en}" for c in significant
-                if permission is None and c.kind in (ch.COMMENT, ch.FIELD_FILLED)]
+                if c.kind in warned]
     # pyHanko approved the objects; what a reader would still see as changed fails anyway.
     if not findings and (unexplained := _first(significant, VISIBLE)):
         findings.append(_modified(unexplained, ""))

@@ -427,6 +427,16 @@ def copy_signature_timestamp(source: bytes) -> Callable[[cms.SignedData], None]:
     return mutate
 
 
+def break_signature_timestamp(signed: cms.SignedData) -> None:
+    """A mutation that damages the timestamp authority's own signature in the token."""
+    attrs = signed["signer_infos"][0]["unsigned_attrs"]
+    token = next(a for a in attrs if a["type"].native == "signature_time_stamp_token")
+    info = token["values"][0]["content"]["signer_infos"][0]
+    value = bytearray(info["signature"].native)
+    value[10] ^= 0x01
+    info["signature"] = bytes(value)
+
+
 # --- revision data as other tools write it ----------------------------------------------
 
 def add_dss(pdf: bytes, pki: CorpusPKI, *, lowercase_vri: bool = False,
@@ -535,6 +545,10 @@ def build_corpus(pki: CorpusPKI) -> list[Sample]:
                        permissions=MDPPerm.ANNOTATE, new_box=(320, 200, 520, 250))
     add("certification level", "sticky note after P=3 certification", True,
         incremental(annotatable, add_annotation("/Text")), PASSED)
+    add("certification level", "free-text annotation after P=3 certification", True,
+        incremental(annotatable, add_annotation(
+            "/FreeText", rect=(60, 500, 300, 530),
+            appearance=b"BT /Helv 12 Tf 4 10 Td (seen, agreed) Tj ET")), PASSED)
     add("certification level", "annotation after P=2 certification", False,
         incremental(certified, add_annotation("/Text")), FAILED, "certif")
     locked = sign(base_document(text_fields=("remarks",)), alice, "Author", timestamper=tsa,
@@ -639,6 +653,8 @@ def build_corpus(pki: CorpusPKI) -> list[Sample]:
     other = sign(plain, bob, "Other", timestamper=tsa, new_box=(320, 100, 520, 150))
     add("signature timestamps", "timestamp copied from another signature", False,
         rewrite_cms(approved, copy_signature_timestamp(other)), FAILED, "copied")
+    add("signature timestamps", "timestamp whose own signature is broken", False,
+        rewrite_cms(approved, break_signature_timestamp), FAILED, "timestamp is broken")
     stranger_tsa = pki.stranger_ca.timestamp_authority().timestamper()
     add("signature timestamps", "timestamp by an unknown authority", True,
         sign(plain, alice, "Sig", timestamper=stranger_tsa, new_box=(320, 100, 520, 150)),

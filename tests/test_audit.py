@@ -60,6 +60,7 @@ def test_verify_a_closed_file(closed, tmp_path):
     assert "验证报告" in page and "Verification report" in page and "李娜 / 产品部" in page
 
 
+@pytest.mark.slow
 def test_every_revision_stays_pdf_a_2b(closed):
     """Rendered, prepared, each signature, closure: the XMP claims PDF/A-2b and nothing
     declares a PDF version above 1.7 (PDF/A-2 is based on PDF 1.7)."""

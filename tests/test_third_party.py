@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.config import Settings
+from pipeline.config import Settings, configure_logging
 from pipeline.people.setup import initialise
 from signing.validation import validate_pdf
 from tests.corpus import FAILED, INDETERMINATE, PASSED, CorpusPKI, Sample, build_corpus
@@ -86,9 +86,12 @@ def test_every_category_has_an_honest_and_a_hostile_side(corpus):
 
 
 def test_benign_additions_to_an_uncertified_document_are_warnings(corpus):
+    """And an annotation that may cover content, where the certification allows it."""
     pki, _ = corpus
     for label, words in [("uncertified additions: sticky note", "Text annotation"),
-                         ("uncertified additions: form filled", "remarks was filled in")]:
+                         ("uncertified additions: form filled", "remarks was filled in"),
+                         ("certification level: free-text annotation after P=3 certification",
+                          "FreeText annotation added on page 1 paints over")]:
         report = validate_pdf(_named(corpus, label).pdf, pki.trust)
         assert report.indication == PASSED and report.valid
         assert any(words in w and "added after signing" in w for w in report.warnings)
@@ -116,6 +119,20 @@ def test_a_copied_timestamp_is_named_as_such_not_as_untrusted(corpus):
     assert "not trusted" not in _all_problems(copied)
     assert "timestamp authority is not trusted" in _all_problems(untrusted)
     assert "copied" not in _all_problems(untrusted)
+
+
+def test_the_service_quiets_library_logs_too(tmp_path, monkeypatch):
+    import logging
+
+    from api.app import create_app
+
+    monkeypatch.delenv("COUNTERSIGN_DEBUG", raising=False)
+    create_app(Settings(data_dir=tmp_path / "data"))
+    assert logging.getLogger("pyhanko").getEffectiveLevel() > logging.CRITICAL
+    monkeypatch.setenv("COUNTERSIGN_DEBUG", "1")
+    create_app(Settings(data_dir=tmp_path / "data"))
+    assert logging.getLogger("pyhanko").getEffectiveLevel() == logging.DEBUG
+    configure_logging(False)  # back to quiet for the tests that follow
 
 
 def test_unsupported_algorithm_is_indeterminate_with_a_reason(corpus):
