@@ -31,6 +31,7 @@ import hashlib
 import io
 from datetime import datetime
 
+from pyhanko.pdf_utils import misc
 from pyhanko.pdf_utils.crypt import AuthStatus
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate
@@ -70,6 +71,11 @@ KEY_USAGE = KeyUsageConstraints(key_usage={"non_repudiation"})
 TIMESTAMP_SUBFILTER = "/ETSI.RFC3161"
 SIGNATURE_SUBFILTERS = {"/adbe.pkcs7.detached", "/ETSI.CAdES.detached"}
 WHITESPACE = b"\r\n\t\f \x00"
+# What a malformed signature raises while parsed (a sure failure); anything else means it
+# could not be checked (INDETERMINATE).
+MALFORMED = (misc.PdfError, ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
 def signature_timestamp_time(sig: EmbeddedPdfSignature) -> datetime | None:
     """Return the genTime of the signature's embedded RFC 3161 timestamp, if any."""
     for token in extract_tst_data_iter(sig.signer_info, signed=False):
@@ -144,6 +150,11 @@ def _timestamp_findings(sig: EmbeddedPdfSignature, status) -> list[Finding]:
     return []
 
 
+def _unchecked(exc: Exception) -> Finding:
+    return ind.indeterminate(ind.GENERIC, "验证时出错，无法确定",
+                             f"the signature could not be checked: {type(exc).__name__}: {exc}")
+
+
 def _altered(sig: EmbeddedPdfSignature, fields: dict) -> list[Finding]:
     """When the value cannot be checked, the digest still can: altered bytes fail."""
     fields["intact"] = _digest_intact(sig)
@@ -177,9 +188,11 @@ async def _validate_view(sig: EmbeddedPdfSignature, doc: DocumentFacts,
         return _altered(sig, fields) + [ind.from_ades(
             exc.ades_subindication, "签名无法验证",
             f"the signature cannot be validated: {exc.failure_message}")], fields
-    except Exception as exc:  # noqa: BLE001 - hostile input: a verdict, never a crash
+    except MALFORMED as exc:
         return [ind.failed(ind.FORMAT_FAILURE, "签名结构损坏，无法验证",
                            f"the signature is malformed: {type(exc).__name__}: {exc}")], fields
+    except Exception as exc:  # noqa: BLE001 - hostile input: a verdict, never a crash
+        return [_unchecked(exc)], fields
     findings: list[Finding] = []
     if not status.intact:
         findings.append(ind.failed(ind.HASH_FAILURE, "签名覆盖的内容已被改动",
@@ -188,7 +201,8 @@ async def _validate_view(sig: EmbeddedPdfSignature, doc: DocumentFacts,
         findings.append(ind.failed(ind.SIG_CRYPTO_FAILURE, "签名值无效",
                                    "the cryptographic signature value does not verify"))
     tsv = status.timestamp_validity
-    when = tsv.timestamp if tsv is not None and tsv.valid and tsv.intact else None
+    proven = tsv is not None and tsv.valid and tsv.intact and tsv.trusted
+    when = tsv.timestamp if proven and _imprint_matches(sig) else None
     if status.intact and status.valid and not status.trusted:
         findings.append(_trust_finding(status, when))
     findings += _timestamp_findings(sig, status)
@@ -224,10 +238,12 @@ async def _validate_timestamp_view(sig: EmbeddedPdfSignature, doc: DocumentFacts
         return [ind.from_ades(exc.ades_subindication, "文档时间戳无法验证",
                               f"the document timestamp cannot be validated: "
                               f"{exc.failure_message}")], fields
-    except Exception as exc:  # noqa: BLE001
+    except MALFORMED as exc:
         return [ind.failed(ind.FORMAT_FAILURE, "文档时间戳结构损坏",
                            f"the document timestamp is malformed: {type(exc).__name__}: "
                            f"{exc}")], fields
+    except Exception as exc:  # noqa: BLE001 - a verdict, never a crash
+        return [_unchecked(exc)], fields
     findings: list[Finding] = []
     if not status.intact:
         findings.append(ind.failed(ind.HASH_FAILURE, "文档时间戳覆盖的内容已被改动",
