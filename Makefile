@@ -10,7 +10,7 @@ APT_PACKAGES := python3 python3-venv python3-uno libreoffice-writer-nogui \
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install system lint bench templates fuzz
+.PHONY: run test test-fast screenshots install system lint bench templates fuzz
 
 run: install
 	$(BIN)/countersign init
@@ -19,6 +19,17 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The fast tier: no LibreOffice, PKI server, SoftHSM, PostgreSQL, S3 or browser.
+test-fast: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -m "not slow"
+
+# Refresh the README's screenshots with the browser test (the test run itself writes its
+# screenshots into a temporary folder, never into docs/).
+screenshots: install
+	SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
+		tests/test_browser.py
 
 install: system $(STAMP)
 

@@ -1,16 +1,17 @@
-"""FastAPI dependencies: the settings, the caller (from its bearer token), and the
-documents a caller may know exist."""
+"""FastAPI dependencies: the settings, the caller (from its bearer token), and the policy's
+answer on what the caller asks to do (``pipeline.people.policy``)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from fastapi import Depends, Header, Request
 
 from api.errors import ApiError
 from pipeline.config import Settings
-from pipeline.documents.repository import load_state
 from pipeline.documents.state import DocumentState
-from pipeline.errors import UnknownDocument
 from pipeline.people.access import Principal, principal_for
+from pipeline.people.policy import Action, authorize, require
 
 
 def settings_of(request: Request) -> Settings:
@@ -27,25 +28,29 @@ def caller(authorization: str | None = Header(default=None),
     return principal
 
 
-def role(*allowed: str):
-    """Return a dependency admitting only callers whose role is in ``allowed`` (else 403)."""
+def permitted(action: Action):
+    """Return a dependency answering the caller if its role may take ``action`` (else 403)."""
     def check(principal: Principal = Depends(caller)) -> Principal:
-        if principal.role not in allowed:
-            raise ApiError(403, "forbidden", "无权执行此操作",
-                           f"this needs the {' or '.join(allowed)} role")
+        require(principal, action)
         return principal
-    return check
+    return Depends(check)
 
 
-def visible_document(document_id: str, principal: Principal = Depends(caller),
-                     settings: Settings = Depends(settings_of)) -> DocumentState:
-    """Return the document's state if the caller may know it exists; 404 otherwise, so a
-    party cannot even learn that another party's document exists."""
-    try:
-        state = load_state(settings, document_id)
-    except UnknownDocument:
-        state = None
-    if state is None or not principal.may_see(state):
-        raise ApiError(404, "unknown_document", f"未知文档 {document_id!r}",
-                       f"unknown document {document_id!r}")
-    return state
+@dataclass(frozen=True)
+class OnDocument:
+    """A caller allowed to take an action on the document in the path, and its state."""
+
+    principal: Principal
+    state: DocumentState
+
+
+def on_document(action: Action):
+    """Return a dependency answering the caller and the document of the path if the caller
+    may take ``action`` on it: 404 for a document it may not see (exactly as for one that
+    does not exist), 403 for a role that may not."""
+    def check(document_id: str, principal: Principal = Depends(caller),
+              settings: Settings = Depends(settings_of)) -> OnDocument:
+        state = authorize(settings, principal, action, document_id)
+        assert state is not None
+        return OnDocument(principal, state)
+    return Depends(check)

@@ -16,13 +16,14 @@ from pipeline.errors import (
     ClosureRefused,
     Conflict,
     CountersignError,
+    Forbidden,
     NotYourTurn,
     UnknownDocument,
+    UnknownParty,
     UnknownTemplate,
     ValidationFailed,
     as_pipeline_error,
 )
-from pipeline.people.parties import UnknownParty
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ class ApiError(Exception):
 
 
 def status_for(error: CountersignError) -> int:
+    """Return the HTTP status of a pipeline error."""
+    if isinstance(error, Forbidden):
+        return 403
     if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
         return 404
     if isinstance(error, Conflict | NotYourTurn | ClosureRefused):

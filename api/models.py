@@ -1,4 +1,5 @@
-"""Pydantic models of every API request and response."""
+"""Pydantic models of the API's requests and responses. A document's status is the
+pipeline's own model (``pipeline.documents.status.DocumentStatus``), answered as it is."""
 
 from __future__ import annotations
 
@@ -59,40 +60,6 @@ class CreateDocument(BaseModel):
     parties: list[Binding]
     important: bool = False
     request_key: str | None = None
-
-
-class SignedItem(BaseModel):
-    role: str
-    field: str
-    party: str
-    signed_at: str
-    certificate_sha256: str | None
-    deemed_consent: bool
-
-
-class NextItem(BaseModel):
-    role: str
-    field: str
-    party: str
-    since: str
-    due: str
-
-
-class DocumentStatus(BaseModel):
-    id: str
-    number: str
-    template: str
-    template_version: int
-    status: str
-    revision: str | None
-    signed: list[SignedItem]
-    next: list[NextItem]
-    blocking: list[str]
-    archive: str | None = None
-    declined: dict[str, str] | None = None
-    voided: dict[str, str] | None = None
-    progress: list[dict[str, Any]] = []
-    action_items_done: list[int] = []
 
 
 class SignRequest(BaseModel):

@@ -27,7 +27,7 @@ from pipeline.config import Settings
 from pipeline.documents.repository import blocking_documents, projection
 from pipeline.documents.state import Member, fold
 from pipeline.record import database, ledger
-from tests.conftest import example
+from tests.support.forms import example
 
 CHUNK = 5000
 

@@ -1,6 +1,9 @@
 """Settings: where the data folder is and how the pipeline behaves, from the environment.
 
-One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing.
+One frozen dataclass; the CLI's ``--data-dir`` and the service read the same thing. This is
+the only module that reads the environment: what is not a setting of the service (a key
+passphrase, the debug and crash-point switches of the command line and the tests) is read
+by the small functions at the end, when it is needed.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Settings:
     webhook_secret: str = ""
     # How often the service runs follow-up and webhook delivery (0: never).
     background_interval_s: float = 300.0
+    # Uploaded PDFs (and bulk rows) larger than this are refused before they are read.
+    max_upload_bytes: int = 50 * 1024 * 1024
 
     @property
     def database_path(self) -> Path:
@@ -64,11 +69,6 @@ class Settings:
 # untrusted path with a full traceback) while the application reports the outcome itself.
 LIBRARY_LOGGERS = ("pyhanko", "pyhanko_certvalidator", "pypdf", "pdfminer", "fontTools",
                    "PIL", "asyncio", "aiohttp", "certomancer", "py.warnings")
-
-
-def debug_requested() -> bool:
-    """Whether ``COUNTERSIGN_DEBUG`` asks for details (library logs, tracebacks)."""
-    return bool(os.environ.get("COUNTERSIGN_DEBUG"))
 
 
 def configure_logging(verbose: bool = False) -> None:
@@ -109,4 +109,21 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
                            if u.strip()),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
         background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
+        max_upload_bytes=int(env.get("COUNTERSIGN_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
     )
+
+
+def passphrase_from_environment() -> str | None:
+    """Return ``COUNTERSIGN_PASSPHRASE`` (a key passphrase for unattended signing), or None
+    when it is unset or empty. Never kept in Settings, which travel to worker processes."""
+    return os.environ.get("COUNTERSIGN_PASSPHRASE") or None
+
+
+def debug_enabled() -> bool:
+    """Return True when ``COUNTERSIGN_DEBUG`` asks the command line to show tracebacks."""
+    return bool(os.environ.get("COUNTERSIGN_DEBUG"))
+
+
+def crash_point_name() -> str | None:
+    """Return the crash point ``COUNTERSIGN_CRASH_AT`` names (tests only), or None."""
+    return os.environ.get("COUNTERSIGN_CRASH_AT")

@@ -123,6 +123,26 @@ def as_pipeline_error(error: CountersignError | SigningError) -> CountersignErro
 class UnknownDocument(BadInput):
     code = "unknown_document"
 
+    @classmethod
+    def named(cls, document_id: str) -> UnknownDocument:
+        """Return the error for ``document_id``: the one answer for a document that does
+        not exist and for one the caller may not see."""
+        return cls(f"未知文档 {document_id!r}", f"unknown document {document_id!r}")
+
+
+class UnknownParty(BadInput):
+    code = "unknown_party"
+
+    @classmethod
+    def named(cls, party_id: str) -> UnknownParty:
+        return cls(f"未知签署方 {party_id!r}", f"unknown party {party_id!r}")
+
+
+class Forbidden(BadInput):
+    """The caller's role may not take this action (HTTP 403)."""
+
+    code = "forbidden"
+
 
 class NotYourTurn(BadInput):
     code = "not_your_turn"

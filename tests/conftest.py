@@ -1,53 +1,52 @@
-"""Shared fixtures. The end-to-end fixtures start real LibreOffice processes."""
+"""Shared fixtures; the helpers behind them are in ``tests/support``. The end-to-end
+fixtures start real LibreOffice processes, SMTP servers and data folders, and stop them."""
 
 from __future__ import annotations
 
-import json
-import re
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
-
-EXAMPLES = Path(__file__).parent / "examples"
-TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",
-                 "meeting_minutes")
-
-
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import processes
+from tests.support.data import initialised
+from tests.support.mail import Inbox, smtp_server
 
 
-def example(key: str) -> dict:
-    """Return a fresh copy of the example form of template ``key``."""
-    return json.loads((EXAMPLES / f"{key}.json").read_text(encoding="utf-8"))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run a test that uses the LibreOffice pool without the ``slow`` marker:
+    ``pytest -m "not slow"`` must never start LibreOffice."""
+    unmarked = [item.nodeid for item in items
+                if "pool" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using the LibreOffice pool must be marked slow: "
+                                + ", ".join(unmarked))
 
 
-def pdf_text(pdf: bytes | Path, raw: bool = False) -> str:
-    """Return the text of a PDF as poppler's pdftotext extracts it.
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_run():
+    """Fail the run if any process the tests started (LibreOffice, a service, a command)
+    is still alive at the end, after stopping it. Orphans of killed commands are
+    re-parented to the pytest process, so they are found too."""
+    processes.adopt_orphans()
+    yield
+    left = processes.leftovers()
+    processes.reap_adopted()
+    if left:
+        processes.stop(left)
+        listing = "\n".join(f"  {p.pid} (parent {p.ppid}): {p.cmdline[:160]}" for p in left)
+        pytest.fail(f"{len(left)} process(es) outlived the tests and were killed:\n{listing}",
+                    pytrace=False)
 
-    ``raw`` keeps content-stream order: a long cell's text is not interleaved with the
-    cells beside it, as it is in reading-order layout.
-    """
-    args = ["pdftotext", "-enc", "UTF-8", *(["-raw"] if raw else [])]
-    if isinstance(pdf, bytes):
-        result = subprocess.run([*args, "-", "-"], input=pdf, capture_output=True, check=True)
-    else:
-        result = subprocess.run([*args, str(pdf), "-"], capture_output=True, check=True)
-    return result.stdout.decode("utf-8")
 
-
-def squash(text: str) -> str:
-    """Return ``text`` without whitespace and page footers (extraction re-wraps long lines,
-    and a value that spans pages has the footer between its parts)."""
-    return re.sub(r"第\d+页/共\d+页", "", "".join(text.split()))
+@pytest.fixture(autouse=True)
+def _reap_adopted_processes():
+    """After each test, collect the LibreOffice processes that died after their parent
+    (they were re-parented to pytest), so that none lingers as a zombie."""
+    yield
+    processes.reap_adopted()
 
 
 @pytest.fixture(scope="session")
@@ -58,5 +57,13 @@ def pool():
 
 
 @pytest.fixture
+def smtp() -> tuple[Inbox, int]:
+    """An SMTP server on loopback: its inbox and port."""
+    with smtp_server() as running:
+        yield running
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data")
+    """An initialised data folder (local CA, demo parties with passphrase ``demo``)."""
+    return initialised(tmp_path / "data")

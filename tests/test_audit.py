@@ -7,8 +7,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,9 +16,10 @@ from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision, revision_store
 from pipeline.documents.sign import sign_document
 from pipeline.people.setup import initialise
-from tests.conftest import example
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +28,7 @@ def closed(tmp_path_factory, pool):
     initialise(settings)
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     sign_document(settings, doc, "lina", "demo")
     close_document(settings, doc, pool)
@@ -118,9 +117,9 @@ def test_verify_document_names_an_altered_stored_revision(tmp_path, pool):
     initialise(settings)
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
-    head = document_status(settings, doc)["revision"]
+    head = document_status(settings, doc).revision
     path = revision_store(settings).path(head)
     data = bytearray(path.read_bytes())
     data[-200] ^= 0x20

@@ -1,61 +1,49 @@
 """In a real browser (Debian's Chromium driven by Playwright): a progress sync goes from the
 create form through three signatures — one of them an upload countersigned outside the
-project — to closure and a verified archive. Screenshots of each page go to
-docs/screenshots/."""
+project — to closure and a verified archive. Screenshots of each page go to the test's
+temporary folder, or to SCREENSHOTS_DIR when it is set: that is how ``make screenshots``
+refreshes docs/screenshots/ for the README."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 
-from pipeline.config import Settings
 from pipeline.documents.repository import document_status
 from pipeline.people.access import create_token
-from pipeline.people.setup import initialise
-from tests.conftest import free_port
-from tests.test_uploads import external_sign
+from tests.support.data import initialised
+from tests.support.external import external_sign
+from tests.support.service import running_service
 
+pytestmark = pytest.mark.slow  # Chromium, the service and its LibreOffice pool
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("browser") / "data")
-    initialise(settings)
-    port = free_port()
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("countersign")), "--data-dir",
-         str(settings.data_dir), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "COUNTERSIGN_POOL_SIZE": "1", "COUNTERSIGN_BACKGROUND_INTERVAL": "0"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/api/health", timeout=2)
-            break
-        except httpx.TransportError:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.2)
-    yield settings, base
-    process.terminate()
-    process.wait(30)
+    settings = initialised(tmp_path_factory.mktemp("browser") / "data")
+    with running_service(settings.data_dir, {"COUNTERSIGN_POOL_SIZE": "1",
+                                             "COUNTERSIGN_BACKGROUND_INTERVAL": "0"}) as base:
+        yield settings, base
 
 
-def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where the screenshots go: SCREENSHOTS_DIR (make screenshots) or a temporary folder,
+    never the tracked docs/screenshots by default."""
+    folder = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_create_sign_upload_close_verify_in_a_browser(server, shots, tmp_path):
     settings, base = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
     tokens = {who: create_token(settings, "party", who) for who in
               ("wangqiang", "zhaomin", "lina")}
     tokens["admin"] = create_token(settings, "admin", label="ops")
@@ -86,13 +74,13 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
         page.fill("#f-sync_date", "2024-05-22")
         page.select_option("#role-responsible", "wangqiang")
         page.select_option("#role-supporter", ["zhaomin", "lina"])
-        page.screenshot(path=str(SHOTS / "1-create-form.png"), full_page=True)
+        page.screenshot(path=str(shots / "1-create-form.png"), full_page=True)
         page.click("#create")
         page.wait_for_selector("#status")
         document_url = page.url
         assert page.inner_text("#status") == "awaiting_signatures"
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(SHOTS / "2-document.png"), full_page=True)
+        page.screenshot(path=str(shots / "2-document.png"), full_page=True)
         context.close()
 
         # Two parties sign on the server with their own keys.
@@ -105,7 +93,7 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
             page.wait_for_url("**done=signed")
             assert who in page.inner_text("#signed")
             if who == "wangqiang":
-                page.screenshot(path=str(SHOTS / "3-signed.png"), full_page=True)
+                page.screenshot(path=str(shots / "3-signed.png"), full_page=True)
             context.close()
 
         # The third countersigns in another tool and uploads the result.
@@ -115,8 +103,8 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
         countersigned = tmp_path / "countersigned.pdf"
         # Playwright's sync API runs an event loop here: sign in another thread.
         with ThreadPoolExecutor(1) as other:
-            field = next(n["field"] for n in document_status(
-                settings, document_url.rsplit("/", 1)[1])["next"] if n["party"] == "lina")
+            field = next(n.field for n in document_status(
+                settings, document_url.rsplit("/", 1)[1]).next if n.party == "lina")
             signed = other.submit(external_sign, settings, pdf, "lina", field).result()
         countersigned.write_bytes(signed)
         page.set_input_files("#file", str(countersigned))
@@ -134,7 +122,7 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.querySelector('.pages img').naturalWidth") > 100
         assert "admin:ops" in page.inner_text("#timeline")
-        page.screenshot(path=str(SHOTS / "4-closed.png"), full_page=True)
+        page.screenshot(path=str(shots / "4-closed.png"), full_page=True)
         final = page.request.get(f"{document_url}/pdf").body()
         (tmp_path / "final.pdf").write_bytes(final)
 
@@ -144,9 +132,9 @@ def test_create_sign_upload_close_verify_in_a_browser(server, tmp_path):
         page.click("#verify")
         page.wait_for_selector("#report")
         assert "有效" in page.inner_text("#report h2")
-        page.screenshot(path=str(SHOTS / "5-verify.png"), full_page=True)
+        page.screenshot(path=str(shots / "5-verify.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})  # a phone
         page.goto(document_url)
-        page.screenshot(path=str(SHOTS / "6-phone.png"))
+        page.screenshot(path=str(shots / "6-phone.png"))
         context.close()
         browser.close()

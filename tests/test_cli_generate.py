@@ -6,13 +6,15 @@ import csv
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import example, pdf_text
+import pytest
+
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
+from tests.support.pdf import pdf_text
 
 ROOT = Path(__file__).resolve().parent.parent
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 
 
 def run(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
@@ -26,6 +28,7 @@ def write_json(path: Path, payload) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_generate_numbers_and_writes_a_pdf(tmp_path):
     form = write_json(tmp_path / "form.json", example("requirement_confirmation"))
     first = run("generate", "requirement_confirmation", "--data", str(form), "--out",
@@ -50,6 +53,7 @@ def test_generate_unknown_template_is_one_line_exit_2(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "unknown template 'nope'" in result.stderr
 
 
+@pytest.mark.slow
 def test_bulk_jsonl_reports_bad_lines_and_completes_the_rest(tmp_path):
     good = example("issue_tracking")
     bad = example("issue_tracking") | {"due": "soon"}
@@ -71,6 +75,7 @@ def test_bulk_jsonl_reports_bad_lines_and_completes_the_rest(tmp_path):
     assert "运维" in by_line[4]["number"]
 
 
+@pytest.mark.slow
 def test_bulk_csv_with_dotted_and_json_columns(tmp_path):
     rows = tmp_path / "rows.csv"
     with rows.open("w", encoding="utf-8", newline="") as handle:
@@ -102,6 +107,7 @@ def test_bulk_rejects_unknown_file_type(tmp_path):
     assert result.returncode == 2 and "unsupported rows file" in result.stderr
 
 
+@pytest.mark.slow
 def test_bulk_shows_a_progress_bar_on_a_terminal(tmp_path):
     import pty
 

@@ -19,13 +19,16 @@ from fontTools.t1Lib import T1Font
 from fontTools.ttLib import TTCollection
 from pypdf import PdfReader
 
-from pipeline.errors import ConversionTimeout, NotADocx
+from pipeline.errors import ConversionError, ConversionTimeout, NotADocx
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
 from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec, Worker, check_docx
-from tests.conftest import TEMPLATE_KEYS, example, pdf_text
-from tests.docx_samples import PNG, linked_image_docx, plain_docx
+from tests.support.docx_samples import PNG, linked_image_docx, plain_docx
+from tests.support.forms import TEMPLATE_KEYS, example
+from tests.support.pdf import pdf_text
+
+pytestmark = pytest.mark.slow  # real soffice processes
 
 SERIF_TTC = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
 
@@ -164,6 +167,19 @@ def test_worker_is_recycled_after_n_conversions():
             pool.convert(rendered("requirement_confirmation"))
         assert pool.replaced >= 2
         assert len(pids) >= 2
+
+
+def test_a_pool_closed_before_it_started_starts_no_office():
+    """The service closes its pool on shutdown while a background thread may not have
+    started it yet: starting it then must not leave LibreOffice running."""
+    pool = ConverterPool(PoolSpec(size=1))
+    pool.close()
+    try:
+        with pytest.raises(ConversionError, match="closed"):
+            pool.start()
+        assert [w.pid for w in pool.workers() if w.alive()] == []
+    finally:
+        pool.close()
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):

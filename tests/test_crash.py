@@ -9,26 +9,35 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from pipeline.config import Settings
 from pipeline.documents.repository import document_status
 from pipeline.people.setup import initialise
-from tests.conftest import example
+from tests.support import processes
+from tests.support.cli import COUNTERSIGN
+from tests.support.forms import example
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+pytestmark = pytest.mark.slow  # the commands render and convert with LibreOffice
 
 
 def run(settings: Settings, *args: str, crash_at: str | None = None):
-    env = {**os.environ, "COUNTERSIGN_PASSPHRASE": "demo"}
+    # The command's scratch files, LibreOffice profiles included, go under the test's own
+    # folder: that marks the processes it starts as this test's.
+    scratch = settings.data_dir.parent / "scratch"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "COUNTERSIGN_PASSPHRASE": "demo", "TMPDIR": str(scratch)}
     env.pop("COUNTERSIGN_CRASH_AT", None)
     if crash_at:
         env["COUNTERSIGN_CRASH_AT"] = crash_at
-    return subprocess.run([COUNTERSIGN, "--data-dir", str(settings.data_dir), *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([COUNTERSIGN, "--data-dir", str(settings.data_dir), *args],
+                            capture_output=True, text=True, env=env, timeout=300)
+    if crash_at:
+        # Killed, the command could not close its LibreOffice pool: its workers are
+        # orphans now (re-parented to pytest), which a real crash would leave too.
+        processes.stop(processes.leftovers(str(scratch)))
+    return result
 
 
 def kinds(settings: Settings) -> list[str]:
@@ -88,7 +97,7 @@ def test_sign_survives_a_kill(settings, point):
     else:
         assert again.returncode == 0, again.stderr
     assert kinds(settings).count("signed") == 1
-    assert [s["party"] for s in document_status(settings, doc)["signed"]] == ["zhangwei"]
+    assert [s.party for s in document_status(settings, doc).signed] == ["zhangwei"]
     assert_ledger_ok(settings)
 
 

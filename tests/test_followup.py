@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from email import message_from_bytes
-from email.header import decode_header, make_header
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from pipeline.config import Settings
 from pipeline.documents.close import close_document
@@ -26,49 +23,26 @@ from pipeline.documents.steps import (
 )
 from pipeline.errors import BadInput, ClosureRefused, NotYourTurn
 from pipeline.people.parties import add_party
-from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example, free_port, pdf_text
+from tests.support.data import initialised
+from tests.support.forms import example
+from tests.support.mail import body
+from tests.support.net import free_port
+from tests.support.pdf import pdf_text
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        message = message_from_bytes(envelope.content)
-        self.messages.append((tuple(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def subjects(self) -> list[str]:
-        return [str(make_header(decode_header(m["Subject"]))) for _, m in self.messages]
-
-
-@pytest.fixture
-def smtp():
-    port = free_port()
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
 
 @pytest.fixture
 def settings(tmp_path, smtp) -> Settings:
     _, port = smtp
-    settings = Settings(data_dir=tmp_path / "data", smtp_port=port,
-                        base_url="https://sign.example.com")
-    initialise(settings)
+    settings = initialised(tmp_path / "data", smtp_port=port,
+                           base_url="https://sign.example.com")
     add_party(settings, name="钱总", dept="市场部", email="qian@example.com")
     add_party(settings, name="周敏", dept="产品部", email="zhoumin@example.com",
               superior_email="boss@example.com", issue_cert=True, passphrase="demo")
     return settings
-
-
-def body(message) -> str:
-    return message.get_payload(decode=True).decode("utf-8")
 
 
 def test_reminder_then_escalation_each_once(settings, smtp, pool):
@@ -78,10 +52,10 @@ def test_reminder_then_escalation_each_once(settings, smtp, pool):
                           [("requester", "zhangwei"), ("receiver", "zhoumin")], pool)
     # The document goes to each party when its turn comes ("sent"), once.
     assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)]
-    sign_document(settings, doc["id"], "zhangwei", "demo")
+    sign_document(settings, doc.id, "zhangwei", "demo")
     assert [rcpts for rcpts, _ in inbox.messages][1:] == [("zhoumin@example.com",)]
     assert "please sign" in inbox.subjects()[1]
-    due = datetime.fromisoformat(document_status(settings, doc["id"])["next"][0]["due"])
+    due = datetime.fromisoformat(document_status(settings, doc.id).next[0].due)
 
     assert follow_up(settings, due - timedelta(hours=10)) == []   # too early
     first = follow_up(settings, due - timedelta(hours=1))
@@ -89,14 +63,14 @@ def test_reminder_then_escalation_each_once(settings, smtp, pool):
     assert follow_up(settings, due - timedelta(minutes=30)) == []  # never twice
     rcpts, message = inbox.messages[2]
     assert rcpts == ("zhoumin@example.com",)
-    assert f"https://sign.example.com/documents/{doc['id']}" in body(message)
-    assert doc["number"] in inbox.subjects()[2]
+    assert f"https://sign.example.com/documents/{doc.id}" in body(message)
+    assert doc.number in inbox.subjects()[2]
 
     late = follow_up(settings, due + timedelta(hours=1))
     assert [(a.kind, a.to) for a in late] == [("escalated", ("boss@example.com",))]
     assert follow_up(settings, due + timedelta(hours=2)) == []
     assert len(inbox.messages) == 4 and inbox.messages[3][0] == ("boss@example.com",)
-    kinds = [e for e in document_status(settings, doc["id"])["signed"]]
+    kinds = [e for e in document_status(settings, doc.id).signed]
     assert len(kinds) == 1  # reminders and escalations are never signatures
 
 
@@ -104,22 +78,22 @@ def test_deemed_consent_is_recorded_never_as_a_signature(settings, smtp, pool):
     inbox, _ = smtp
     doc = create_document(settings, "progress_sync", example("progress_sync"),
                           [("responsible", "wangqiang"), ("supporter", "zhaomin")], pool)
-    sign_document(settings, doc["id"], "wangqiang", "demo")
-    status = document_status(settings, doc["id"])
-    due = datetime.fromisoformat(status["next"][0]["due"])
+    sign_document(settings, doc.id, "wangqiang", "demo")
+    status = document_status(settings, doc.id)
+    due = datetime.fromisoformat(status.next[0].due)
     actions = follow_up(settings, due + timedelta(minutes=1))
     assert [(a.kind, a.party) for a in actions] == [("deemed-consent", "zhaomin")]
-    after = document_status(settings, doc["id"])
-    assert after["status"] == "completed"
-    supporter = next(s for s in after["signed"] if s["party"] == "zhaomin")
-    assert supporter["deemed_consent"] is True and supporter["certificate_sha256"] is None
+    after = document_status(settings, doc.id)
+    assert after.status == "completed"
+    supporter = next(s for s in after.signed if s.party == "zhaomin")
+    assert supporter.deemed_consent is True and supporter.certificate_sha256 is None
     assert "deemed consent" in inbox.subjects()[-1]
     assert follow_up(settings, due + timedelta(hours=5)) == []
-    closed = close_document(settings, doc["id"], pool)
-    assert closed["status"] == "closed"
+    closed = close_document(settings, doc.id, pool)
+    assert closed.status == "closed"
     # The PDF holds one signature: the deemed consent is in the ledger, not forged in the PDF.
     env = signing_environment(settings)
-    report = validate_pdf(download_revision(settings, doc["id"]), env.trust.offline(),
+    report = validate_pdf(download_revision(settings, doc.id), env.trust.offline(),
                           offline=True)
     assert report.valid and [s.field for s in report.signatures] == ["responsible"]
 
@@ -127,8 +101,8 @@ def test_deemed_consent_is_recorded_never_as_a_signature(settings, smtp, pool):
 def test_issue_resolution_deadline_is_three_working_days(settings, pool):
     doc = create_document(settings, "issue_tracking", example("issue_tracking"),
                           [("responsible", "wangqiang"), ("reporter", "liuyang")], pool)
-    step = doc["next"][0]
-    since, due = (datetime.fromisoformat(step[k]) for k in ("since", "due"))
+    step = doc.next[0]
+    since, due = (datetime.fromisoformat(getattr(step, k)) for k in ("since", "due"))
     working_days = sum(1 for n in range(1, (due - since).days + 1)
                        if (since + timedelta(days=n)).weekday() < 5)
     assert working_days == 3 and due.time() == since.time()
@@ -140,19 +114,19 @@ def test_decline_blocks_and_notifies_creator_and_earlier_signers(settings, smtp,
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           actor="qian")
-    sign_document(settings, doc["id"], "zhangwei", "demo")
+    sign_document(settings, doc.id, "zhangwei", "demo")
     with pytest.raises(BadInput, match="give a reason"):
-        decline_document(settings, doc["id"], "lina", "  ")
-    declined = decline_document(settings, doc["id"], "lina", "交付时间不可行")
-    assert declined["status"] == "declined"
-    assert any("declined by lina" in b and "交付时间不可行" in b for b in declined["blocking"])
+        decline_document(settings, doc.id, "lina", "  ")
+    declined = decline_document(settings, doc.id, "lina", "交付时间不可行")
+    assert declined.status == "declined"
+    assert any("declined by lina" in b and "交付时间不可行" in b for b in declined.blocking)
     rcpts, message = inbox.messages[-1]
     assert set(rcpts) == {"qian@example.com", "zhangwei@example.com"}
     assert "交付时间不可行" in body(message)
     with pytest.raises(NotYourTurn):
-        sign_document(settings, doc["id"], "lina", "demo")
+        sign_document(settings, doc.id, "lina", "demo")
     with pytest.raises(ClosureRefused, match="declined"):
-        close_document(settings, doc["id"], pool)
+        close_document(settings, doc.id, pool)
 
 
 def test_void_by_the_creator_only(settings, pool):
@@ -161,9 +135,9 @@ def test_void_by_the_creator_only(settings, pool):
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           actor="qian")
     with pytest.raises(NotYourTurn, match="only the creator"):
-        void_document(settings, doc["id"], "lina", "不需要了")
-    voided = void_document(settings, doc["id"], "qian", "需求取消")
-    assert voided["status"] == "voided" and voided["next"] == []
+        void_document(settings, doc.id, "lina", "不需要了")
+    voided = void_document(settings, doc.id, "qian", "需求取消")
+    assert voided.status == "voided" and voided.next == []
 
 
 def test_reassign_within_the_department(settings, pool):
@@ -171,37 +145,37 @@ def test_reassign_within_the_department(settings, pool):
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool)
     with pytest.raises(BadInput, match="same department"):
-        reassign_step(settings, doc["id"], "requester", "lina", "admin", "出差")
-    moved = reassign_step(settings, doc["id"], "requester", "zhaomin", "admin", "张伟出差")
-    assert moved["next"][0]["party"] == "zhaomin"
+        reassign_step(settings, doc.id, "requester", "lina", "admin", "出差")
+    moved = reassign_step(settings, doc.id, "requester", "zhaomin", "admin", "张伟出差")
+    assert moved.next[0].party == "zhaomin"
     with pytest.raises(NotYourTurn):
-        sign_document(settings, doc["id"], "zhangwei", "demo")
-    signed = sign_document(settings, doc["id"], "zhaomin", "demo")
-    assert signed["signed"][0]["party"] == "zhaomin"
+        sign_document(settings, doc.id, "zhangwei", "demo")
+    signed = sign_document(settings, doc.id, "zhaomin", "demo")
+    assert signed.signed[0].party == "zhaomin"
 
 
 def test_progress_entries_rerender_before_signing_and_live_in_the_ledger_after(settings, pool):
     form = example("issue_tracking")
     doc = create_document(settings, "issue_tracking", form,
-                          [("responsible", "wangqiang"), ("reporter", "liuyang")], pool)["id"]
+                          [("responsible", "wangqiang"), ("reporter", "liuyang")], pool).id
     before = add_progress_entry(settings, doc, "2024-05-24", "回归测试通过", "wangqiang", pool)
     assert "回归测试通过" in pdf_text(download_revision(settings, doc))
-    assert before["progress"][0]["text"] == "回归测试通过"
+    assert before.progress[0]["text"] == "回归测试通过"
     sign_document(settings, doc, "wangqiang", "demo")
-    head = document_status(settings, doc)["revision"]
+    head = document_status(settings, doc).revision
     after = add_progress_entry(settings, doc, "2024-05-25", "已上线", "wangqiang", pool)
-    assert after["revision"] == head  # the signed PDF is never touched
-    assert [p["text"] for p in after["progress"]] == ["回归测试通过", "已上线"]
+    assert after.revision == head  # the signed PDF is never touched
+    assert [p["text"] for p in after.progress] == ["回归测试通过", "已上线"]
     with pytest.raises(BadInput):
         add_progress_entry(settings, doc, "tomorrow", "x", "wangqiang", pool)
 
 
 def test_action_items_done_unblock_minutes(settings, pool):
     doc = create_document(settings, "meeting_minutes", example("meeting_minutes"),
-                          [("host", "zhangwei"), ("attendee", "lina")], pool)["id"]
+                          [("host", "zhangwei"), ("attendee", "lina")], pool).id
     status = document_status(settings, doc)
-    assert sum("action item" in b for b in status["blocking"]) == 2
-    assert any("OVERDUE" in b for b in status["blocking"])  # due 2024-05-22, long past
+    assert sum("action item" in b for b in status.blocking) == 2
+    assert any("OVERDUE" in b for b in status.blocking)  # due 2024-05-22, long past
     mark_action_item_done(settings, doc, 1, "lina")
     with pytest.raises(BadInput, match="already done"):
         mark_action_item_done(settings, doc, 1, "lina")
@@ -210,7 +184,7 @@ def test_action_items_done_unblock_minutes(settings, pool):
     mark_action_item_done(settings, doc, 2, "wangqiang")
     sign_document(settings, doc, "zhangwei", "demo")
     done = sign_document(settings, doc, "lina", "demo")
-    assert done["blocking"] == [] and done["status"] == "completed"
+    assert done.blocking == [] and done.status == "completed"
 
 
 def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
@@ -221,7 +195,7 @@ def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           important=True)
     assert inbox.messages == []  # the relay is down: nothing sent, nothing recorded
-    due = datetime.fromisoformat(doc["next"][0]["due"])
+    due = datetime.fromisoformat(doc.next[0].due)
     actions = follow_up(broken, due - timedelta(hours=1))
     assert [a.kind for a in actions] == ["failed"] and "could not send mail" in actions[0].detail
     # With the relay back, the next pass sends the document first, then the reminder.
@@ -244,8 +218,8 @@ def test_signing_on_a_stale_revision_is_a_conflict(settings, pool):
         "support_requests": [{"dept": "市场部", "content": "a", "due": "2024-05-25"},
                              {"dept": "产品部", "content": "b", "due": "2024-05-25"}]},
         [("responsible", "wangqiang"), ("supporter", "zhaomin"), ("supporter", "lina")], pool)
-    seen = sign_document(settings, doc["id"], "wangqiang", "demo")["revision"]
-    sign_document(settings, doc["id"], "lina", "demo", expected_revision=seen)
+    seen = sign_document(settings, doc.id, "wangqiang", "demo").revision
+    sign_document(settings, doc.id, "lina", "demo", expected_revision=seen)
     with pytest.raises(Conflict, match="moved on"):
-        sign_document(settings, doc["id"], "zhaomin", "demo", expected_revision=seen)
-    assert len(document_status(settings, doc["id"])["signed"]) == 2
+        sign_document(settings, doc.id, "zhaomin", "demo", expected_revision=seen)
+    assert len(document_status(settings, doc.id).signed) == 2

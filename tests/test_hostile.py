@@ -21,6 +21,7 @@ from pypdf import PdfReader, PdfWriter
 from pipeline.audit.verify import verify_bytes
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import (
     append_checked,
     document_status,
@@ -33,27 +34,34 @@ from pipeline.documents.uploads import UploadRejected, upload_countersigned
 from pipeline.record import ledger
 from signing.ca import LocalCA
 from signing.keys import certificate_sha256
-from tests.conftest import example
-from tests.corpus import overlay_page, sign
-from tests.test_uploads import external_sign, rejections, settings  # noqa: F401 - fixture
+from tests.support.corpus import overlay_page, sign
+from tests.support.data import initialised
+from tests.support.external import external_sign
+from tests.support.forms import example
+from tests.test_uploads import rejections
 
+pytestmark = pytest.mark.slow  # every attack starts from a document LibreOffice rendered
+BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 
-BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return initialised(tmp_path_factory.mktemp("hostile") / "data")
 
 
 @pytest.fixture
-def waiting(settings, pool):  # noqa: F811
+def waiting(settings, pool):
     """A document the requester signed; the receiver (lina) may upload."""
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     return doc
 
 
 @pytest.fixture
-def good_upload(settings, waiting):  # noqa: F811
+def good_upload(settings, waiting):
     return external_sign(settings, download_revision(settings, waiting), "lina", "receiver")
 
 
@@ -66,11 +74,11 @@ def last_byte_range(pdf: bytes) -> re.Match:
     return list(BYTE_RANGE.finditer(pdf))[-1]
 
 
-def refused(settings, doc, data, pattern):  # noqa: F811
+def refused(settings, doc, data, pattern):
     before = document_status(settings, doc)
     with pytest.raises(UploadRejected, match=pattern):
         upload_countersigned(settings, doc, "lina", data)
-    assert document_status(settings, doc)["revision"] == before["revision"]
+    assert document_status(settings, doc).revision == before.revision
     verdict = verify_bytes(settings, data)
     assert not verdict["valid"]
     return verdict
@@ -82,26 +90,26 @@ def rewrite_byte_range(pdf: bytes, values: tuple[int, int, int, int]) -> bytes:
     return pdf[:match.start()] + same_length(match.group(0), text) + pdf[match.end():]
 
 
-def test_byte_range_with_a_gap(settings, waiting, good_upload):  # noqa: F811
+def test_byte_range_with_a_gap(settings, waiting, good_upload):
     start, first, second_start, second = map(int, last_byte_range(good_upload).groups())
     gap = rewrite_byte_range(good_upload, (start, first - 10, second_start, second))
     refused(settings, waiting, gap, "not valid|cannot parse|does not cover")
 
 
-def test_overlapping_byte_range(settings, waiting, good_upload):  # noqa: F811
+def test_overlapping_byte_range(settings, waiting, good_upload):
     start, first, second_start, second = map(int, last_byte_range(good_upload).groups())
     overlap = rewrite_byte_range(good_upload, (start, first + 10, second_start, second))
     refused(settings, waiting, overlap, "not valid|cannot parse|does not cover")
 
 
-def test_uncovered_tail_signature_wrapping(settings, waiting, good_upload):  # noqa: F811
+def test_uncovered_tail_signature_wrapping(settings, waiting, good_upload):
     wrapped = good_upload + b"\n1 0 obj\n<< /Injected true >>\nendobj\n"
     refused(settings, waiting, wrapped, "does not cover the whole file|not valid")
 
 
 @pytest.mark.parametrize("mutation", ["zero byte range", "remove byte range",
                                       "zero contents", "remove contents"])
-def test_universal_signature_forgery(settings, waiting, good_upload, mutation):  # noqa: F811
+def test_universal_signature_forgery(settings, waiting, good_upload, mutation):
     data = good_upload
     if "byte range" in mutation:
         match = last_byte_range(data)
@@ -159,7 +167,7 @@ def _swap_widget_appearance(writer) -> None:
 
 
 @pytest.mark.parametrize("attack", [_overlay, _replace_content, _swap_widget_appearance])
-def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack):  # noqa: F811
+def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack):
     """The uploader changes the document in the revision it then signs: its own signature
     covers the change, so it is the earlier signatures that must report it."""
     tampered = _incremental(download_revision(settings, waiting), attack)
@@ -168,7 +176,7 @@ def test_shadow_attacks_in_the_uploaders_own_revision(settings, waiting, attack)
 
 
 @pytest.mark.parametrize("attack", [_overlay, _replace_content, _swap_widget_appearance])
-def test_changes_after_the_last_signature_are_reported(settings, waiting, good_upload,  # noqa: F811
+def test_changes_after_the_last_signature_are_reported(settings, waiting, good_upload,
                                                        attack):
     verdict = verify_bytes(settings, _incremental(good_upload, attack))
     assert not verdict["valid"]
@@ -177,7 +185,7 @@ def test_changes_after_the_last_signature_are_reported(settings, waiting, good_u
                for s in verdict["signatures"] for p in s["problems"])
 
 
-def test_encrypted_pdf(settings, waiting, good_upload):  # noqa: F811
+def test_encrypted_pdf(settings, waiting, good_upload):
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(good_upload)))
     writer.encrypt("secret")
     out = io.BytesIO()
@@ -185,7 +193,7 @@ def test_encrypted_pdf(settings, waiting, good_upload):  # noqa: F811
     refused(settings, waiting, out.getvalue(), "does not begin|revision")
 
 
-def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):  # noqa: F811
+def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):
     circular = (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
                 b"2 0 obj\n<< /Type /Pages /Kids [2 0 R] /Count 1 >>\nendobj\n"
                 b"trailer\n<< /Root 1 0 R >>\n%%EOF\n")
@@ -196,7 +204,7 @@ def test_circular_page_tree_and_broken_xref(settings, waiting, good_upload):  # 
     refused(settings, waiting, truncated, "not valid|cannot parse|exactly one|cover")
 
 
-def test_bad_object_stream(settings, waiting):  # noqa: F811
+def test_bad_object_stream(settings, waiting):
     from pyhanko.pdf_utils.writer import PdfFileWriter
 
     writer = PdfFileWriter(stream_xrefs=True)
@@ -219,14 +227,14 @@ def test_bad_object_stream(settings, waiting):  # noqa: F811
 # --- the first signer's own revision: only the stored previous revision can tell -------------
 
 @pytest.fixture
-def unsigned(settings, pool):  # noqa: F811
+def unsigned(settings, pool):
     """A requirement confirmation nobody has signed: the requester (zhangwei) is first."""
     return create_document(settings, "requirement_confirmation",
                            example("requirement_confirmation"),
-                           [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                           [("requester", "zhangwei"), ("receiver", "lina")], pool).id
 
 
-def forge_first_signature(settings, doc: str) -> bytes:  # noqa: F811
+def forge_first_signature(settings, doc: str) -> bytes:
     """The attack: the first signer downloads the prepared PDF and, in the same incremental
     update as its own genuine, timestamped certification signature, paints a new total over
     page 1. Its signature covers its own revision, so on its own the file verifies."""
@@ -237,8 +245,7 @@ def forge_first_signature(settings, doc: str) -> bytes:  # noqa: F811
                 certify=True, before=overlay_page)
 
 
-@pytest.mark.slow
-def test_a_first_signer_repainting_page_1_is_refused(settings, unsigned, tmp_path):  # noqa: F811
+def test_a_first_signer_repainting_page_1_is_refused(settings, unsigned, tmp_path):
     forged = forge_first_signature(settings, unsigned)
     assert verify_bytes(settings, forged)["valid"]  # nothing in the file itself betrays it
     before = document_status(settings, unsigned)
@@ -247,7 +254,7 @@ def test_a_first_signer_repainting_page_1_is_refused(settings, unsigned, tmp_pat
     message = str(caught.value)
     assert "besides its signature in field requester" in message
     assert "page 1 content changed" in message and "\n" not in message
-    assert document_status(settings, unsigned)["revision"] == before["revision"]
+    assert document_status(settings, unsigned).revision == before.revision
     recorded = rejections(settings, unsigned)[-1]
     assert any("page 1 content changed" in d for d in recorded["details"])
     path = tmp_path / "forged.pdf"
@@ -260,9 +267,8 @@ def test_a_first_signer_repainting_page_1_is_refused(settings, unsigned, tmp_pat
     assert recorded["reason_en"].startswith("besides its signature")
 
 
-@pytest.mark.slow
 def test_verify_document_catches_a_forged_first_revision_the_ledger_accepted(
-        settings, unsigned, pool):  # noqa: F811
+        settings, unsigned, pool):
     """Had the forgery been accepted (an older version, a bypassed check), the next party
     signs, the document closes, and verify --document still finds it in the stored
     revisions."""
@@ -271,7 +277,7 @@ def test_verify_document_catches_a_forged_first_revision_the_ledger_accepted(
     digest = revision_store(settings).put(forged)
     cert = PdfFileReader(io.BytesIO(forged)).embedded_signatures[0].signer_cert
     append_checked(settings, state, [ledger.new_event(
-        unsigned, "upload-accepted", "zhangwei",
+        unsigned, EventKind.UPLOAD_ACCEPTED, "zhangwei",
         {"field": "requester", "role": "requester", "party": "zhangwei",
          "certificate_sha256": certificate_sha256(cert)},
         revision_before=state.head_revision, revision_after=digest)])

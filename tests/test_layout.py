@@ -78,3 +78,9 @@ def test_pipeline_shows_its_concepts():
     assert len(top) <= 12, sorted(path.name for path in top)
     for concept in ("forms", "render", "record", "documents", "people", "audit", "outbound"):
         assert (ROOT / "pipeline" / concept / "__init__.py").is_file()
+
+
+def test_no_module_over_450_lines():
+    long = {name: count for name, path in _modules().items()
+            if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert long == {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from pipeline.forms.manifest import get_template
 from pipeline.forms.numbering import allocate_number, department_of, draft_number
 from pipeline.record import database
-from tests.conftest import example
+from tests.support.forms import example
 
 
 def test_seed_example_number(tmp_path):
@@ -36,7 +36,7 @@ def test_eight_processes_fifty_each_no_duplicate_no_gap(tmp_path: Path):
     database.connect(db).close()
     root = Path(__file__).resolve().parent.parent
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.numbering_worker", str(db), "50"],
+        subprocess.Popen([sys.executable, "-m", "tests.support.numbering_worker", str(db), "50"],
                          stdout=subprocess.PIPE, text=True, cwd=root)
         for _ in range(8)
     ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from pipeline.config import Settings
@@ -25,9 +25,9 @@ from signing.keys import load_pkcs12_signer
 from signing.ltv import add_long_term_validation
 from signing.sign import SignatureRequest, sign_pdf
 from signing.validation import validate_pdf
-from tests.test_signing import rendered_pdf
+from tests.support.cli import COUNTERSIGN
+from tests.support.pdf import rendered_pdf
 
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 CST = timezone(timedelta(hours=8))
 
 
@@ -71,7 +71,8 @@ def test_private_keys_are_never_stored_unencrypted(initialised):
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(p12, None)
     key, cert, _ = pkcs12.load_key_and_certificates(p12, b"demo")
-    assert key is not None and cert is not None
+    assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "张伟"
+    assert key.public_key() == cert.public_key()  # the key that goes with the certificate
 
 
 def test_issued_certificate_names_the_party(initialised, tmp_path):
@@ -82,9 +83,10 @@ def test_issued_certificate_names_the_party(initialised, tmp_path):
                  "--issue-cert", "--passphrase-file", str(secret), "--json")
     assert result.returncode == 0, result.stderr
     party = json.loads(result.stdout)
-    assert party["id"] == "sunli" and party["certificate_sha256"]
     _, cert, _ = pkcs12.load_key_and_certificates(
         (initialised.keys_dir / "sunli.p12").read_bytes(), b"s3cret")
+    assert party["id"] == "sunli"
+    assert party["certificate_sha256"] == cert.fingerprint(hashes.SHA256()).hex()
     subject = {a.oid._name: a.value for a in cert.subject}
     assert subject["commonName"] == "孙丽" and subject["organizationalUnitName"] == "财务部"
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
@@ -129,6 +131,7 @@ def test_wrong_passphrase_is_refused(initialised):
         load_pkcs12_signer((initialised.keys_dir / "zhangwei.p12").read_bytes(), "guess")
 
 
+@pytest.mark.slow
 def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_path):
     ca = LocalCA.open(initialised.ca_dir)
     trust, tsa = ca.trust(), ca.timestamp_authority()
@@ -160,6 +163,7 @@ def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_pat
     assert any("revoked" in p for p in report.signatures[0].problems)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["requirement_confirmation", "progress_sync", "issue_tracking",
                                  "meeting_minutes"])
 def test_every_role_member_of_every_template_signs(initialised, pool, key):

@@ -20,8 +20,9 @@ from signing.fonts import stamp_font
 from signing.keys import Pkcs11Key, open_pkcs11_signer, to_asn1
 from signing.sign import SignatureRequest, sign_pdf
 from signing.validation import validate_pdf
-from tests.test_signing import rendered_pdf
+from tests.support.pdf import rendered_pdf
 
+pytestmark = pytest.mark.slow  # a SoftHSM2 token, and LibreOffice for the document
 MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "123456"
 

@@ -7,7 +7,8 @@ import pytest
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
 from pipeline.render.docx import render_context, render_docx, signers_from_form
-from tests.conftest import example, pdf_text, squash
+from tests.support.forms import example
+from tests.support.pdf import pdf_text, squash
 
 HOSTILE = {
     "jinja expression": "{{ 1+1 }}",
@@ -23,6 +24,7 @@ HOSTILE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_value_comes_out_literally(pool, name):
     value = HOSTILE[name]
@@ -40,6 +42,7 @@ def test_hostile_value_comes_out_literally(pool, name):
         assert "looplooploop" not in text
 
 
+@pytest.mark.slow
 def test_ten_thousand_characters_come_out_whole(pool):
     template = get_template("progress_sync")
     form = example("progress_sync")
@@ -50,6 +53,7 @@ def test_ten_thousand_characters_come_out_whole(pool):
     assert squash(long_value) in squash(pdf_text(pdf, raw=True))
 
 
+@pytest.mark.slow
 def test_multiline_values_keep_their_line_breaks(pool):
     template = get_template("issue_tracking")
     form = example("issue_tracking") | {"solution": "第一步：扩容\n第二步：压测"}
@@ -57,6 +61,7 @@ def test_multiline_values_keep_their_line_breaks(pool):
     assert "第一步：扩容\n第二步：压测" in text
 
 
+@pytest.mark.slow
 def test_lists_and_tables_become_rows(pool):
     template = get_template("meeting_minutes")
     form = validate_form(template, example("meeting_minutes"))
@@ -69,6 +74,7 @@ def test_lists_and_tables_become_rows(pool):
     assert "[[sig:attendee:3]]" in text and "[[sig:attendee:4]]" not in text
 
 
+@pytest.mark.slow
 def test_empty_optional_table_shows_none_row(pool):
     template = get_template("progress_sync")
     form = example("progress_sync")
@@ -93,6 +99,7 @@ def test_signers_follow_the_manifest():
     assert context["signers"]["responsible"][0]["name"] == "王强"
 
 
+@pytest.mark.slow
 def test_datetimes_are_shown_with_a_space(pool):
     template = get_template("issue_tracking")
     form = validate_form(template, example("issue_tracking"))

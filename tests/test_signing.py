@@ -22,8 +22,6 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from pipeline.forms.manifest import get_template
-from pipeline.forms.validate import validate_form
-from pipeline.render.docx import render_docx
 from signing.appearance import Stamp
 from signing.errors import CertificateRefused, SignatureFieldError, TimestampUnavailable
 from signing.fields import _lines, find_signature_places, prepare_fields, signature_fields
@@ -33,9 +31,13 @@ from signing.sign import SignatureRequest, sign_pdf
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings
 from signing.validation import validate_pdf
-from tests.conftest import TEMPLATE_KEYS, example, free_port
-from tests.pki import IMPOSTOR, PARTIES, start_test_pki
+from tests.support.forms import TEMPLATE_KEYS, example
+from tests.support.net import free_port
+from tests.support.pdf import rendered_pdf
+from tests.support.pki import IMPOSTOR, PARTIES, start_test_pki
 
+# A certomancer PKI served on loopback, and LibreOffice for the documents.
+pytestmark = pytest.mark.slow
 logging.getLogger("werkzeug").setLevel(logging.ERROR)
 CST = timezone(timedelta(hours=8))
 ROLE_LABELS = {"requester": "需求方", "receiver": "承接方", "responsible": "责任部门",
@@ -65,12 +67,6 @@ def signer_for(pki, label: str, arch: str | None = None) -> SimpleSigner:
     return SimpleSigner(signing_cert=pki.cert(label, arch), signing_key=pki.key(label, arch),
                         cert_registry=SimpleCertificateStore.from_certs(
                             [pki.cert("interm", arch)]))
-
-
-def rendered_pdf(pool, key: str, form: dict | None = None) -> bytes:
-    template = get_template(key)
-    return pool.convert(render_docx(template, validate_form(template, form or example(key)),
-                                    "2024-测试-001"))
 
 
 def request_for(field: str, label: str, certify: bool) -> SignatureRequest:

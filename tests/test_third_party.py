@@ -1,4 +1,4 @@
-"""Third-party-style signed PDFs (tests/corpus.py), honest and hostile, against the verdict
+"""Third-party-style signed PDFs (tests/support/corpus.py), honest and hostile, against the verdict
 an auditor should reach: honest files are never condemned, hostile ones always are, each
 category has both sides, poppler's pdfsig agrees on the cryptography, and no input makes
 ``countersign verify`` print a traceback or a library's log."""
@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.config import Settings, configure_logging
 from pipeline.people.setup import initialise
 from signing.validation import validate_pdf
-from tests.corpus import FAILED, INDETERMINATE, PASSED, CorpusPKI, Sample, build_corpus
+from tests.support.corpus import FAILED, INDETERMINATE, PASSED, CorpusPKI, Sample, build_corpus
 
 COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 

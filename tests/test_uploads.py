@@ -7,60 +7,27 @@ import io
 import json
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from asn1crypto import keys as asn1_keys
-from cryptography.hazmat.primitives import serialization
-from pyhanko.keys import load_cert_from_pemder
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import signers
-from pyhanko.sign.fields import SigSeedSubFilter
-from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from pipeline.config import Settings
 from pipeline.documents.create import create_document
 from pipeline.documents.repository import document_status, download_revision
 from pipeline.documents.uploads import UploadRejected, read_upload, upload_countersigned
 from pipeline.errors import NotYourTurn
-from pipeline.people.setup import initialise
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.conftest import example
-
-COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
+from tests.support.cli import COUNTERSIGN
+from tests.support.data import initialised
+from tests.support.external import external_sign
+from tests.support.forms import example
 
 
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory) -> Settings:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("uploads") / "data")
-    initialise(settings)
-    return settings
-
-
-def external_sign(settings: Settings, pdf: bytes, party: str, field: str,
-                  timestamp: bool = True) -> bytes:
-    """Sign as an outside tool would: pyHanko's own API, the party's PKCS#12, the TSA."""
-    signer = signers.SimpleSigner.load_pkcs12(str(settings.keys_dir / f"{party}.p12"),
-                                              passphrase=b"demo")
-    ca = settings.ca_dir
-    passphrase = (ca / "passphrase").read_bytes()
-    tsa_key = serialization.load_pem_private_key((ca / "tsa.key").read_bytes(), passphrase)
-    tsa = DummyTimeStamper(
-        tsa_cert=load_cert_from_pemder(str(ca / "tsa.crt")),
-        tsa_key=asn1_keys.PrivateKeyInfo.load(tsa_key.private_bytes(
-            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption())),
-        certs_to_embed=SimpleCertificateStore.from_certs(
-            [load_cert_from_pemder(str(ca / "root.crt"))]))
-    meta = signers.PdfSignatureMetadata(field_name=field, md_algorithm="sha256",
-                                        subfilter=SigSeedSubFilter.PADES)
-    out = signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf)), meta, signer,
-                           timestamper=tsa if timestamp else None)
-    return out.getvalue()
+    return initialised(tmp_path_factory.mktemp("uploads") / "data")
 
 
 @pytest.fixture
@@ -70,7 +37,7 @@ def document(settings, pool):
 
     doc = create_document(settings, "requirement_confirmation",
                           example("requirement_confirmation"),
-                          [("requester", "zhangwei"), ("receiver", "lina")], pool)["id"]
+                          [("requester", "zhangwei"), ("receiver", "lina")], pool).id
     sign_document(settings, doc, "zhangwei", "demo")
     return doc
 
@@ -82,12 +49,13 @@ def rejections(settings: Settings, doc: str) -> list[dict]:
     return [json.loads(row[0]) for row in rows]
 
 
+@pytest.mark.slow
 def test_a_pdf_signed_in_another_tool_is_accepted(settings, document):
     current = download_revision(settings, document)
     signed = external_sign(settings, current, "lina", "receiver")
     status = upload_countersigned(settings, document, "lina", signed)
-    assert status["status"] == "completed"
-    assert [s["party"] for s in status["signed"]] == ["zhangwei", "lina"]
+    assert status.status == "completed"
+    assert [s.party for s in status.signed] == ["zhangwei", "lina"]
     report = validate_pdf(download_revision(settings, document),
                           signing_environment(settings).trust)
     assert report.valid and [s.field for s in report.signatures] == ["requester", "receiver"]
@@ -98,18 +66,20 @@ def refuse(settings, doc, party, data, reason):
     with pytest.raises(UploadRejected, match=reason):
         upload_countersigned(settings, doc, party, data)
     after = document_status(settings, doc)
-    assert after["revision"] == before["revision"] and after["signed"] == before["signed"]
+    assert after.revision == before.revision and after.signed == before.signed
     recorded = rejections(settings, doc)[-1]
     assert recorded["party"] == party and reason.split("(")[0] in recorded["reason_en"]
     return recorded
 
 
+@pytest.mark.slow
 def test_signed_with_someone_elses_key_is_refused(settings, document):
     current = download_revision(settings, document)
     forged = external_sign(settings, current, "zhaomin", "receiver")
     refuse(settings, document, "lina", forged, "does not belong to lina")
 
 
+@pytest.mark.slow
 def test_signature_in_another_field_is_refused(settings, pool):
     from pipeline.documents.sign import sign_document
 
@@ -117,13 +87,14 @@ def test_signature_in_another_field_is_refused(settings, pool):
     form["support_requests"].append({"dept": "产品部", "content": "评审", "due": "2024-05-26"})
     doc = create_document(settings, "progress_sync", form,
                           [("responsible", "wangqiang"), ("supporter", "zhaomin"),
-                           ("supporter", "lina")], pool)["id"]
+                           ("supporter", "lina")], pool).id
     sign_document(settings, doc, "wangqiang", "demo")
     wrong_field = external_sign(settings, download_revision(settings, doc), "lina",
                                 "supporter-1")
     refuse(settings, doc, "lina", wrong_field, "not lina's field 'supporter-2'")
 
 
+@pytest.mark.slow
 def test_reupload_of_an_existing_revision_is_refused(settings, document):
     refuse(settings, document, "lina", download_revision(settings, document),
            "a revision the document already has")
@@ -131,6 +102,7 @@ def test_reupload_of_an_existing_revision_is_refused(settings, document):
            "a revision the document already has")
 
 
+@pytest.mark.slow
 def test_content_added_after_the_signature_is_refused(settings, document):
     signed = external_sign(settings, download_revision(settings, document), "lina",
                            "receiver")
@@ -150,12 +122,14 @@ def test_content_added_after_the_signature_is_refused(settings, document):
     refuse(settings, document, "lina", out.getvalue(), "does not cover the whole file")
 
 
+@pytest.mark.slow
 def test_untimestamped_signature_is_refused(settings, document):
     bare = external_sign(settings, download_revision(settings, document), "lina", "receiver",
                          timestamp=False)
     refuse(settings, document, "lina", bare, "no RFC 3161 timestamp")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, reason", [
     (lambda head: b"", "not a PDF file"),
     (lambda head: b"GIF89a not a pdf", "not a PDF file"),
@@ -166,7 +140,7 @@ def test_malformed_uploads_are_refused(settings, document, make, reason):
     head = download_revision(settings, document)
     with pytest.raises(UploadRejected, match=reason):
         upload_countersigned(settings, document, "lina", make(head))
-    assert document_status(settings, document)["signed"][0]["party"] == "zhangwei"
+    assert document_status(settings, document).signed[0].party == "zhangwei"
 
 
 def test_oversized_upload_is_refused_before_it_is_read(tmp_path):
@@ -178,12 +152,14 @@ def test_oversized_upload_is_refused_before_it_is_read(tmp_path):
         read_upload(big, limit=1_000_000)
 
 
+@pytest.mark.slow
 def test_not_your_turn(settings, document):
     with pytest.raises(NotYourTurn):
         upload_countersigned(settings, document, "zhangwei",
                              download_revision(settings, document))
 
 
+@pytest.mark.slow
 def test_cli_upload(settings, document, tmp_path):
     signed = tmp_path / "signed.pdf"
     signed.write_bytes(external_sign(settings, download_revision(settings, document), "lina",

@@ -11,7 +11,7 @@ from pipeline.cli import main
 from pipeline.errors import ValidationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
-from tests.conftest import TEMPLATE_KEYS, example
+from tests.support.forms import TEMPLATE_KEYS, example
 
 
 @pytest.mark.parametrize("key", TEMPLATE_KEYS)

@@ -8,16 +8,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.web import form_to_data
+from api.pages.forms import form_to_data
 from pipeline.config import Settings
 from pipeline.forms.manifest import get_template
 from pipeline.people.access import create_token
 from pipeline.people.setup import initialise
-from tests.test_followup import smtp  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="module")
 def web(tmp_path_factory):
+    """The application in-process; it starts its LibreOffice pool, so tests using it are
+    marked slow."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("web") / "data", pool_size=1,
                         background_interval_s=0)
     initialise(settings)
@@ -30,6 +31,7 @@ def sign_in(client, token: str) -> None:
     assert response.status_code == 303
 
 
+@pytest.mark.slow
 def test_pages_need_sign_in(web):
     _, client = web
     client.cookies.clear()
@@ -39,7 +41,8 @@ def test_pages_need_sign_in(web):
     assert client.post("/login", data={"token": "nope"}).status_code == 401
 
 
-def test_one_time_link_signs_in_once(web, smtp, monkeypatch):  # noqa: F811
+@pytest.mark.slow
+def test_one_time_link_signs_in_once(web, smtp, monkeypatch):
     settings, client = web
     inbox, port = smtp
     client.app.state.settings = settings.__class__(**{**settings.__dict__, "smtp_port": port})
@@ -60,6 +63,7 @@ def test_one_time_link_signs_in_once(web, smtp, monkeypatch):  # noqa: F811
         client.app.state.settings = settings
 
 
+@pytest.mark.slow
 def test_create_form_validation_and_document_page(web):
     settings, client = web
     client.cookies.clear()
@@ -85,6 +89,7 @@ def test_create_form_validation_and_document_page(web):
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_a_party_never_sees_another_partys_document(web):
     settings, client = web
     client.cookies.clear()
@@ -97,7 +102,7 @@ def test_a_party_never_sees_another_partys_document(web):
     client.cookies.clear()
     sign_in(client, create_token(settings, "party", "wangqiang"))
     assert client.get(path).status_code == 404
-    assert client.get(f"{path}/pdf").status_code == 400
+    assert client.get(f"{path}/pdf").status_code == 404
 
 
 def test_form_to_data_builds_lists_tables_and_objects():
@@ -111,6 +116,7 @@ def test_form_to_data_builds_lists_tables_and_objects():
 
 
 
+@pytest.mark.slow
 def test_progress_action_items_and_review_pages(web):
     settings, client = web
     client.cookies.clear()

@@ -58,7 +58,11 @@ def test_events_delivered_signed_in_order_once(tmp_path, receiver):
     expected = hmac.new(SECRET.encode(), headers["X-Countersign-Timestamp"].encode() + b"."
                         + raw, hashlib.sha256).hexdigest()
     assert headers["X-Countersign-Signature"] == f"sha256={expected}"
-    assert body["data"] == {"i": 0} and body["hash"]
+    with database.connection(settings.database_path) as conn:
+        stored = dict(zip(database.EVENT_COLUMNS, next(database.iter_events(conn, 1, 1)),
+                          strict=True))
+    assert body == {**stored, "data": {"i": 0}}  # the ledger's event, hash and all
+    assert headers["X-Countersign-Event"] == "progress-entry"
     assert deliver_webhooks(settings) == []  # never twice
     add_events(settings, 1)
     assert [r.seq for r in deliver_webhooks(settings)] == [4]
@@ -90,6 +94,7 @@ def test_unreachable_url_is_an_attempt_not_a_crash(tmp_path):
     assert not result.delivered and result.status in ("ConnectError", "ConnectTimeout")
 
 
+@pytest.mark.slow
 def test_the_service_delivers_webhooks_on_its_own(tmp_path, receiver):
     import time
 

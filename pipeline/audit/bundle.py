@@ -23,6 +23,7 @@ from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
 
 from pipeline.audit.verify import report_html, verify_bytes
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import load_state, revision_store
 from pipeline.errors import BadInput
 from pipeline.record import ledger
@@ -149,7 +150,7 @@ def _ledger_problems(files: dict[str, bytes], manifest: dict) -> list[str]:
         if ledger.event_hash(event) != event["hash"]:
             problems.append(f"台账事件 {event['seq']} 被改动 / ledger event {event['seq']} "
                             f"({event['kind']}) was altered")
-    closed = [e for e in events if e["kind"] == "closed"]
+    closed = [e for e in events if e["kind"] == EventKind.CLOSED]
     if not closed or closed[-1]["revision_after"] != sha256(files["final.pdf"]):
         problems.append("最终文件与台账记录不符 / the final PDF is not the one the ledger closed")
     if package.get("certificate_of_completion") != sha256(

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.documents.events import FIELD_FILLED, SIGNATURES, EventKind
 from pipeline.documents.state import due_time, fold, next_members
 from pipeline.errors import BadInput
 from pipeline.forms.manifest import get_template
@@ -94,23 +95,22 @@ def collect_steps(settings: Settings, since: datetime, until: datetime
         template = get_template(fold(events[:1]).template)
         roles = {role.key: role for role in template.roles}
         for index, event in enumerate(events):
-            if event["kind"] == "upload-rejected":
+            if event["kind"] == EventKind.UPLOAD_REJECTED:
                 rejected[event["actor"]] += 1
-            if event["kind"] not in ("signed", "upload-accepted", "deemed-consent",
-                                     "declined"):
+            if event["kind"] not in FIELD_FILLED | {EventKind.DECLINED}:
                 continue
             before = fold(events[:index])
             started = datetime.fromisoformat(before.step_started_at or before.created_at)
             data = json.loads(event["data"])
-            if event["kind"] == "declined":  # the decliner's first unsigned field
+            if event["kind"] == EventKind.DECLINED:  # the decliner's first unsigned field
                 member = next((m for m in before.members if m.party == data["party"]
                                and m.field not in before.signed), None)
             else:
                 member = next((m for m in before.members if m.field == data["field"]), None)
             if member is None:
                 continue
-            outcome = "signed" if event["kind"] in ("signed", "upload-accepted") else \
-                event["kind"]
+            outcome = (EventKind.SIGNED if event["kind"] in SIGNATURES
+                       else EventKind(event["kind"]))
             steps.append(Step(before.id, before.number, template.key, member.role,
                               member.party, depts.get(member.party, "?"), started,
                               datetime.fromisoformat(event["at"]),
@@ -154,8 +154,8 @@ def review(settings: Settings, since_text: str, until_text: str,
                 median_hours=round(statistics.median(done), 2) if done else None,
                 p90_hours=round(_percentile(done, 0.9), 2) if done else None,
                 overdue=sum(s.overdue(now) for s in group),
-                deemed_consent=sum(s.outcome == "deemed-consent" for s in group),
-                declines=sum(s.outcome == "declined" for s in group),
+                deemed_consent=sum(s.outcome == EventKind.DEEMED_CONSENT for s in group),
+                declines=sum(s.outcome == EventKind.DECLINED for s in group),
                 rejected_uploads=sum(rejected.get(p, 0) for p in {s.party for s in group})
                 if scope == "party" else 0))
     longest = sorted(steps, key=lambda s: s.waited(now), reverse=True)[:10]

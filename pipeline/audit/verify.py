@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 
 from pipeline.config import Settings
+from pipeline.documents.events import SIGNATURES, EventKind
 from pipeline.documents.repository import (
     append_checked,
     document_events,
@@ -46,11 +47,12 @@ def verify_bytes(settings: Settings, data: bytes) -> dict[str, Any]:
 def _permitted(kind: str, data: dict, fields: frozenset[str], first: bool
                ) -> Permitted | None:
     """What an event of ``kind`` may have written into the PDF (None: nothing at all)."""
-    if kind == "prepared" or (kind == "progress-entry" and data.get("rendered")):
+    if kind == EventKind.PREPARED or (kind == EventKind.PROGRESS_ENTRY
+                                      and data.get("rendered")):
         return Permitted(new_signature_fields=frozenset(data.get("fields", fields)))
-    if kind in ("signed", "upload-accepted"):
+    if kind in SIGNATURES:
         return Permitted(signature_field=data["field"], certify=first)
-    if kind == "closed":
+    if kind == EventKind.CLOSED:
         return LONG_TERM_CHANGES
     return None
 
@@ -67,14 +69,14 @@ def revision_problems(events: list[dict], store: Store, fields: frozenset[str],
         if not after:
             continue
         data = json.loads(event["data"])
-        if kind == "rendered":
+        if kind == EventKind.RENDERED:
             rendered = after
             continue
         before = event["revision_before"]
-        if kind == "progress-entry" and data.get("rendered"):
+        if kind == EventKind.PROGRESS_ENTRY and data.get("rendered"):
             rendered = before = data["stored"][1]  # rendered again: a new first revision
         permitted = _permitted(kind, data, fields, first)
-        first = first and kind not in ("signed", "upload-accepted")
+        first = first and kind not in SIGNATURES
         label = f"{after[:12]}（{kind}，{event['actor']}）"
         if permitted is None:
             problems.append(f"修订版本 {label} 不应改动 PDF / revision {after[:12]} was "
@@ -119,7 +121,7 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
                   "warnings": []}
     expected = []
     for event in events:
-        if event["kind"] in ("signed", "upload-accepted"):
+        if event["kind"] in SIGNATURES:
             data = json.loads(event["data"])
             expected.append((data["field"], data.get("certificate_sha256")))
     found = [(s["field"], s["certificate_sha256"]) for s in result["signatures"]]
@@ -137,7 +139,7 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
     result["valid"] = bool(result["valid"]) and not problems
     if problems:  # the ledger's own evidence says the document is not what was signed
         result["indication"] = "TOTAL_FAILED"
-    event = ledger.new_event(document_id, "verified", actor,
+    event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
                              {"valid": result["valid"], "problems": len(result["problems"])})
     append_checked(settings, state, [event])
     return result

@@ -12,18 +12,21 @@ from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml.ns import qn
 from docx.shared import Pt
 
+from pipeline.documents.events import EventKind
 from pipeline.documents.state import DocumentState
 from pipeline.forms.manifest import Template
 
 FONT = "Noto Sans CJK SC"
 KIND_LABELS = {
-    "created": "创建 created", "rendered": "生成 rendered", "prepared": "准备签字栏 prepared",
-    "signed": "签署 signed", "upload-accepted": "接受上传 upload accepted",
-    "upload-rejected": "拒绝上传 upload rejected", "reminded": "提醒 reminded",
-    "escalated": "升级 escalated", "deemed-consent": "视为同意 deemed consent",
-    "declined": "拒签 declined", "voided": "作废 voided", "reassigned": "转交 reassigned",
-    "progress-entry": "进展 progress", "action-item-done": "行动项完成 action done",
-    "closed": "关闭 closed", "archived": "归档 archived", "verified": "验证 verified",
+    EventKind.CREATED: "创建 created", EventKind.RENDERED: "生成 rendered",
+    EventKind.PREPARED: "准备签字栏 prepared", EventKind.SENT: "发送 sent",
+    EventKind.SIGNED: "签署 signed", EventKind.UPLOAD_ACCEPTED: "接受上传 upload accepted",
+    EventKind.UPLOAD_REJECTED: "拒绝上传 upload rejected", EventKind.REMINDED: "提醒 reminded",
+    EventKind.ESCALATED: "升级 escalated", EventKind.DEEMED_CONSENT: "视为同意 deemed consent",
+    EventKind.DECLINED: "拒签 declined", EventKind.VOIDED: "作废 voided",
+    EventKind.REASSIGNED: "转交 reassigned", EventKind.PROGRESS_ENTRY: "进展 progress",
+    EventKind.ACTION_ITEM_DONE: "行动项完成 action done", EventKind.CLOSED: "关闭 closed",
+    EventKind.ARCHIVED: "归档 archived", EventKind.VERIFIED: "验证 verified",
 }
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from typing import Any
 
 from pipeline.config import Settings
 from pipeline.documents.certificate import certificate_docx
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import (
     append_checked,
     document_events,
@@ -15,11 +15,8 @@ from pipeline.documents.repository import (
     report_of,
     revision_store,
 )
-from pipeline.documents.state import (
-    COMPLETED,
-    blocking,
-    status_of,
-)
+from pipeline.documents.state import Status, blocking, status_of
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import ClosureRefused, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.record import ledger
@@ -42,7 +39,7 @@ def years_after(day: date, years: int) -> date:
 
 
 def close_document(settings: Settings, document_id: str, pool: ConverterPool,
-                   actor: str = "cli") -> dict[str, Any]:
+                   actor: str = "cli") -> DocumentStatus:
     """Check every closure rule, add long-term validation and write the archive package.
 
     Two steps, each its own ledger append, so that running ``close`` again after a crash
@@ -53,7 +50,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     template = get_template(state.template)
     store = revision_store(settings)
     if not state.closed_at:
-        if status_of(state) != COMPLETED or blocking(state, template):
+        if status_of(state) != Status.COMPLETED or blocking(state, template):
             reasons = blocking(state, template) or [f"status is {status_of(state)}"]
             raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
                                  "the document cannot close: " + "; ".join(reasons))
@@ -71,7 +68,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
                                   "validate: " + json.dumps(report.as_dict(), ensure_ascii=False))
         final_sha = store.put(final)
         crash_point("close:after-store")
-        closed = ledger.new_event(document_id, "closed", actor,
+        closed = ledger.new_event(document_id, EventKind.CLOSED, actor,
                                   {"validation": report.as_dict()},
                                   revision_before=state.head_revision, revision_after=final_sha)
         state = append_checked(settings, state, [closed])
@@ -79,7 +76,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     if state.archive:
         return report_of(settings, state)
     events = document_events(settings, document_id)
-    closed_data = json.loads(next(e for e in events if e["kind"] == "closed")["data"])
+    closed_data = json.loads(next(e for e in events if e["kind"] == EventKind.CLOSED)["data"])
     env = signing_environment(settings)
     certificate = seal_pdf(
         pool.convert(certificate_docx(state, template, events, state.head_revision,
@@ -101,7 +98,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     }
     package_sha = store.put(ledger.canonical(package).encode("utf-8"), archive=True)
     crash_point("close:after-package")
-    archived = ledger.new_event(document_id, "archived", actor,
+    archived = ledger.new_event(document_id, EventKind.ARCHIVED, actor,
                                 {"package": package_sha, "certificate": certificate_sha,
                                  "retain_until": retention_until.isoformat(),
                                  "stored": [package_sha, certificate_sha]})

@@ -7,12 +7,11 @@ from dataclasses import asdict
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch
 from pipeline.documents.repository import document_status, projection, revision_store
-from pipeline.documents.state import (
-    Member,
-    fold,
-)
+from pipeline.documents.state import Member, fold
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, RenderError
 from pipeline.forms.manifest import Template, get_template
 from pipeline.forms.numbering import allocate_number
@@ -77,7 +76,7 @@ def render_and_prepare(settings: Settings, template: Template, form: dict, numbe
 def create_document(settings: Settings, template_key: str, data: Any,
                     bindings: list[tuple[str, str]], pool: ConverterPool,
                     actor: str = "cli", request_key: str | None = None,
-                    important: bool = False) -> dict[str, Any]:
+                    important: bool = False) -> DocumentStatus:
     """Validate, number, render, convert and prepare a document; return its status.
 
     ``bindings`` are (role, party id) pairs; a parallel group's role is given once per member.
@@ -98,14 +97,14 @@ def create_document(settings: Settings, template_key: str, data: Any,
     docx_sha, pdf_sha, prepared_sha = rendered
     document_id = f"doc-{secrets.token_hex(6)}"
     events = [
-        ledger.new_event(document_id, "created", actor, {
+        ledger.new_event(document_id, EventKind.CREATED, actor, {
             "template": template.key, "template_version": template.version,
             "number": number, "form": form, "members": [asdict(m) for m in members],
             "important": important}),
-        ledger.new_event(document_id, "rendered", actor, {"docx": docx_sha,
+        ledger.new_event(document_id, EventKind.RENDERED, actor, {"docx": docx_sha,
                                                           "stored": [docx_sha, pdf_sha]},
                          revision_after=pdf_sha),
-        ledger.new_event(document_id, "prepared", actor,
+        ledger.new_event(document_id, EventKind.PREPARED, actor,
                          {"fields": [m.field for m in members]},
                          revision_before=pdf_sha, revision_after=prepared_sha),
     ]

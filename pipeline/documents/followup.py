@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch, mail_and_record
 from pipeline.documents.repository import append_checked, load_state
-from pipeline.documents.state import AWAITING, due_time, next_members
+from pipeline.documents.state import Status, due_time, next_members
 from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import get_template
 from pipeline.outbound.mail import Mail, MailFailed, document_link, send
@@ -49,11 +50,11 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
     now = now or datetime.now(settings.zone)
     actions: list[FollowUpAction] = []
     with database.connection(settings.database_path) as conn:
-        open_ids = [row["id"] for row in database.select_documents(conn, (AWAITING,))]
+        open_ids = [row["id"] for row in database.select_documents(conn, (Status.AWAITING,))]
     for document_id in open_ids:
         try:
             for field_name in dispatch(settings, document_id):  # a relay that was down
-                actions.append(FollowUpAction(document_id, "sent", "", field_name))
+                actions.append(FollowUpAction(document_id, EventKind.SENT, "", field_name))
             actions += _follow_document(settings, document_id, now)
         except KNOWN_ERRORS as exc:  # one document's trouble never stops the pass
             actions.append(FollowUpAction(document_id, "failed", "", "", detail=str(exc)))
@@ -76,9 +77,9 @@ def _follow_document(settings: Settings, document_id: str,
         party = get_party(settings, member.party)
         shown_due = due.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
         if now >= due and role.deemed_consent:
-            if _already(events, "deemed-consent", member.field):
+            if _already(events, EventKind.DEEMED_CONSENT, member.field):
                 continue
-            event = ledger.new_event(document_id, "deemed-consent", "follow-up", {
+            event = ledger.new_event(document_id, EventKind.DEEMED_CONSENT, "follow-up", {
                 "field": member.field, "role": member.role, "party": member.party,
                 "due": due.isoformat()})
             state = append_checked(settings, state, [event])
@@ -88,26 +89,26 @@ def _follow_document(settings: Settings, document_id: str,
                                      f"您未在 {shown_due} 前反馈，按模板规则视为同意（非签名）。\n"
                                      f"No answer by {shown_due}: recorded as deemed consent "
                                      f"(not a signature).\n{link}\n"))
-            actions.append(FollowUpAction(document_id, "deemed-consent", member.party,
+            actions.append(FollowUpAction(document_id, EventKind.DEEMED_CONSENT, member.party,
                                           member.field, (party.email,)))
         elif now >= due:
-            if _already(events, "escalated", member.field):
+            if _already(events, EventKind.ESCALATED, member.field):
                 continue
             to = (party.superior_email or party.email,)
             mail = Mail(to, f"[会签] 逾期未签：{state.number} / overdue",
                         f"{party.name}（{party.dept}）未在 {shown_due} 前签署 {state.number}。\n"
                         f"{party.name} ({party.dept}) has not signed {state.number}, due "
                         f"{shown_due}.\n{link}\n")
-            actions.append(_sent_then_recorded(settings, state, "escalated", member, mail))
+            actions.append(_sent_then_recorded(settings, state, EventKind.ESCALATED, member, mail))
             state = load_state(settings, document_id)
         elif now >= due - timedelta(hours=settings.remind_before_hours):
-            if _already(events, "reminded", member.field):
+            if _already(events, EventKind.REMINDED, member.field):
                 continue
             mail = Mail((party.email,), f"[会签] 请于 {shown_due} 前签署 {state.number} / "
                         "reminder", f"{party.name}，您好：\n文档 {state.number} 等待您签署，"
                         f"截止 {shown_due}。\nDocument {state.number} awaits your signature, "
                         f"due {shown_due}.\n{link}\n")
-            actions.append(_sent_then_recorded(settings, state, "reminded", member, mail))
+            actions.append(_sent_then_recorded(settings, state, EventKind.REMINDED, member, mail))
             state = load_state(settings, document_id)
     return actions
 

@@ -6,6 +6,7 @@ import json
 import logging
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import (
     DocumentState,
@@ -46,7 +47,7 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     already = {(data.get("field"), data.get("party")) for data in
-               (json.loads(e["data"]) for e in events if e["kind"] == "sent")}
+               (json.loads(e["data"]) for e in events if e["kind"] == EventKind.SENT)}
     sent = []
     for member in next_members(state):
         if (member.field, member.party) in already:
@@ -58,7 +59,7 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
                     f"Please review and sign {state.number}.\n"
                     f"{document_link(settings, document_id)}\n")
         try:
-            state = mail_and_record(settings, state, "sent", member, mail)
+            state = mail_and_record(settings, state, EventKind.SENT, member, mail)
         except MailFailed as exc:
             log.warning("document %s not sent to %s: %s", document_id, member.party, exc)
             continue
@@ -66,7 +67,7 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
     return sent
 
 
-def mail_and_record(settings: Settings, state: DocumentState, kind: str, member: Member,
+def mail_and_record(settings: Settings, state: DocumentState, kind: EventKind, member: Member,
                     mail: Mail) -> DocumentState:
     """Send ``mail`` about ``member``'s step, then record it as a ``kind`` event; return
     the new state. MailFailed (nothing recorded) when the relay refuses.
@@ -74,7 +75,7 @@ def mail_and_record(settings: Settings, state: DocumentState, kind: str, member:
     Sent before recorded: a crash in between can repeat one mail, never lose it.
     """
     message_id = send(settings, mail)
-    event = ledger.new_event(state.id, kind, "system" if kind == "sent" else "follow-up", {
+    event = ledger.new_event(state.id, kind, "system" if kind == EventKind.SENT else "follow-up", {
         "field": member.field, "party": member.party, "to": list(mail.to),
         "message_id": message_id})
     return append_checked(settings, state, [event])

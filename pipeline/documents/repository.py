@@ -15,8 +15,8 @@ from pipeline.documents.state import (
     state_from_json,
     state_to_json,
     status_of,
-    status_report,
 )
+from pipeline.documents.status import DocumentStatus, status_report
 from pipeline.errors import BadInput, Conflict, UnknownDocument
 from pipeline.forms.manifest import get_template
 from pipeline.record import database, ledger
@@ -42,22 +42,23 @@ def load_state(settings: Settings, document_id: str) -> DocumentState:
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     if not events:
-        raise UnknownDocument(f"未知文档 {document_id!r}", f"unknown document {document_id!r}")
+        raise UnknownDocument.named(document_id)
     return fold(events)
 
 
-def report_of(settings: Settings, state: DocumentState) -> dict[str, Any]:
+def report_of(settings: Settings, state: DocumentState) -> DocumentStatus:
+    """Return the status of ``state`` as the surfaces show it (in the service's time zone)."""
     return status_report(state, get_template(state.template), settings.zone,
                          today_in(settings).isoformat())
 
 
-def document_status(settings: Settings, document_id: str) -> dict[str, Any]:
-    """Return the ``status`` JSON of one document."""
+def document_status(settings: Settings, document_id: str) -> DocumentStatus:
+    """Return the status of one document."""
     return report_of(settings, load_state(settings, document_id))
 
 
 def blocking_documents(settings: Settings, limit: int | None = None,
-                       party: str | None = None) -> list[dict[str, Any]]:
+                       party: str | None = None) -> list[DocumentStatus]:
     """Return the status of open documents (awaiting, declined or completed), the most
     urgent first; ``limit`` caps how many (None: all); ``party`` keeps only the documents
     that party created or signs."""

@@ -4,9 +4,9 @@ lands first."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch
 from pipeline.documents.repository import (
     document_events,
@@ -16,13 +16,14 @@ from pipeline.documents.repository import (
     revision_store,
 )
 from pipeline.documents.state import (
-    AWAITING,
     DocumentState,
     Member,
+    Status,
     fold,
     next_members,
     status_of,
 )
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, Conflict, NotYourTurn, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
@@ -45,7 +46,7 @@ def first_signature(state: DocumentState) -> bool:
 
 def pending_member(state: DocumentState, party_id: str) -> Member:
     status = status_of(state)
-    if status != AWAITING:
+    if status != Status.AWAITING:
         raise NotYourTurn(f"文档状态为 {status}，不能签署",
                           f"the document is {status}; nothing to sign")
     mine = [m for m in state.members if m.party == party_id]
@@ -64,7 +65,7 @@ def pending_member(state: DocumentState, party_id: str) -> Member:
 
 
 def sign_document(settings: Settings, document_id: str, party_id: str,
-                  passphrase: str, expected_revision: str | None = None) -> dict[str, Any]:
+                  passphrase: str, expected_revision: str | None = None) -> DocumentStatus:
     """Sign the party's pending field on the latest revision with its own key.
 
     If another signature lands first, the signature is made again on the new revision —
@@ -102,7 +103,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                                   f"{member.field}: {stray[0].en}")
         digest = store.put(signed)
         crash_point("sign:after-store")
-        event = ledger.new_event(document_id, "signed", party_id, {
+        event = ledger.new_event(document_id, EventKind.SIGNED, party_id, {
             "field": member.field, "role": member.role, "party": party_id,
             "certificate_sha256": certificate_sha256(signer.signing_cert)},
             revision_before=state.head_revision, revision_after=digest)

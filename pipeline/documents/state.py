@@ -10,13 +10,27 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
+from pipeline.documents.events import FIELD_FILLED, EventKind
 from pipeline.forms.manifest import RoleSpec, Template
 
-AWAITING, DECLINED, VOIDED, COMPLETED, CLOSED = (
-    "awaiting_signatures", "declined", "voided", "completed", "closed")
-OPEN_STATUSES = (AWAITING, COMPLETED, DECLINED)
+
+class Status(StrEnum):
+    """Where a document stands, as the data contract names it."""
+
+    AWAITING = "awaiting_signatures"
+    DECLINED = "declined"
+    VOIDED = "voided"
+    COMPLETED = "completed"
+    CLOSED = "closed"
+
+
+#: Documents still to be finished: they show in ``blocking`` and follow-up looks at them.
+OPEN_STATUSES = (Status.AWAITING, Status.COMPLETED, Status.DECLINED)
+#: Documents nothing more can be added to.
+FINISHED_STATUSES = (Status.CLOSED, Status.VOIDED)
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,7 @@ def fold(events: list[dict]) -> DocumentState:
     for event in events:
         data = json.loads(event["data"])
         kind = event["kind"]
-        if kind == "created":
+        if kind == EventKind.CREATED:
             state = DocumentState(
                 id=event["document_id"], template=data["template"],
                 template_version=data["template_version"], number=data["number"],
@@ -77,33 +91,33 @@ def fold(events: list[dict]) -> DocumentState:
         assert state is not None, "a document's first event is 'created'"
         if event["revision_after"]:
             state = replace(state, head_revision=event["revision_after"])
-        if kind == "prepared":
+        if kind == EventKind.PREPARED:
             state = replace(state, step_started_at=event["at"])
-        elif kind in ("signed", "upload-accepted", "deemed-consent"):
+        elif kind in FIELD_FILLED:
             signed = dict(state.signed)
             signed[data["field"]] = Signed(party=data["party"], at=event["at"],
                                            certificate_sha256=data.get("certificate_sha256"),
-                                           deemed=kind == "deemed-consent")
+                                           deemed=kind == EventKind.DEEMED_CONSENT)
             state = replace(state, signed=signed)
             if _group_done(state, data["field"]):
                 state = replace(state, step_started_at=event["at"])
-        elif kind == "declined":
+        elif kind == EventKind.DECLINED:
             state = replace(state, declined={"party": data["party"], "reason": data["reason"],
                                              "at": event["at"]})
-        elif kind == "voided":
+        elif kind == EventKind.VOIDED:
             state = replace(state, voided={"actor": event["actor"],
                                            "reason": data.get("reason", ""), "at": event["at"]})
-        elif kind == "closed":
+        elif kind == EventKind.CLOSED:
             state = replace(state, closed_at=event["at"])
-        elif kind == "archived":
+        elif kind == EventKind.ARCHIVED:
             state = replace(state, archive=data["package"])
-        elif kind == "reassigned":
+        elif kind == EventKind.REASSIGNED:
             state = replace(state, members=tuple(
                 replace(m, party=data["to"]) if m.field == data["field"] else m
                 for m in state.members))
-        elif kind == "progress-entry":
+        elif kind == EventKind.PROGRESS_ENTRY:
             state = replace(state, progress=(*state.progress, data))
-        elif kind == "action-item-done":
+        elif kind == EventKind.ACTION_ITEM_DONE:
             state = replace(state, action_items_done=state.action_items_done | {data["item"]})
     assert state is not None, "no events"
     return state
@@ -119,22 +133,22 @@ def _group_done(state: DocumentState, field_name: str) -> bool:
     return all(m.field in state.signed for m in state.members if m.order == order)
 
 
-def status_of(state: DocumentState) -> str:
+def status_of(state: DocumentState) -> Status:
     """Return the contract's status: awaiting_signatures, declined, voided, completed, closed."""
     if state.voided:
-        return VOIDED
+        return Status.VOIDED
     if state.closed_at:
-        return CLOSED
+        return Status.CLOSED
     if state.declined:
-        return DECLINED
+        return Status.DECLINED
     if all(m.field in state.signed for m in state.members):
-        return COMPLETED
-    return AWAITING
+        return Status.COMPLETED
+    return Status.AWAITING
 
 
 def next_members(state: DocumentState) -> list[Member]:
     """Return the members who may sign now: the unsigned ones of the lowest pending order."""
-    if status_of(state) != AWAITING:
+    if status_of(state) != Status.AWAITING:
         return []
     pending = [m for m in state.members if m.field not in state.signed]
     lowest = min(m.order for m in pending)
@@ -188,46 +202,6 @@ def blocking(state: DocumentState, template: Template, today: str | None = None)
                                f"{'OVERDUE' if late else 'open'} (owner "
                                f"{item.get('owner', '')}, due {item.get('due', '')})")
     return reasons
-
-
-def status_report(state: DocumentState, template: Template, zone,
-                  today: str | None = None) -> dict[str, Any]:
-    """Return the ``status`` JSON of the data contract (times shown in ``zone``)."""
-    roles = {role.key: role for role in template.roles}
-    started = (datetime.fromisoformat(state.step_started_at) if state.step_started_at
-               else datetime.fromisoformat(state.created_at))
-
-    def shown(at: str) -> str:
-        return datetime.fromisoformat(at).astimezone(zone).isoformat(timespec="seconds")
-
-    return {
-        "id": state.id,
-        "number": state.number,
-        "template": state.template,
-        "template_version": state.template_version,
-        "status": status_of(state),
-        "revision": state.head_revision,
-        "signed": [
-            {"role": m.role, "field": m.field, "party": state.signed[m.field].party,
-             "signed_at": shown(state.signed[m.field].at),
-             "certificate_sha256": state.signed[m.field].certificate_sha256,
-             "deemed_consent": state.signed[m.field].deemed}
-            for m in state.members if m.field in state.signed
-        ],
-        "next": [
-            {"role": m.role, "field": m.field, "party": m.party,
-             "since": shown(started.isoformat()),
-             "due": shown(due_time(roles[m.role], started).isoformat())}
-            for m in next_members(state)
-        ],
-        "blocking": blocking(state, template, today),
-        "archive": state.archive,
-        "declined": state.declined,
-        "voided": state.voided,
-        "progress": list(state.progress),
-        "action_items_done": sorted(state.action_items_done),
-        "started": shown(started.isoformat()),
-    }
 
 
 def state_to_json(state: DocumentState) -> str:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline.config import Settings
 from pipeline.documents.create import render_and_prepare
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch, notify_parties
 from pipeline.documents.repository import append_checked, document_status, load_state, report_of
-from pipeline.documents.state import (
-    AWAITING,
-    status_of,
-)
+from pipeline.documents.state import FINISHED_STATUSES, Status, status_of
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, NotYourTurn
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form_value
@@ -29,18 +26,18 @@ def require_reason(reason: str) -> str:
 
 
 def decline_document(settings: Settings, document_id: str, party_id: str,
-                     reason: str) -> dict[str, Any]:
+                     reason: str) -> DocumentStatus:
     """Record that a party declines to sign; closure is blocked, creator and earlier signers
     are told by mail."""
     reason = require_reason(reason)
     state = load_state(settings, document_id)
-    if status_of(state) != AWAITING:
+    if status_of(state) != Status.AWAITING:
         raise NotYourTurn(f"文档状态为 {status_of(state)}，不能拒签",
                           f"the document is {status_of(state)}; it cannot be declined")
     if not any(m.party == party_id and m.field not in state.signed for m in state.members):
         raise NotYourTurn(f"{party_id} 在此文档中没有待签的签字栏",
                           f"{party_id} has no unsigned field in this document")
-    event = ledger.new_event(document_id, "declined", party_id,
+    event = ledger.new_event(document_id, EventKind.DECLINED, party_id,
                              {"party": party_id, "reason": reason})
     state = append_checked(settings, state, [event])
     earlier = [s.party for s in state.signed.values()]
@@ -53,22 +50,22 @@ def decline_document(settings: Settings, document_id: str, party_id: str,
 
 
 def void_document(settings: Settings, document_id: str, actor: str,
-                  reason: str, admin: bool = False) -> dict[str, Any]:
+                  reason: str, admin: bool = False) -> DocumentStatus:
     """Void a document; only its creator (or an administrator) may."""
     reason = require_reason(reason)
     state = load_state(settings, document_id)
     if actor != state.creator and not admin:
         raise NotYourTurn(f"只有创建者 {state.creator} 可以作废此文档",
                           f"only the creator ({state.creator}) may void this document")
-    if status_of(state) in ("closed", "voided"):
+    if status_of(state) in FINISHED_STATUSES:
         raise NotYourTurn(f"文档状态为 {status_of(state)}，不能作废",
                           f"the document is {status_of(state)}; it cannot be voided")
-    event = ledger.new_event(document_id, "voided", actor, {"reason": reason})
+    event = ledger.new_event(document_id, EventKind.VOIDED, actor, {"reason": reason})
     return report_of(settings, append_checked(settings, state, [event]))
 
 
 def reassign_step(settings: Settings, document_id: str, field: str, to_party: str,
-                  actor: str, reason: str) -> dict[str, Any]:
+                  actor: str, reason: str) -> DocumentStatus:
     """Give an unsigned step to another party of the same department, recording who and why.
 
     The rendered signature row keeps the first party's name; the signature stamp and the
@@ -79,7 +76,7 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     member = next((m for m in state.members if m.field == field), None)
     if member is None:
         raise BadInput(f"文档没有签字栏 {field!r}", f"the document has no field {field!r}")
-    if field in state.signed or status_of(state) != AWAITING:
+    if field in state.signed or status_of(state) != Status.AWAITING:
         raise NotYourTurn(f"签字栏 {field} 已签或文档已结束",
                           f"field {field} is signed or the document is no longer open")
     old, new = get_party(settings, member.party), get_party(settings, to_party)
@@ -90,7 +87,7 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     if any(m.party == to_party for m in state.members):
         raise BadInput(f"{to_party} 已是此文档的签署方",
                        f"{to_party} is already a party to this document")
-    event = ledger.new_event(document_id, "reassigned", actor,
+    event = ledger.new_event(document_id, EventKind.REASSIGNED, actor,
                              {"field": field, "from": member.party, "to": to_party,
                               "reason": reason})
     append_checked(settings, state, [event])
@@ -99,7 +96,7 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
 
 
 def add_progress_entry(settings: Settings, document_id: str, entry_date: str, text: str,
-                       actor: str, pool: ConverterPool | None = None) -> dict[str, Any]:
+                       actor: str, pool: ConverterPool | None = None) -> DocumentStatus:
     """Append a dated progress entry to an issue document.
 
     Before the first signature the document is rendered again with the entry in its 进展更新
@@ -111,17 +108,17 @@ def add_progress_entry(settings: Settings, document_id: str, entry_date: str, te
     if "progress_updates" not in template.field_names:
         raise BadInput(f"模板 {template.key} 没有进展更新", f"template {template.key} has no "
                        "progress updates")
-    if status_of(state) in ("closed", "voided"):
+    if status_of(state) in FINISHED_STATUSES:
         raise NotYourTurn("文档已结束", f"the document is {status_of(state)}")
     spec = template.fields[[f.name for f in template.fields].index("progress_updates")]
     entry = validate_form_value(spec, [{"date": entry_date, "text": text}])[0]
-    events = [ledger.new_event(document_id, "progress-entry", actor, entry)]
+    events = [ledger.new_event(document_id, EventKind.PROGRESS_ENTRY, actor, entry)]
     if not state.signed and pool is not None:
         form = {**state.form, "progress_updates": [*state.form["progress_updates"], entry]}
         parties = {m.party: get_party(settings, m.party) for m in state.members}
         docx_sha, pdf_sha, prepared_sha = render_and_prepare(
             settings, template, form, state.number, list(state.members), parties, pool)
-        events[0] = ledger.new_event(document_id, "progress-entry", actor,
+        events[0] = ledger.new_event(document_id, EventKind.PROGRESS_ENTRY, actor,
                                      {**entry, "rendered": True,
                                       "stored": [docx_sha, pdf_sha]},
                                      revision_before=state.head_revision,
@@ -130,7 +127,7 @@ def add_progress_entry(settings: Settings, document_id: str, entry_date: str, te
 
 
 def mark_action_item_done(settings: Settings, document_id: str, item: int,
-                          actor: str) -> dict[str, Any]:
+                          actor: str) -> DocumentStatus:
     """Record that minutes' action item ``item`` (1-based) is done."""
     state = load_state(settings, document_id)
     items = state.form.get("action_items") or []
@@ -139,6 +136,6 @@ def mark_action_item_done(settings: Settings, document_id: str, item: int,
                        f"action item must be 1..{len(items)}")
     if item in state.action_items_done:
         raise BadInput(f"行动项 {item} 已完成", f"action item {item} is already done")
-    event = ledger.new_event(document_id, "action-item-done", actor, {"item": item})
+    event = ledger.new_event(document_id, EventKind.ACTION_ITEM_DONE, actor, {"item": item})
     return report_of(settings, append_checked(settings, state, [event]))
 

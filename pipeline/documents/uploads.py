@@ -21,14 +21,13 @@ as it was.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from pipeline.config import Settings
+from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch
 from pipeline.documents.repository import (
     append_checked,
@@ -38,6 +37,7 @@ from pipeline.documents.repository import (
     revision_store,
 )
 from pipeline.documents.sign import first_signature, pending_member
+from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput
 from pipeline.people.parties import get_party
 from pipeline.record import ledger
@@ -47,14 +47,12 @@ from signing.keys import certificate_sha256
 from signing.revisions import Permitted, check_revision
 from signing.validation import validate_pdf
 
-MAX_UPLOAD_BYTES = int(os.environ.get("COUNTERSIGN_MAX_UPLOAD_BYTES", 50 * 1024 * 1024))
-
 
 class UploadRejected(BadInput):
     code = "upload_rejected"
 
 
-def read_upload(path: Path, limit: int = MAX_UPLOAD_BYTES) -> bytes:
+def read_upload(path: Path, limit: int) -> bytes:
     """Return the file's bytes, refusing before reading when it is over ``limit``."""
     try:
         size = path.stat().st_size
@@ -166,7 +164,7 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
 
 
 def upload_countersigned(settings: Settings, document_id: str, party_id: str,
-                         data: bytes) -> dict[str, Any]:
+                         data: bytes) -> DocumentStatus:
     """Accept or refuse a countersigned PDF for the party's pending field; return the status.
 
     Raises UploadRejected (after recording it) when any rule is broken.
@@ -180,14 +178,14 @@ def upload_countersigned(settings: Settings, document_id: str, party_id: str,
     verdict = check_upload(settings, state, party, member, data, earlier)
     problem = verdict.problem
     if problem:
-        event = ledger.new_event(document_id, "upload-rejected", party_id, {
+        event = ledger.new_event(document_id, EventKind.UPLOAD_REJECTED, party_id, {
             "field": member.field, "party": party_id, "upload_sha256": digest,
             "reason_zh": problem[0], "reason_en": problem[1],
             "details": list(verdict.details)})
         append_checked(settings, state, [event])
         raise UploadRejected(f"上传被拒绝：{problem[0]}", f"upload refused: {problem[1]}")
     revision = revision_store(settings).put(data)
-    event = ledger.new_event(document_id, "upload-accepted", party_id, {
+    event = ledger.new_event(document_id, EventKind.UPLOAD_ACCEPTED, party_id, {
         "field": member.field, "role": member.role, "party": party_id,
         "certificate_sha256": verdict.certificate_sha256},
         revision_before=state.head_revision, revision_after=revision)

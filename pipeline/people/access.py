@@ -1,8 +1,6 @@
-"""Who may do what through the API: tokens, roles, and which documents a caller may see.
-
-Roles: ``admin`` (templates, parties, create, void, close), ``party`` (sees only documents
-it is a party to; signs, uploads or declines only its own step), ``auditor`` (reads
-everything, verifies, exports). Tokens are random, shown once, and stored only as SHA-256.
+"""Who is calling: roles, principals, and the access tokens that name them. Tokens are
+random, shown once, and stored only as SHA-256. What a principal may do is the policy's
+(``pipeline.people.policy``).
 """
 
 from __future__ import annotations
@@ -11,25 +9,33 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from pipeline.config import Settings
-from pipeline.documents.state import DocumentState, involves
-from pipeline.errors import BadInput
-from pipeline.people.parties import get_party
+from pipeline.errors import BadInput, UnknownParty
 from pipeline.record import database
 
-ROLES = ("admin", "party", "auditor")
+
+class Role(StrEnum):
+    """What a token is for: administering, acting as one party, or auditing."""
+
+    ADMIN = "admin"
+    PARTY = "party"
+    AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
 class Principal:
-    role: str
+    """Who is calling: a role, the party a party token acts as, and the token's label."""
+
+    role: Role
     party: str | None
     label: str
 
-    def may_see(self, state: DocumentState) -> bool:
-        """A party sees only documents it is (or was made) a party to, or created."""
-        return self.role in ("admin", "auditor") or involves(state, self.party or "")
+    @property
+    def actor(self) -> str:
+        """Return the name the ledger records for what this principal does."""
+        return self.party or f"{self.role}:{self.label}"
 
 
 def _digest(token: str) -> str:
@@ -39,16 +45,20 @@ def _digest(token: str) -> str:
 def create_token(settings: Settings, role: str, party: str | None = None,
                  label: str = "") -> str:
     """Return a new API token (shown once; only its hash is kept)."""
-    if role not in ROLES:
-        raise BadInput(f"未知角色 {role!r}", f"unknown role {role!r} (one of {', '.join(ROLES)})")
-    if role == "party":
-        if not party:
-            raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
-        get_party(settings, party)
-    elif party:
+    if role not in set(Role):
+        raise BadInput(f"未知角色 {role!r}",
+                       f"unknown role {role!r} (one of {', '.join(Role)})")
+    role = Role(role)
+    if role is not Role.PARTY and party:
         raise BadInput("只有 party 角色的令牌绑定签署方", "only party tokens name a party")
+    if role is Role.PARTY and not party:
+        raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
     token = secrets.token_urlsafe(32)
     with database.connection(settings.database_path) as conn:
+        # Checked here rather than through pipeline.people.parties, which loads the signing
+        # library: the command line imports this module for its role names.
+        if party and database.select_party(conn, party) is None:
+            raise UnknownParty.named(party)
         database.insert_token(conn, _digest(token), role, party, label or role,
                               datetime.now(UTC).isoformat())
     return token
@@ -58,4 +68,6 @@ def principal_for(settings: Settings, token: str) -> Principal | None:
     """Return who holds ``token``, or None for an unknown token."""
     with database.connection(settings.database_path) as conn:
         row = database.select_token(conn, _digest(token))
-    return Principal(**row) if row else None
+    if row is None:
+        return None
+    return Principal(role=Role(row["role"]), party=row["party"], label=row["label"])

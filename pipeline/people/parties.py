@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from pipeline.config import Settings
-from pipeline.errors import BadInput
+from pipeline.errors import BadInput, UnknownParty
 from pipeline.record import database
 from pipeline.record.files import write_atomic
 from signing.ca import LocalCA
@@ -28,10 +28,6 @@ DEMO_PARTIES = (
 )
 PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-class UnknownParty(BadInput):
-    code = "unknown_party"
 
 
 @dataclass(frozen=True)
@@ -73,7 +69,7 @@ def get_party(settings: Settings, party_id: str) -> Party:
     with _connect(settings) as conn:
         row = database.select_party(conn, party_id)
     if row is None:
-        raise UnknownParty(f"未知签署方 {party_id!r}", f"unknown party {party_id!r}")
+        raise UnknownParty.named(party_id)
     return Party(**row)
 
 

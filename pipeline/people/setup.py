@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.people.access import create_token
+from pipeline.people.access import Role, create_token
 from pipeline.people.parties import DEMO_PARTIES, DEMO_PASSPHRASE, Party, add_party, list_parties
 from pipeline.record import database
 from signing.ca import LocalCA
@@ -38,7 +38,7 @@ def initialise(settings: Settings) -> InitResult:
             demo.append(add_party(settings, name=name, dept=dept, email=email,
                                   party_id=party_id, issue_cert=True,
                                   passphrase=DEMO_PASSPHRASE))
-            tokens[party_id] = create_token(settings, "party", party_id, label="demo")
+            tokens[party_id] = create_token(settings, Role.PARTY, party_id, label="demo")
         # A demo install must be usable from the browser at once: one admin token too.
-        tokens["admin"] = create_token(settings, "admin", label="demo admin")
+        tokens["admin"] = create_token(settings, Role.ADMIN, label="demo admin")
     return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import signal
 
+from pipeline.config import crash_point_name
+
 
 def crash_point(name: str) -> None:
     """Die here if ``COUNTERSIGN_CRASH_AT`` names this point."""
-    if os.environ.get("COUNTERSIGN_CRASH_AT") == name:
+    if crash_point_name() == name:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -281,16 +281,20 @@ class ConverterPool:
         self.replaced = 0  # workers replaced after a crash, hang or recycle
 
     def start(self) -> ConverterPool:
-        """Start every worker in parallel; return self once all are ready."""
+        """Start every worker in parallel; return self once all are ready. Raises
+        ConversionError if the pool is already closed."""
+        if self._closed:  # a service stopped before its pool's background start began
+            raise ConversionError("转换池已关闭", "the conversion pool is closed")
         self._workers = [Worker(self.spec, self._root, i) for i in range(self.spec.workers)]
         errors: list[BaseException] = []
 
         def boot(worker: Worker) -> None:
             try:
                 worker.start()
-                self._idle.put(worker)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
+                return
+            self._keep_unless_closed(worker)
 
         threads = [threading.Thread(target=boot, args=(w,)) for w in self._workers]
         for thread in threads:
@@ -321,13 +325,21 @@ class ConverterPool:
                 return
             try:
                 worker.start()
-                self._idle.put(worker)
+                self._keep_unless_closed(worker)
                 return
             except ConversionError:
                 log.warning("LibreOffice worker %s failed to restart (attempt %s)",
                             worker.index, attempt + 1)
                 time.sleep(1)
         log.error("LibreOffice worker %s could not be restarted", worker.index)
+
+    def _keep_unless_closed(self, worker: Worker) -> None:
+        """Put a freshly started ``worker`` in the idle queue, or stop it if the pool was
+        closed meanwhile (close() stopped the workers before this one's office existed)."""
+        if self._closed:
+            worker.stop()
+        else:
+            self._idle.put(worker)
 
     def _replace_in_background(self, worker: Worker) -> None:
         threading.Thread(target=self._replace, args=(worker,), daemon=True).start()

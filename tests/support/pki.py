@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.serving import make_server
 
-from tests.conftest import free_port
+from tests.support.net import free_port
 
 KEY_PASSWORD = b"test-pki-secret"
 ARCH = "countersign-test"

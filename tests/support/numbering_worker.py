@@ -1,4 +1,5 @@
-"""Run by test_numbering in separate processes: allocate numbers and print them."""
+"""Run by test_numbering in separate processes (``python -m tests.support.numbering_worker
+DB COUNT``): allocate COUNT numbers and print them, one a line."""
 
 import sys
 from datetime import date

@@ -1,0 +1,110 @@
+"""``/api/documents``: create a document, read its status and PDF, and take its steps; and
+``/api/blocking``, every open document the caller sees.
+
+Who may do what is the policy's (``api.deps.on_document`` asks it); each route then calls
+one use case. Signing runs in a signer process, uploads and verification in the thread
+pool, so the event loop keeps serving other requests.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import OnDocument, caller, on_document, permitted, settings_of
+from api.models import CreateDocument, ReasonRequest, SignRequest, Verdict
+from api.streaming import body_to_file
+from api.workers import in_signer_process, pool_of
+from pipeline.audit.verify import verify_document
+from pipeline.config import Settings
+from pipeline.documents.close import close_document
+from pipeline.documents.create import create_document
+from pipeline.documents.repository import blocking_documents, document_status, download_revision
+from pipeline.documents.sign import sign_document
+from pipeline.documents.status import DocumentStatus
+from pipeline.documents.steps import decline_document, void_document
+from pipeline.documents.uploads import read_upload, upload_countersigned
+from pipeline.people.access import Principal
+from pipeline.people.policy import Action, party_filter
+
+router = APIRouter(prefix="/api", tags=["documents"])
+PDF_BODY = {"requestBody": {"content": {"application/pdf": {}}}}
+
+
+@router.post("/documents", response_model=DocumentStatus, status_code=201)
+def new_document(body: CreateDocument, request: Request,
+                 principal: Principal = permitted(Action.CREATE_DOCUMENT),
+                 settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return create_document(settings, body.template, body.data,
+                           [(b.role, b.party) for b in body.parties], pool_of(request),
+                           actor=principal.actor, request_key=body.request_key,
+                           important=body.important)
+
+
+@router.get("/documents/{document_id}", response_model=DocumentStatus)
+def status(allowed: OnDocument = on_document(Action.READ_DOCUMENT),
+           settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return document_status(settings, allowed.state.id)
+
+
+@router.get("/documents/{document_id}/pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+def pdf(revision: int | None = None, allowed: OnDocument = on_document(Action.READ_DOCUMENT),
+        settings: Settings = Depends(settings_of)) -> Response:
+    document_id = allowed.state.id
+    return Response(download_revision(settings, document_id, revision),
+                    media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{document_id}.pdf"'})
+
+
+@router.get("/blocking", response_model=list[DocumentStatus])
+def blocking(limit: int | None = None, principal: Principal = Depends(caller),
+             settings: Settings = Depends(settings_of)) -> list[DocumentStatus]:
+    return blocking_documents(settings, limit, party_filter(principal))
+
+
+@router.post("/documents/{document_id}/sign", response_model=DocumentStatus)
+async def sign(body: SignRequest, request: Request,
+               allowed: OnDocument = on_document(Action.SIGN),
+               settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return await in_signer_process(request.app, sign_document, settings, allowed.state.id,
+                                   allowed.principal.party, body.passphrase, body.revision)
+
+
+@router.post("/documents/{document_id}/upload", response_model=DocumentStatus,
+             openapi_extra=PDF_BODY)
+async def upload(request: Request, allowed: OnDocument = on_document(Action.UPLOAD),
+                 settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    limit = settings.max_upload_bytes
+    path = await body_to_file(request, limit, settings.data_dir / "incoming")
+    try:
+        return await run_in_threadpool(upload_countersigned, settings, allowed.state.id,
+                                       allowed.principal.party, read_upload(path, limit))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.post("/documents/{document_id}/decline", response_model=DocumentStatus)
+def decline(body: ReasonRequest, allowed: OnDocument = on_document(Action.DECLINE),
+            settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return decline_document(settings, allowed.state.id, allowed.principal.party, body.reason)
+
+
+@router.post("/documents/{document_id}/void", response_model=DocumentStatus)
+def void(body: ReasonRequest, allowed: OnDocument = on_document(Action.VOID),
+         settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return void_document(settings, allowed.state.id, allowed.principal.actor, body.reason,
+                         admin=True)
+
+
+@router.post("/documents/{document_id}/close", response_model=DocumentStatus)
+def close(request: Request, allowed: OnDocument = on_document(Action.CLOSE),
+          settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    return close_document(settings, allowed.state.id, pool_of(request),
+                          allowed.principal.actor)
+
+
+@router.get("/documents/{document_id}/verify", response_model=Verdict)
+def verify_stored(allowed: OnDocument = on_document(Action.VERIFY_DOCUMENT),
+                  settings: Settings = Depends(settings_of)) -> dict:
+    return verify_document(settings, allowed.state.id, allowed.principal.actor)

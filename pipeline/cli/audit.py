@@ -1,0 +1,162 @@
+"""Audit commands: ``verify`` a PDF or a ledger document, ``export`` and ``verify-bundle``,
+the ``report`` (quarterly review) and ``ledger verify``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline.cli.common import emit, json_option
+from pipeline.config import Settings
+from pipeline.errors import BadInput
+
+VERDICT_WORDS = {"TOTAL_PASSED": "VALID 有效 (TOTAL_PASSED)",
+                 "INDETERMINATE": "INDETERMINATE 无法确定",
+                 "TOTAL_FAILED": "INVALID 无效 (TOTAL_FAILED)"}
+VERDICT_MARKS = {"TOTAL_PASSED": "✓", "INDETERMINATE": "?", "TOTAL_FAILED": "✗"}
+
+
+@click.command()
+@click.argument("pdf", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--document", "document_id", help="Verify a ledger document instead of a file.")
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a printable HTML report (Chinese and English).")
+@json_option
+@click.pass_obj
+def verify(settings: Settings, pdf: Path | None, document_id: str | None,
+           html_out: Path | None, as_json: bool) -> None:
+    """Audit every signature of a PDF (exit 1 if anything fails)."""
+    if (pdf is None) == (document_id is None):
+        raise BadInput("请给出一个 PDF 文件或 --document", "give a PDF file or --document, "
+                       "not both")
+    from pipeline.audit.verify import report_html, verify_bytes, verify_document
+    from pipeline.documents.uploads import read_upload
+    from pipeline.record.files import write_atomic
+
+    if document_id:
+        result = verify_document(settings, document_id)
+        subject = f"{result['number']} ({document_id})"
+    else:
+        result = verify_bytes(settings, read_upload(pdf, settings.max_upload_bytes))
+        subject = str(pdf)
+    if html_out:
+        write_atomic(html_out, report_html(result, subject).encode("utf-8"))
+    if as_json:
+        emit(result)
+    else:
+        click.echo(f"{subject}: {VERDICT_WORDS[result['indication']]}")
+        for item in [*result["signatures"], *result.get("document_timestamps", [])]:
+            click.echo(f"  {VERDICT_MARKS[item['indication']]} {item['field']:<18} "
+                       f"{item['signer']:<24} {item['timestamp'] or '-':<34} "
+                       f"{item['subindication'] or item['indication']}")
+            for problem in item["problems"]:
+                click.echo(f"      {problem}")
+            for warning in item.get("warnings", []):
+                click.echo(f"      ~ {warning}")
+        for problem in result["problems"]:
+            click.echo(f"  ! {problem}")
+    if not result["valid"]:
+        sys.exit(1)
+
+
+@click.command("export")
+@click.argument("document_id")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The bundle to write (.zip).")
+@json_option
+@click.pass_obj
+def export(settings: Settings, document_id: str, out: Path, as_json: bool) -> None:
+    """Write a self-contained audit bundle of a closed document."""
+    from pipeline.audit.bundle import export_bundle
+
+    manifest = export_bundle(settings, document_id, out)
+    emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+
+
+@click.command("verify-bundle")
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--trust", "trust_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Trust these roots instead of the ones in the bundle.")
+@json_option
+def verify_bundle(bundle: Path, trust_file: Path | None, as_json: bool) -> None:
+    """Verify an audit bundle offline, without a data folder (exit 1 if anything fails)."""
+    from pipeline.audit.bundle import verify_bundle as verify_offline
+
+    roots = trust_file.read_bytes() if trust_file else None
+    result = verify_offline(bundle, roots)
+    if as_json:
+        emit(result)
+    else:
+        click.echo(f"{bundle}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
+        for problem in result["problems"]:
+            click.echo(f"  ! {problem}")
+    if not result["valid"]:
+        sys.exit(1)
+
+
+@click.command("report")
+@click.option("--since", required=True, help="First creation date (ISO), inclusive.")
+@click.option("--until", required=True, help="Last creation date (ISO), inclusive.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the rows as CSV.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a PNG chart of turnaround per department.")
+@json_option
+@click.pass_obj
+def report(settings: Settings, since: str, until: str, csv_out: Path | None,
+           chart: Path | None, as_json: bool) -> None:
+    """Review: turnaround, overdue, deemed consent, declines, longest waits."""
+    from pipeline.audit.review import review, review_chart, review_csv
+    from pipeline.record.files import write_atomic
+
+    result = review(settings, since, until)
+    if csv_out:
+        write_atomic(csv_out, review_csv(result).encode("utf-8"))
+    if chart:
+        write_atomic(chart, review_chart(result))
+    if as_json:
+        emit(result)
+        return
+    click.echo(f"{result['documents']} documents created {since} – {until}")
+    click.echo(f"{'scope':<11} {'key':<26} {'steps':>5} {'median h':>9} {'p90 h':>8} "
+               f"{'overdue':>7} {'deemed':>6} {'declined':>8} {'rejected':>8}")
+    for row in result["rows"]:
+        median = "-" if row["median_hours"] is None else f"{row['median_hours']:.1f}"
+        p90 = "-" if row["p90_hours"] is None else f"{row['p90_hours']:.1f}"
+        click.echo(f"{row['scope']:<11} {row['key']:<26} {row['steps']:>5} {median:>9} "
+                   f"{p90:>8} {row['overdue']:>7} {row['deemed_consent']:>6} "
+                   f"{row['declines']:>8} {row['rejected_uploads']:>8}")
+    click.echo("longest waits:")
+    for wait in result["longest_waits"]:
+        click.echo(f"  {wait['number']:<18} {wait['role']:<12} {wait['party']:<12} "
+                   f"{wait['hours']:>8.1f} h  {wait['outcome']}")
+
+
+@click.group("ledger")
+def ledger() -> None:
+    """The hash-chained ledger."""
+
+
+@ledger.command("verify")
+@json_option
+@click.pass_obj
+def ledger_verify(settings: Settings, as_json: bool) -> None:
+    """Walk the chain and re-hash every stored revision; exit 1 on any problem."""
+    from pipeline.documents.repository import verify_ledger
+
+    result = verify_ledger(settings)
+    if as_json:
+        emit({"ok": result.ok, "events": result.events, "revisions": result.revisions,
+              "problems": result.problems})
+    else:
+        for problem in result.problems:
+            click.echo(problem, err=True)
+        click.echo(f"{result.events} events, {result.revisions} revisions: "
+                   f"{'ok' if result.ok else f'{len(result.problems)} problem(s)'}")
+    if not result.ok:
+        sys.exit(1)
+
+
+COMMANDS = (verify, export, verify_bundle, report, ledger)

@@ -1,0 +1,26 @@
+"""``countersign --help`` loads no heavy module: pyHanko, the LibreOffice pool, FastAPI,
+uvicorn and python-docx are imported only inside the commands that use them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("pyhanko", "fastapi", "uvicorn", "docx", "docxtpl", "pipeline.render.libreoffice",
+         "pipeline.documents.repository", "api")
+
+
+def test_help_imports_nothing_heavy():
+    probe = ("import sys\n"
+             "from pipeline.cli import main\n"
+             "try:\n"
+             "    main(['--help'])\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r} "
+             f"or m in {HEAVY!r}))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Countersign: formal documents" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
