@@ -1,6 +1,7 @@
 """The FastAPI service: REST under ``/api`` (``api/routes``), the web pages (``api/pages``),
-OpenAPI at ``/docs``. This module only assembles them: routers, the lifespan that starts the
-workers and the background passes, and the exception handlers.
+OpenAPI at ``/docs``. This module only assembles them: routers, the boundary middleware
+(body limits while streaming, security headers), the lifespan that starts the workers and
+the background passes, and the exception handlers.
 """
 
 from __future__ import annotations
@@ -10,38 +11,51 @@ import contextlib
 import logging
 import threading
 from importlib.metadata import version
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 
 from api import pages, routes
 from api.errors import (
     ApiError,
     api_error_handler,
+    body_too_large_handler,
     countersign_error_handler,
     request_validation_handler,
     unexpected_error_handler,
 )
+from api.gate import Gate
+from api.headers import SecurityHeaders
+from api.limits import BodyLimit, BodyTooLarge
 from api.workers import signer_processes
+from pipeline.audit.sandbox import VerificationPool
 from pipeline.config import Settings, configure_logging, debug_enabled, load_settings
 from pipeline.documents.followup import follow_up
 from pipeline.errors import ConversionError, CountersignError
-from pipeline.outbound.webhooks import deliver_webhooks
+from pipeline.outbound.outbox import deliver_mail
+from pipeline.outbound.webhooks import deliver_webhooks, require_webhook_secret
+from pipeline.people.setup import secure_data_folder
 from pipeline.render.bulk_jobs import JobBoard
 from pipeline.render.generation import converter_pool
 from signing.errors import SigningError
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+# Sign-in links: per client address and per e-mail address.
+LINK_RATE = "10/hour"
 
 
 async def periodic_passes(settings: Settings) -> None:
-    """Run follow-up (reminders, escalation, deemed consent) and webhook delivery every
-    ``background_interval_s``, in a worker thread; a failing pass is logged, never fatal."""
+    """Run follow-up (reminders, escalation, deemed consent), mail and webhook delivery
+    every ``background_interval_s``, in a worker thread; a failing pass is logged, never
+    fatal."""
     if settings.background_interval_s <= 0:
         return
     while True:
-        for task in (follow_up, deliver_webhooks):
+        for task in (follow_up, deliver_mail, deliver_webhooks):
             try:
                 await run_in_threadpool(task, settings)
             except Exception:  # noqa: BLE001 - the next pass tries again
@@ -55,6 +69,7 @@ async def lifespan(app: FastAPI):
     first document waits for the pool only if it is not warm yet), the signer processes and
     the background passes; stop them on the way out."""
     settings: Settings = app.state.settings
+    await run_in_threadpool(secure_data_folder, settings)
     pool = converter_pool(settings)
     app.state.pool = pool
 
@@ -72,19 +87,34 @@ async def lifespan(app: FastAPI):
     yield
     background.cancel()
     app.state.signers.shutdown(cancel_futures=True)
+    app.state.verifier.close()
     pool.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Return the application for ``settings`` (default: from the environment)."""
+    """Return the application for ``settings`` (default: from the environment).
+
+    WebhookSecretMissing when webhooks are configured without a secret: the service does
+    not start rather than send events anyone could forge."""
     configure_logging(debug_enabled())  # libraries' logs only when debugging
+    settings = settings or load_settings()
+    require_webhook_secret(settings)
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,
                   description="会签 · document generation and per-party e-signatures")
-    app.state.settings = settings or load_settings()
-    app.state.login_codes = {}
+    app.state.settings = settings
     app.state.jobs = JobBoard()
+    # Untrusted PDFs are verified in processes of their own, started on first use.
+    app.state.verifier = VerificationPool(settings)
+    app.state.verify_gate = Gate(settings, "verify", settings.verify_rate,
+                                 settings.verify_per_client)
+    app.state.link_gate = Gate(settings, "sign-in-link", LINK_RATE, per_client=1)
     for router in (*routes.ROUTERS, pages.router):
         app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Outermost last: headers go on every answer, the 413s included.
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(BodyTooLarge, body_too_large_handler)
     app.add_exception_handler(pages.SignInNeeded, pages.sign_in_first)
     app.add_exception_handler(pages.PageRefused, pages.refused_page)
     app.add_exception_handler(CountersignError, countersign_error_handler)

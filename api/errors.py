@@ -9,7 +9,10 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from api.gate import RateLimited
+from api.limits import BodyTooLarge, too_large_body
 from api.models import ErrorBody
+from pipeline.audit.sandbox import VerifierBusy
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
@@ -24,6 +27,7 @@ from pipeline.errors import (
     ValidationFailed,
     as_pipeline_error,
 )
+from pipeline.people.throttle import TooManyAttempts
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,10 @@ class ApiError(Exception):
 
 def status_for(error: CountersignError) -> int:
     """Return the HTTP status of a pipeline error."""
+    if isinstance(error, TooManyAttempts | RateLimited):
+        return 429
+    if isinstance(error, VerifierBusy):
+        return 503
     if isinstance(error, Forbidden):
         return 403
     if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
@@ -59,8 +67,16 @@ async def countersign_error_handler(_: Request, error: Exception) -> JSONRespons
     error = as_pipeline_error(error)
     problems = ([problem.as_dict() for problem in error.problems]
                 if isinstance(error, ValidationFailed) else [])
-    return JSONResponse(_body(error.code, error.zh, error.en, problems),
-                        status_code=status_for(error))
+    status = status_for(error)
+    headers = {"Retry-After": str(getattr(error, "retry_after", 5))} if status in (429, 503) \
+        else None
+    return JSONResponse(_body(error.code, error.zh, error.en, problems), status_code=status,
+                        headers=headers)
+
+
+async def body_too_large_handler(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, BodyTooLarge)
+    return JSONResponse(too_large_body(error.limit), status_code=413)
 
 
 async def api_error_handler(_: Request, error: Exception) -> JSONResponse:

@@ -40,6 +40,26 @@ class Settings:
     background_interval_s: float = 300.0
     # Uploaded PDFs (and bulk rows) larger than this are refused before they are read.
     max_upload_bytes: int = 50 * 1024 * 1024
+    # URL prefixes (scheme://host[:port]/path) that validation may fetch revocation data and
+    # issuer certificates from. Empty: it never fetches, whatever a certificate names —
+    # the URLs in an uploaded document are the uploader's choice.
+    fetch_allow: tuple[str, ...] = ()
+    # Web sessions end this long after sign-in, or after this long unused.
+    session_hours: float = 12.0
+    session_idle_minutes: float = 30.0
+    # Verification of untrusted PDFs: worker processes (0: half the cores, at least one),
+    # a time (and CPU) budget per file, a revision and object budget, and for anonymous
+    # callers a rate ("N/second|minute|hour") and a concurrency cap per client.
+    verify_workers: int = 0
+    verify_timeout_s: float = 30.0
+    verify_max_revisions: int = 100
+    verify_max_objects: int = 100_000
+    verify_rate: str = "10/minute"
+    verify_per_client: int = 2
+    # Where rate-limit counters live: memory:// (one process) or e.g. redis://host:6379.
+    rate_limit_storage: str = "memory://"
+    # Request bodies other than files are refused past this size, before they are parsed.
+    max_json_bytes: int = 2 * 1024 * 1024
 
     @property
     def database_path(self) -> Path:
@@ -105,12 +125,27 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         mail_from=env.get("COUNTERSIGN_MAIL_FROM", "countersign@localhost"),
         base_url=env.get("COUNTERSIGN_BASE_URL", "http://127.0.0.1:8000"),
         remind_before_hours=float(env.get("COUNTERSIGN_REMIND_BEFORE_HOURS", "4")),
-        webhook_urls=tuple(u.strip() for u in env.get("COUNTERSIGN_WEBHOOKS", "").split(",")
-                           if u.strip()),
+        webhook_urls=_listed(env.get("COUNTERSIGN_WEBHOOKS", "")),
         webhook_secret=env.get("COUNTERSIGN_WEBHOOK_SECRET", ""),
         background_interval_s=float(env.get("COUNTERSIGN_BACKGROUND_INTERVAL", "300")),
         max_upload_bytes=int(env.get("COUNTERSIGN_MAX_UPLOAD_BYTES", str(50 * 1024 * 1024))),
+        fetch_allow=_listed(env.get("COUNTERSIGN_FETCH_ALLOW", "")),
+        session_hours=float(env.get("COUNTERSIGN_SESSION_HOURS", "12")),
+        session_idle_minutes=float(env.get("COUNTERSIGN_SESSION_IDLE_MINUTES", "30")),
+        verify_workers=int(env.get("COUNTERSIGN_VERIFY_WORKERS", "0")),
+        verify_timeout_s=float(env.get("COUNTERSIGN_VERIFY_TIMEOUT", "30")),
+        verify_max_revisions=int(env.get("COUNTERSIGN_VERIFY_MAX_REVISIONS", "100")),
+        verify_max_objects=int(env.get("COUNTERSIGN_VERIFY_MAX_OBJECTS", "100000")),
+        verify_rate=env.get("COUNTERSIGN_VERIFY_RATE", "10/minute"),
+        verify_per_client=int(env.get("COUNTERSIGN_VERIFY_PER_CLIENT", "2")),
+        rate_limit_storage=env.get("COUNTERSIGN_RATE_LIMIT_STORAGE", "memory://"),
+        max_json_bytes=int(env.get("COUNTERSIGN_MAX_JSON_BYTES", str(2 * 1024 * 1024))),
     )
+
+
+def _listed(text: str) -> tuple[str, ...]:
+    """Return the non-empty items of a comma-separated variable."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 def passphrase_from_environment() -> str | None:

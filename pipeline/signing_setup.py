@@ -1,8 +1,11 @@
 """What the signing layer needs for this deployment: trust, timestamp authority, stamp font.
 
 The local CA is always trusted (with its offline CRLs); ``COUNTERSIGN_TRUST_ROOTS`` adds an
-enterprise's own roots (then revocation data may be fetched from the network, as its
-certificates name it), and ``COUNTERSIGN_TSA_URL`` replaces the local TSA.
+enterprise's own roots, and ``COUNTERSIGN_TSA_URL`` replaces the local TSA. Revocation data
+and issuer certificates are fetched from the network only from the URL prefixes of
+``COUNTERSIGN_FETCH_ALLOW`` (the enterprise PKI's OCSP and CRL servers): never from a URL
+that merely appears in a certificate, since an uploaded PDF's certificates are the
+uploader's to write.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def _trust(ca_dir: Path, roots_file: Path | None, crl_versions: tuple[float, ...
     local = LocalCA.open(ca_dir).trust()
     extra = configured_roots(settings)
     return TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
-                         crls=local.crls, allow_fetching=bool(extra))
+                         crls=local.crls, allow_fetching=bool(settings.fetch_allow),
+                         fetch_allow=settings.fetch_allow)
 
 
 def trust_for(settings: Settings) -> TrustSettings:

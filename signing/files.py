@@ -12,10 +12,10 @@ def write_atomic(path: Path, data: bytes,
                  before_rename: Callable[[], None] | None = None) -> Path:
     """Write ``data`` to ``path`` via a temporary file, fsync and rename; return ``path``.
 
-    The file is created 0600 (``mkstemp``); ``before_rename`` lets an application hook its
-    crash tests in at the one moment that matters.
+    The file is created 0600 (``mkstemp``), a missing folder 0700; ``before_rename`` lets
+    an application hook its crash tests in at the one moment that matters.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -24,7 +24,8 @@ from signing.trust import TrustSettings, validation_context
 
 ARCHIVE_TIMESTAMP_FIELD = "archive-timestamp"
 # All that adding long-term validation may write: revision data and the archive timestamp.
-LONG_TERM_CHANGES = Permitted(timestamp_fields=frozenset({ARCHIVE_TIMESTAMP_FIELD}))
+LONG_TERM_CHANGES = Permitted(timestamp_fields=frozenset({ARCHIVE_TIMESTAMP_FIELD}),
+                              revision_data=True)
 
 
 async def async_add_long_term_validation(pdf: bytes, trust: TrustSettings,

@@ -33,7 +33,8 @@ class Permitted:
     signature_field: str | None = None
     certify: bool = False
     new_signature_fields: frozenset[str] = frozenset()
-    timestamp_fields: frozenset[str] = frozenset()  # document timestamps (and DSS with them)
+    timestamp_fields: frozenset[str] = frozenset()  # document timestamps
+    revision_data: bool = False  # DSS: certificates and revocation data, never content
 
 
 def _allowed(change: Change, permitted: Permitted) -> bool:
@@ -49,7 +50,7 @@ def _allowed(change: Change, permitted: Permitted) -> bool:
     if kind == ch.DOCUMENT_TIMESTAMP:
         return change.subject in permitted.timestamp_fields
     if kind == ch.REVISION_DATA:
-        return bool(permitted.timestamp_fields)
+        return permitted.revision_data
     if kind == ch.FORM:
         return set(change.subject.split(", ")) <= APPEARANCE_FORM_KEYS
     return False

@@ -187,21 +187,25 @@ def test_action_items_done_unblock_minutes(settings, pool):
     assert done.blocking == [] and done.status == "completed"
 
 
-def test_unreachable_mail_relay_is_reported_not_recorded(settings, smtp, pool):
+def test_unreachable_mail_relay_queues_and_delivers_later(settings, smtp, pool):
     inbox, _ = smtp
     broken = replace(settings, smtp_port=free_port())
     doc = create_document(broken, "requirement_confirmation",
                           example("requirement_confirmation"),
                           [("requester", "zhangwei"), ("receiver", "lina")], pool,
                           important=True)
-    assert inbox.messages == []  # the relay is down: nothing sent, nothing recorded
+    # The relay is down: the step committed all the same, its mail waits in the outbox.
+    assert doc.status == "awaiting_signatures" and inbox.messages == []
     due = datetime.fromisoformat(doc.next[0].due)
     actions = follow_up(broken, due - timedelta(hours=1))
-    assert [a.kind for a in actions] == ["failed"] and "could not send mail" in actions[0].detail
-    # With the relay back, the next pass sends the document first, then the reminder.
-    assert [a.kind for a in follow_up(settings, due - timedelta(hours=1))] == ["sent",
-                                                                              "reminded"]
+    assert [a.kind for a in actions] == ["reminded", "mail-failed", "mail-failed"]
+    assert "could not send mail" in actions[-1].detail
+    # With the relay back, the next pass delivers both, in order; nothing is recorded twice.
+    assert follow_up(settings, due - timedelta(minutes=50)) == []
     assert [rcpts for rcpts, _ in inbox.messages] == [("zhangwei@example.com",)] * 2
+    assert "please sign" in inbox.subjects()[0] and "reminder" in inbox.subjects()[1]
+    assert follow_up(settings, due - timedelta(minutes=40)) == []
+    assert len(inbox.messages) == 2
 
 
 def test_important_documents_copy_the_superior(settings, smtp, pool):

@@ -274,6 +274,14 @@ def test_enterprise_roots_and_tsa_come_from_configuration(
     monkeypatch.setenv("COUNTERSIGN_TSA_URL", pki.tsa_url)
     settings = load_settings(tmp_path / "data")
     initialise(settings)
+    # Without an allow-list nothing is fetched: the enterprise certificate's revocation
+    # status cannot be checked, so it is refused rather than fetched from where it says.
+    env = signing_environment(settings)
+    with pytest.raises(CertificateRefused):
+        sign_pdf(progress_three_parties, request_for("responsible", "carol", True),
+                 signer_for(pki, "carol"), env.tsa, env.trust, env.font)
+    monkeypatch.setenv("COUNTERSIGN_FETCH_ALLOW", f"{pki.base_url}/")
+    settings = load_settings(tmp_path / "data")
     env = signing_environment(settings)
     assert env.tsa.url == pki.tsa_url
     signed = sign_pdf(progress_three_parties, request_for("responsible", "carol", True),

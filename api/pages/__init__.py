@@ -6,12 +6,19 @@ same use cases as the API and the CLI, and ask the same policy who may do what.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api.pages import audit, documents, forms, sign_in
-from api.pages.common import PageRefused, SignInNeeded, refused_page, sign_in_first
+from api.pages.common import (
+    PageRefused,
+    SignInNeeded,
+    csrf_checked,
+    refused_page,
+    sign_in_first,
+)
 
-router = APIRouter(include_in_schema=False)
+# Every form post of every page is checked for its CSRF token and its origin.
+router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_checked)])
 for _area in (sign_in, documents, forms, audit):
     router.include_router(_area.router)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, File, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
 from api.deps import settings_of
+from api.gate import RateLimited, client_of
 from api.pages.common import page, permitted
 from pipeline.audit.review import review, review_chart
-from pipeline.audit.verify import verify_bytes
+from pipeline.audit.sandbox import VerifierBusy
 from pipeline.people.access import Principal
 from pipeline.people.policy import Action
 
@@ -46,10 +46,20 @@ def verify_form(request: Request, principal: Principal = VERIFIER) -> HTMLRespon
 @router.post("/verify", response_class=HTMLResponse)
 async def verify_upload(request: Request, file: UploadFile = File(...),
                         principal: Principal = VERIFIER) -> HTMLResponse:
+    """Verify a visitor's PDF: through the per-client gate (rate and concurrency), then in
+    the budgeted verification workers — never in the server's own threads."""
     limit = settings_of(request).max_upload_bytes
-    data = await file.read(limit + 1)
+    data = await file.read(limit + 1)  # the body limit already cut the stream at its size
     if len(data) > limit:
         return page(request, "verify.html", "验证 / Verify", 413, report=None,
                     flash="文件过大 / the file is too large")
-    report = await run_in_threadpool(verify_bytes, settings_of(request), data)
+    try:
+        async with request.app.state.verify_gate.admit(client_of(request)):
+            report = await request.app.state.verifier.verify(data)
+    except (RateLimited, VerifierBusy) as exc:
+        response = page(request, "verify.html", "验证 / Verify",
+                        429 if isinstance(exc, RateLimited) else 503, report=None,
+                        flash=str(exc))
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after", 5))
+        return response
     return page(request, "verify.html", "验证 / Verify", report=report)

@@ -1,21 +1,35 @@
-"""What every page shares: the templates, sign-in by cookie, and the policy's answers turned
-into pages (a refusal is an HTML page, not JSON)."""
+"""What every page shares: the templates, the server-side session behind the sign-in
+cookie, CSRF protection of every form, and the policy's answers turned into pages (a refusal
+is an HTML page, not JSON).
+
+The session cookie holds only the session's random id (HttpOnly, SameSite=Lax, Secure when
+the service is reached over HTTPS). Every state-changing form carries a CSRF token — the
+session's secret, or before sign-in a random value also set as a cookie (double submit) —
+and a request whose Origin (or, lacking one, Referer) names another site is refused before
+the token is even looked at.
+"""
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from api.deps import OnDocument, settings_of
 from pipeline.errors import Forbidden, UnknownDocument
-from pipeline.people.access import Principal, principal_for
+from pipeline.people.access import Principal, Session, csrf_matches, session_for
 from pipeline.people.policy import Action, authorize, may, require
 
-COOKIE = "countersign_token"
+COOKIE = "countersign_session"
+CSRF_COOKIE = "countersign_csrf"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
 
 
@@ -23,10 +37,76 @@ def language(request: Request) -> str:
     return request.query_params.get("lang") or request.cookies.get("lang") or "zh"
 
 
+def session_of(request: Request) -> Session | None:
+    """Return the session the cookie names if it is still good (looked up once a request)."""
+    if not hasattr(request.state, "session"):
+        request.state.session = session_for(settings_of(request),
+                                            request.cookies.get(COOKIE, ""))
+    return request.state.session
+
+
 def principal_of(request: Request) -> Principal | None:
-    """Return who the sign-in cookie names, or None."""
-    token = request.cookies.get(COOKIE)
-    return principal_for(settings_of(request), token) if token else None
+    """Return who is signed in, or None."""
+    session = session_of(request)
+    return session.principal if session else None
+
+
+def over_https(request: Request) -> bool:
+    """Return True when the visitor reached the service over HTTPS (directly, behind a
+    trusted proxy, or as the configured base URL says)."""
+    return (request.url.scheme == "https"
+            or settings_of(request).base_url.lower().startswith("https://"))
+
+
+def set_session_cookie(response: Response, request: Request, session: Session) -> Response:
+    """Put ``session``'s id in the sign-in cookie of ``response``."""
+    settings = settings_of(request)
+    response.set_cookie(COOKIE, session.id, max_age=int(settings.session_hours * 3600),
+                        httponly=True, samesite="lax", secure=over_https(request), path="/")
+    return response
+
+
+def csrf_token(request: Request) -> str:
+    """Return the CSRF token this visitor's forms carry: the session's, or before sign-in
+    the double-submit cookie's (made now if the visitor has none)."""
+    session = session_of(request)
+    if session is not None:
+        return session.csrf
+    if not hasattr(request.state, "csrf_cookie"):
+        request.state.csrf_cookie = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+    return request.state.csrf_cookie
+
+
+def _own_origins(request: Request) -> set[str]:
+    host = request.headers.get("host", "")
+    base = urlsplit(settings_of(request).base_url)
+    return {f"{request.url.scheme}://{host}".lower(), f"{base.scheme}://{base.netloc}".lower()}
+
+
+def cross_site(request: Request) -> bool:
+    """Return True when Origin (or, lacking one, Referer) names a site other than this one."""
+    origin = request.headers.get("origin")
+    if origin is None and request.headers.get("referer"):
+        parts = urlsplit(request.headers["referer"])
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin is not None and origin.lower() not in _own_origins(request)
+
+
+async def csrf_checked(request: Request) -> None:
+    """Refuse (403) a state-changing request from another site or without this visitor's
+    CSRF token. Every page route depends on it; safe methods pass."""
+    if request.method in SAFE_METHODS:
+        return
+    if cross_site(request):
+        raise PageRefused(403, "跨站请求被拒绝 / cross-site request refused")
+    presented = (await request.form()).get(CSRF_FIELD)
+    session = session_of(request)
+    anonymous = request.cookies.get(CSRF_COOKIE)
+    if not isinstance(presented, str) or not (
+            (session is not None and csrf_matches(session, presented))
+            or (anonymous and secrets.compare_digest(anonymous, presented))):
+        raise PageRefused(403, "表单已过期或来源不明，请刷新页面后重试 / the form is stale or "
+                               "did not come from this site: reload the page and try again")
 
 
 def page(request: Request, name: str, title: str, status_code: int = 200,
@@ -41,11 +121,20 @@ def page(request: Request, name: str, title: str, status_code: int = 200,
     def can(action: str) -> bool:
         return principal is not None and may(principal, Action(action))
 
+    token = csrf_token(request)
+
+    def csrf_field() -> Markup:
+        return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(token)}">')
+
     response = templates.TemplateResponse(request, name, {
         "title": title, "lang": lang, "t": t, "can": can, "principal": principal,
-        "flash": context.pop("flash", None), **context}, status_code=status_code)
+        "csrf_field": csrf_field, "flash": context.pop("flash", None), **context},
+        status_code=status_code)
     if "lang" in request.query_params:
         response.set_cookie("lang", lang, samesite="lax")
+    if principal is None and request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=over_https(request), path="/")
     return response
 
 

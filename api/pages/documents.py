@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import OnDocument, settings_of
+from api.gate import client_of
 from api.pages.common import on_document, page, refusal, signed_in
 from api.workers import in_signer_process, pool_of
 from pipeline.documents.close import close_document
@@ -28,6 +29,7 @@ from pipeline.errors import KNOWN_ERRORS, UnknownDocument
 from pipeline.forms.manifest import get_template, list_templates
 from pipeline.people.access import Principal, Role
 from pipeline.people.policy import Action, may, party_filter, seen_document
+from pipeline.people.throttle import TooManyAttempts, security_events
 
 router = APIRouter()
 
@@ -39,8 +41,11 @@ def home(request: Request, principal: Principal = Depends(signed_in)) -> HTMLRes
     if principal.role is Role.PARTY:
         waiting = sorted(((d, n) for d in documents for n in d.waiting_for(principal.party)),
                          key=lambda pair: pair[1].due)
+    notices = security_events(settings_of(request), principal.party) \
+        if principal.role is Role.PARTY else []
     return page(request, "home.html", "会签 / Countersign", documents=documents,
-                waiting=waiting, titles={t.key: t.title_zh for t in list_templates()})
+                waiting=waiting, titles={t.key: t.title_zh for t in list_templates()},
+                notices=notices)
 
 
 def document_page(request: Request, principal: Principal, document_id: str,
@@ -100,8 +105,12 @@ async def _act(request: Request, allowed: OnDocument, done: str, run) -> Respons
     try:
         await run()
     except KNOWN_ERRORS as exc:
-        return await run_in_threadpool(document_page, request, allowed.principal,
-                                       allowed.state.id, str(exc), 400)
+        status = 429 if isinstance(exc, TooManyAttempts) else 400
+        response = await run_in_threadpool(document_page, request, allowed.principal,
+                                           allowed.state.id, str(exc), status)
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     return RedirectResponse(f"/documents/{allowed.state.id}?done={done}", status_code=303)
 
 
@@ -114,7 +123,7 @@ async def web_sign(request: Request, passphrase: str = Form(...), revision: str 
                    allowed: OnDocument = on_document(Action.SIGN)) -> Response:
     return await _act(request, allowed, "signed", lambda: in_signer_process(
         request.app, sign_document, settings_of(request), allowed.state.id,
-        allowed.principal.party, passphrase, revision or None))
+        allowed.principal.party, passphrase, revision or None, client_of(request)))
 
 
 @router.post("/documents/{document_id}/upload")
@@ -122,13 +131,15 @@ async def web_upload(request: Request, file: UploadFile = File(...),
                      allowed: OnDocument = on_document(Action.UPLOAD)) -> Response:
     settings = settings_of(request)
     limit = settings.max_upload_bytes
-    data = await file.read(limit + 1)
+    data = await file.read(limit + 1)  # the body limit already cut the stream at its size
     if len(data) > limit:
         exc = UploadRejected("文件过大", f"the file is too large (limit {limit})")
         return await run_in_threadpool(document_page, request, allowed.principal,
                                        allowed.state.id, str(exc), 413)
-    return await _act(request, allowed, "uploaded", _in_thread(
-        upload_countersigned, settings, allowed.state.id, allowed.principal.party, data))
+    # Checking an upload parses and validates an outsider's PDF: a signer process's work.
+    return await _act(request, allowed, "uploaded", lambda: in_signer_process(
+        request.app, upload_countersigned, settings, allowed.state.id,
+        allowed.principal.party, data))
 
 
 @router.post("/documents/{document_id}/decline")

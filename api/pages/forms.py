@@ -17,7 +17,7 @@ from pipeline.errors import KNOWN_ERRORS, ValidationFailed
 from pipeline.forms.manifest import Template, get_template, list_templates
 from pipeline.people.access import Principal
 from pipeline.people.parties import list_parties
-from pipeline.people.policy import Action
+from pipeline.people.policy import Action, may
 
 TYPE_HINTS = {
     "list": "每行一项 / one per line",
@@ -56,17 +56,33 @@ def form_to_data(template: Template, form) -> dict[str, Any]:
     return data
 
 
-def _form_page(request: Request, template: Template, status_code: int = 200,
-               values: dict | None = None, problems: list[str] | None = None) -> HTMLResponse:
+def _directory(request: Request, principal: Principal) -> list | None:
+    """Return the parties to choose from: every one for those who may list them (admins,
+    auditors); None for a party, who types the ids it knows — the form must not hand any
+    party the whole directory of names, departments and addresses."""
+    return list_parties(settings_of(request)) if may(principal, Action.LIST_PARTIES) else None
+
+
+def _form_page(request: Request, template: Template, principal: Principal,
+               status_code: int = 200, values: dict | None = None,
+               problems: list[str] | None = None) -> HTMLResponse:
     return page(request, "new.html", template.title_zh, status_code, template=template,
-                parties=list_parties(settings_of(request)), values=values or {},
+                parties=_directory(request, principal), values=values or {},
                 problems=problems or [], hints=TYPE_HINTS)
+
+
+def role_bindings(template: Template, form) -> list[tuple[str, str]]:
+    """Return (role, party id) pairs from the form: chosen from the list, or typed (several
+    ids of a parallel group separated by commas or spaces)."""
+    return [(role.key, party) for role in template.roles
+            for value in form.getlist(f"role:{role.key}")
+            for party in str(value).replace(",", " ").split()]
 
 
 @router.get("/templates/{key}/new", response_class=HTMLResponse)
 def new_document_form(request: Request, key: str, principal: Principal = CREATOR
                       ) -> HTMLResponse:
-    return _form_page(request, get_template(key))
+    return _form_page(request, get_template(key), principal)
 
 
 @router.post("/templates/{key}/new")
@@ -75,15 +91,14 @@ async def new_document(request: Request, key: str, principal: Principal = CREATO
     template = get_template(key)
     form = await request.form()
     data = form_to_data(template, form)
-    bindings = [(role.key, party) for role in template.roles
-                for party in form.getlist(f"role:{role.key}")]
+    bindings = role_bindings(template, form)
     try:
         pool = await run_in_threadpool(pool_of, request)
         report = await run_in_threadpool(create_document, settings_of(request), key, data,
                                          bindings, pool, principal.actor)
     except ValidationFailed as exc:
-        return _form_page(request, template, 422, dict(form),
+        return _form_page(request, template, principal, 422, dict(form),
                           [str(p) for p in exc.problems])
     except KNOWN_ERRORS as exc:
-        return _form_page(request, template, 400, dict(form), [str(exc)])
+        return _form_page(request, template, principal, 400, dict(form), [str(exc)])
     return RedirectResponse(f"/documents/{report.id}", status_code=303)

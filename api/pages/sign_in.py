@@ -1,74 +1,128 @@
-"""Signing in: with an access token, or with a one-time link sent by e-mail; signing out."""
+"""Signing in: with an access token, or with a one-time link sent by e-mail; signing out.
+
+Each sign-in opens a server-side session (``pipeline.people.access``); the cookie holds only
+its id. Token guesses are throttled per client; link requests are rate-limited per client
+and per address, and answered the same way, at the same speed, whether or not the address
+is registered (the lookup and the mail happen after the answer). A link opens a page whose
+button signs in — a mail scanner fetching the link, or a page of another site pointing at
+it, signs no one in. Signing out revokes the session on the server; ``GET /logout`` only
+asks to confirm.
+"""
 
 from __future__ import annotations
 
-import secrets
-import time
-
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import settings_of
-from api.pages.common import COOKIE, page
-from pipeline.outbound.mail import Mail, MailFailed, send
-from pipeline.people.access import Role, create_token, principal_for
-from pipeline.people.parties import list_parties
+from api.gate import RateLimited, client_of
+from api.pages.common import COOKIE, page, session_of, set_session_cookie
+from pipeline.config import Settings
+from pipeline.outbound.mail import Mail
+from pipeline.outbound.outbox import deliver_mail, queue_mail
+from pipeline.people.access import (
+    LINK_LIFETIME,
+    Session,
+    close_session,
+    create_login_code,
+    sign_in_with_code,
+    sign_in_with_token,
+)
+from pipeline.people.throttle import TooManyAttempts
 
-LINK_LIFETIME_S = 15 * 60
 router = APIRouter()
+LINK_SENT = ("如果该邮箱已登记，登录链接已发出 / if the address is registered, a sign-in link "
+             "is on its way")
 
 
-def _signed_in_as(token: str) -> Response:
-    response = RedirectResponse("/", status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax")
+def _signed_in(request: Request, session: Session) -> Response:
+    return set_session_cookie(RedirectResponse("/", status_code=303), request, session)
+
+
+def _login_page(request: Request, status: int = 200, flash: str | None = None) -> HTMLResponse:
+    return page(request, "login.html", "登录 / Sign in", status, flash=flash)
+
+
+def _too_many(request: Request, exc: TooManyAttempts | RateLimited) -> HTMLResponse:
+    response = _login_page(request, 429, str(exc))
+    response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return page(request, "login.html", "登录 / Sign in")
+    return _login_page(request)
 
 
 @router.post("/login")
 def login(request: Request, token: str = Form(...)) -> Response:
-    if principal_for(settings_of(request), token) is None:
-        return page(request, "login.html", "登录 / Sign in", 401,
-                    flash="令牌无效 / invalid token")
-    return _signed_in_as(token)
+    try:
+        session = sign_in_with_token(settings_of(request), token, client_of(request))
+    except TooManyAttempts as exc:
+        return _too_many(request, exc)
+    if session is None:
+        return _login_page(request, 401, "令牌无效 / invalid token")
+    return _signed_in(request, session)
+
+
+def _send_link(settings: Settings, email: str) -> None:
+    """Mail a sign-in link if ``email`` is registered (runs after the answer was sent)."""
+    found = create_login_code(settings, email)
+    if found is None:
+        return
+    party, code = found
+    link = f"{settings.base_url.rstrip('/')}/login/link/{code}"
+    minutes = int(LINK_LIFETIME.total_seconds() // 60)
+    queue_mail(settings, [Mail((email.strip(),), "[会签] 登录链接 / sign-in link",
+                               f"点击登录（{minutes} 分钟内有效，仅可使用一次）：\n"
+                               f"Sign in (valid {minutes} minutes, once):\n{link}\n")])
+    deliver_mail(settings)
 
 
 @router.post("/login/link")
-def login_link(request: Request, email: str = Form(...)) -> HTMLResponse:
-    settings = settings_of(request)
-    party = next((p for p in list_parties(settings) if p.email == email.strip()), None)
-    if party is not None:
-        code = secrets.token_urlsafe(24)
-        request.app.state.login_codes[code] = (party.id, time.monotonic() + LINK_LIFETIME_S)
-        link = f"{settings.base_url.rstrip('/')}/login/link/{code}"
-        try:
-            send(settings, Mail((party.email,), "[会签] 登录链接 / sign-in link",
-                                f"点击登录（15 分钟内有效，仅可使用一次）：\n"
-                                f"Sign in (valid 15 minutes, once):\n{link}\n"))
-        except MailFailed:
-            pass
-    # The same answer whether or not the address is known: no one learns who is registered.
-    return page(request, "login.html", "登录 / Sign in",
-                flash="如果该邮箱已登记，登录链接已发出 / if the address is registered, a "
-                      "sign-in link is on its way")
+async def login_link(request: Request, background: BackgroundTasks,
+                     email: str = Form(...)) -> HTMLResponse:
+    gate = request.app.state.link_gate
+    try:
+        gate.hit(client_of(request))
+        gate.hit(f"address:{email.strip().lower()}")
+    except RateLimited as exc:
+        return _too_many(request, exc)
+    background.add_task(_send_link, settings_of(request), email)  # in a worker thread
+    return _login_page(request, flash=LINK_SENT)
 
 
-@router.get("/login/link/{code}")
+@router.get("/login/link/{code}", response_class=HTMLResponse)
+def confirm_link(request: Request, code: str) -> HTMLResponse:
+    return page(request, "confirm.html", "登录 / Sign in", action=f"/login/link/{code}",
+                question="使用此一次性链接登录？ / Sign in with this one-time link?",
+                button="登录 / Sign in")
+
+
+@router.post("/login/link/{code}")
 def login_with_link(request: Request, code: str) -> Response:
-    entry = request.app.state.login_codes.pop(code, None)
-    if entry is None or entry[1] < time.monotonic():
-        return page(request, "login.html", "登录 / Sign in", 401,
-                    flash="链接无效或已过期 / the link is invalid or has expired")
-    return _signed_in_as(create_token(settings_of(request), Role.PARTY, entry[0],
-                                      label="web sign-in"))
+    try:
+        session = sign_in_with_code(settings_of(request), code, client_of(request))
+    except TooManyAttempts as exc:
+        return _too_many(request, exc)
+    if session is None:
+        return _login_page(request, 401, "链接无效或已过期 / the link is invalid or has expired")
+    return _signed_in(request, session)
 
 
-@router.get("/logout")
-def logout() -> Response:
+@router.get("/logout", response_class=HTMLResponse)
+def confirm_logout(request: Request) -> Response:
+    if session_of(request) is None:
+        return RedirectResponse("/login", status_code=303)
+    return page(request, "confirm.html", "退出 / Sign out", action="/logout",
+                question="退出登录？ / Sign out?", button="退出 / Sign out")
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    session = session_of(request)
+    if session is not None:
+        close_session(settings_of(request), session.id)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, path="/")
     return response

@@ -2,8 +2,8 @@
 ``/api/blocking``, every open document the caller sees.
 
 Who may do what is the policy's (``api.deps.on_document`` asks it); each route then calls
-one use case. Signing runs in a signer process, uploads and verification in the thread
-pool, so the event loop keeps serving other requests.
+one use case. Signing and the checking of uploads run in signer processes, so neither the
+event loop nor the thread pool is held by an outsider's PDF.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OnDocument, caller, on_document, permitted, settings_of
+from api.gate import client_of
 from api.models import CreateDocument, ReasonRequest, SignRequest, Verdict
 from api.streaming import body_to_file
 from api.workers import in_signer_process, pool_of
@@ -68,7 +69,8 @@ async def sign(body: SignRequest, request: Request,
                allowed: OnDocument = on_document(Action.SIGN),
                settings: Settings = Depends(settings_of)) -> DocumentStatus:
     return await in_signer_process(request.app, sign_document, settings, allowed.state.id,
-                                   allowed.principal.party, body.passphrase, body.revision)
+                                   allowed.principal.party, body.passphrase, body.revision,
+                                   client_of(request))
 
 
 @router.post("/documents/{document_id}/upload", response_model=DocumentStatus,
@@ -78,10 +80,12 @@ async def upload(request: Request, allowed: OnDocument = on_document(Action.UPLO
     limit = settings.max_upload_bytes
     path = await body_to_file(request, limit, settings.data_dir / "incoming")
     try:
-        return await run_in_threadpool(upload_countersigned, settings, allowed.state.id,
-                                       allowed.principal.party, read_upload(path, limit))
+        data = await run_in_threadpool(read_upload, path, limit)
     finally:
         path.unlink(missing_ok=True)
+    # Checking an upload parses and validates an outsider's PDF: a signer process's work.
+    return await in_signer_process(request.app, upload_countersigned, settings,
+                                   allowed.state.id, allowed.principal.party, data)
 
 
 @router.post("/documents/{document_id}/decline", response_model=DocumentStatus)
@@ -107,4 +111,5 @@ def close(request: Request, allowed: OnDocument = on_document(Action.CLOSE),
 @router.get("/documents/{document_id}/verify", response_model=Verdict)
 def verify_stored(allowed: OnDocument = on_document(Action.VERIFY_DOCUMENT),
                   settings: Settings = Depends(settings_of)) -> dict:
-    return verify_document(settings, allowed.state.id, allowed.principal.actor)
+    # A GET reads: the audit is not recorded (``countersign verify --document`` records one).
+    return verify_document(settings, allowed.state.id)

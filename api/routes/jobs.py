@@ -24,7 +24,10 @@ async def bulk(template_key: str, request: Request,
     rows = await body_to_file(request, settings.max_upload_bytes,
                               settings.data_dir / "incoming", suffix=".jsonl")
     pool = await run_in_threadpool(pool_of, request)
-    return request.app.state.jobs.start_bulk(settings, template_key, rows, pool).as_dict()
+    # Reading and checking the rows is the caller's input parsed: off the event loop.
+    job = await run_in_threadpool(request.app.state.jobs.start_bulk, settings, template_key,
+                                  rows, pool)
+    return job.as_dict()
 
 
 @router.get("/jobs/{job_id}")

@@ -9,7 +9,6 @@ from fastapi.concurrency import run_in_threadpool
 from api.deps import permitted, settings_of
 from api.models import LedgerVerdict, Verdict
 from api.streaming import body_to_file
-from pipeline.audit.verify import verify_bytes
 from pipeline.config import Settings
 from pipeline.documents.repository import verify_ledger
 from pipeline.documents.uploads import read_upload
@@ -21,13 +20,15 @@ router = APIRouter(prefix="/api", tags=["verify"])
 @router.post("/verify", response_model=Verdict, dependencies=[permitted(Action.VERIFY_FILE)],
              openapi_extra={"requestBody": {"content": {"application/pdf": {}}}})
 async def verify_file(request: Request, settings: Settings = Depends(settings_of)) -> dict:
+    """Verify any PDF in the budgeted verification workers (503 when they are all busy and
+    the queue is full), never in the server's own threads."""
     path = await body_to_file(request, settings.max_upload_bytes,
                               settings.data_dir / "incoming")
     try:
-        return await run_in_threadpool(verify_bytes, settings,
-                                       read_upload(path, settings.max_upload_bytes))
+        data = await run_in_threadpool(read_upload, path, settings.max_upload_bytes)
     finally:
         path.unlink(missing_ok=True)
+    return await request.app.state.verifier.verify(data)
 
 
 @router.get("/ledger/verify", response_model=LedgerVerdict,

@@ -8,7 +8,9 @@ revision is compared with the stored one before it — the PDF begins with the r
 the ledger recorded, preparing added only the empty fields, each signature's revision wrote
 only its own field, closing only revision data and the archive timestamp. A validator that
 sees only the final file cannot tell what the first signer's own revision changed; the
-stored revisions can. The verdict is recorded in the ledger (``verified``).
+stored revisions can. An audit that names who asked (``actor``: the CLI's ``verify
+--document``) is recorded in the ledger (``verified``); a read through the API is only a
+read and records nothing.
 """
 
 from __future__ import annotations
@@ -96,9 +98,10 @@ def revision_problems(events: list[dict], store: Store, fields: frozenset[str],
     return problems
 
 
-def verify_document(settings: Settings, document_id: str, actor: str = "cli"
+def verify_document(settings: Settings, document_id: str, actor: str | None = None
                     ) -> dict[str, Any]:
-    """Return the ``verify`` JSON for a ledger document, with the ledger's own checks."""
+    """Return the ``verify`` JSON for a ledger document, with the ledger's own checks;
+    with ``actor``, record the verdict as a ``verified`` event by that actor."""
     state = load_state(settings, document_id)
     store = revision_store(settings)
     events = document_events(settings, document_id)
@@ -139,9 +142,10 @@ def verify_document(settings: Settings, document_id: str, actor: str = "cli"
     result["valid"] = bool(result["valid"]) and not problems
     if problems:  # the ledger's own evidence says the document is not what was signed
         result["indication"] = "TOTAL_FAILED"
-    event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
-                             {"valid": result["valid"], "problems": len(result["problems"])})
-    append_checked(settings, state, [event])
+    if actor is not None:
+        event = ledger.new_event(document_id, EventKind.VERIFIED, actor,
+                                 {"valid": result["valid"], "problems": len(result["problems"])})
+        append_checked(settings, state, [event])
     return result
 
 

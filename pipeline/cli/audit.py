@@ -36,7 +36,7 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
     from pipeline.record.files import write_atomic
 
     if document_id:
-        result = verify_document(settings, document_id)
+        result = verify_document(settings, document_id, actor="cli")
         subject = f"{result['number']} ({document_id})"
     else:
         result = verify_bytes(settings, read_upload(pdf, settings.max_upload_bytes))

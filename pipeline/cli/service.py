@@ -66,7 +66,9 @@ def serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from api.app import create_app
+    from pipeline.outbound.webhooks import require_webhook_secret
 
+    require_webhook_secret(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

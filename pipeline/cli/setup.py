@@ -99,6 +99,29 @@ def parties_add(settings: Settings, name: str, dept: str, email: str, party_id: 
         click.echo(f"added {party.id}: {party.name} {party.dept} <{party.email}>")
 
 
+@parties.command("add-cert")
+@click.argument("party_id")
+@click.argument("certificate", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", default="", help="A name to recognise the certificate by.")
+@json_option
+@click.pass_obj
+def parties_add_cert(settings: Settings, party_id: str, certificate: Path, label: str,
+                     as_json: bool) -> None:
+    """Register a certificate (PEM or DER) as the party's: uploads signed with it count."""
+    from pipeline.people.parties import register_certificate
+
+    try:
+        data = certificate.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"无法读取 {certificate}", f"cannot read {certificate}: {exc.strerror}"
+                       ) from None
+    fingerprint = register_certificate(settings, party_id, data, label)
+    if as_json:
+        emit({"party": party_id, "certificate_sha256": fingerprint})
+    else:
+        click.echo(f"{party_id}: registered certificate {fingerprint}")
+
+
 @click.group()
 def templates() -> None:
     """The document templates: list, show, check."""
@@ -170,7 +193,7 @@ def templates_check(path: Path, as_json: bool) -> None:
 
 @click.group()
 def tokens() -> None:
-    """API tokens (shown once, stored hashed)."""
+    """API tokens (shown once, stored hashed) and web sessions: create, list, revoke."""
 
 
 @tokens.command("create")
@@ -184,6 +207,36 @@ def tokens_create(settings: Settings, role_name: str, party_id: str | None, labe
     from pipeline.people.access import create_token
 
     click.echo(create_token(settings, role_name, party_id, label))
+
+
+@tokens.command("list")
+@json_option
+@click.pass_obj
+def tokens_list(settings: Settings, as_json: bool) -> None:
+    """List tokens (revoked ones marked) and open web sessions, by id (never the secret)."""
+    from pipeline.people.access import list_credentials
+
+    found = list_credentials(settings)
+    if as_json:
+        emit(found)
+        return
+    for item in found:
+        state = f"revoked {item['revoked_at']}" if item.get("revoked_at") else (
+            f"until {item['expires_at']}" if item["kind"] == "session" else "active")
+        click.echo(f"{item['id']:<17} {item['role']:<8} {item['party'] or '-':<12} "
+                   f"{item['label']:<18} {item['created_at'][:19]}  {state}")
+
+
+@tokens.command("revoke")
+@click.argument("credential_id")
+@json_option
+@click.pass_obj
+def tokens_revoke(settings: Settings, credential_id: str, as_json: bool) -> None:
+    """Revoke a token (and every session opened with it) or one web session."""
+    from pipeline.people.access import revoke
+
+    revoked = revoke(settings, credential_id)
+    emit(revoked) if as_json else click.echo(f"revoked {revoked['kind']} {revoked['id']}")
 
 
 COMMANDS = (init, parties, templates, tokens)

@@ -25,6 +25,12 @@ from pipeline.render.libreoffice import ConverterPool
 from signing.fields import find_signature_places, prepare_fields
 
 
+def request_scope(actor: str, request_key: str) -> str:
+    """Return the stored form of ``actor``'s ``request_key``: unambiguous whatever either
+    holds, so no caller can name another's key."""
+    return ledger.canonical([actor, request_key])
+
+
 def bind_members(template: Template, bindings: list[tuple[str, str]],
                   settings: Settings) -> tuple[list[Member], dict[str, Party]]:
     roles = {role.key: role for role in template.roles}
@@ -81,11 +87,13 @@ def create_document(settings: Settings, template_key: str, data: Any,
 
     ``bindings`` are (role, party id) pairs; a parallel group's role is given once per member.
     With ``request_key``, repeating the call (after a crash, a timeout) returns the document
-    the first call made instead of making another.
+    the first call made instead of making another. The key belongs to ``actor``: another
+    caller using the same key neither sees that document nor blocks its own.
     """
-    if request_key:
+    scoped_key = request_scope(actor, request_key) if request_key else None
+    if scoped_key:
         with database.connection(settings.database_path) as conn:
-            existing = database.document_for_request(conn, request_key)
+            existing = database.document_for_request(conn, scoped_key)
         if existing:
             return document_status(settings, existing)
     template = get_template(template_key)
@@ -112,7 +120,7 @@ def create_document(settings: Settings, template_key: str, data: Any,
     crash_point("create:after-store")
     with database.connection(settings.database_path) as conn:
         ledger.append(conn, events,
-                      projection={**projection(state), "request_key": request_key})
+                      projection={**projection(state), "request_key": scoped_key})
     crash_point("create:after-ledger")
     dispatch(settings, document_id)
     return document_status(settings, document_id)

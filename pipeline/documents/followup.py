@@ -8,32 +8,37 @@ One pass looks at every document awaiting signatures. For each party whose turn 
   no superior is configured).
 Each is recorded in the ledger and never repeated: the ledger is what a pass reads.
 
-A mail goes out before its event is appended, so a crash in between can repeat that one
-mail on the next pass; it can never be lost.
+A mail is queued in the outbox in the same transaction as its event, and the pass ends by
+delivering every queued mail that is due (retrying those a relay refused earlier): a crash
+can neither lose a mail nor send one that was not recorded. One document's trouble — even
+an unexpected exception — is reported as a ``failed`` action and never stops the pass.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.config import Settings
 from pipeline.documents.events import EventKind
-from pipeline.documents.notify import dispatch, mail_and_record
+from pipeline.documents.notify import dispatch, record_and_queue
 from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import Status, due_time, next_members
-from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import get_template
-from pipeline.outbound.mail import Mail, MailFailed, document_link, send
+from pipeline.outbound.mail import Mail, document_link
+from pipeline.outbound.outbox import deliver_mail, mail_row
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class FollowUpAction:
     document: str
-    kind: str  # reminded, escalated, deemed-consent, or failed
+    kind: str  # sent, reminded, escalated, deemed-consent, mail-failed, or failed
     party: str
     field: str
     to: tuple[str, ...] = ()
@@ -53,11 +58,17 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
         open_ids = [row["id"] for row in database.select_documents(conn, (Status.AWAITING,))]
     for document_id in open_ids:
         try:
-            for field_name in dispatch(settings, document_id):  # a relay that was down
+            for field_name in dispatch(settings, document_id):  # a dispatch that was lost
                 actions.append(FollowUpAction(document_id, EventKind.SENT, "", field_name))
             actions += _follow_document(settings, document_id, now)
-        except KNOWN_ERRORS as exc:  # one document's trouble never stops the pass
-            actions.append(FollowUpAction(document_id, "failed", "", "", detail=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one document never stops the pass
+            log.exception("follow-up of %s failed", document_id)
+            actions.append(FollowUpAction(document_id, "failed", "", "",
+                                          detail=f"{type(exc).__name__}: {exc}"))
+    for delivery in deliver_mail(settings, now):
+        if not delivery.delivered:
+            actions.append(FollowUpAction(delivery.document_id or "", "mail-failed", "", "",
+                                          delivery.to, delivery.status))
     return actions
 
 
@@ -82,13 +93,14 @@ def _follow_document(settings: Settings, document_id: str,
             event = ledger.new_event(document_id, EventKind.DEEMED_CONSENT, "follow-up", {
                 "field": member.field, "role": member.role, "party": member.party,
                 "due": due.isoformat()})
-            state = append_checked(settings, state, [event])
+            notice = Mail((party.email,), f"[会签] {state.number} 未反馈视为默认 / "
+                          "deemed consent",
+                          f"您未在 {shown_due} 前反馈，按模板规则视为同意（非签名）。\n"
+                          f"No answer by {shown_due}: recorded as deemed consent "
+                          f"(not a signature).\n{link}\n")
+            state = append_checked(settings, state, [event],
+                                   outbox=[mail_row(notice, document_id, event=0)])
             dispatch(settings, document_id)
-            _try_send(settings, Mail((party.email,), f"[会签] {state.number} 未反馈视为默认 / "
-                                     "deemed consent",
-                                     f"您未在 {shown_due} 前反馈，按模板规则视为同意（非签名）。\n"
-                                     f"No answer by {shown_due}: recorded as deemed consent "
-                                     f"(not a signature).\n{link}\n"))
             actions.append(FollowUpAction(document_id, EventKind.DEEMED_CONSENT, member.party,
                                           member.field, (party.email,)))
         elif now >= due:
@@ -99,8 +111,9 @@ def _follow_document(settings: Settings, document_id: str,
                         f"{party.name}（{party.dept}）未在 {shown_due} 前签署 {state.number}。\n"
                         f"{party.name} ({party.dept}) has not signed {state.number}, due "
                         f"{shown_due}.\n{link}\n")
-            actions.append(_sent_then_recorded(settings, state, EventKind.ESCALATED, member, mail))
-            state = load_state(settings, document_id)
+            state = record_and_queue(settings, state, EventKind.ESCALATED, member, mail)
+            actions.append(FollowUpAction(document_id, EventKind.ESCALATED, member.party,
+                                          member.field, mail.to))
         elif now >= due - timedelta(hours=settings.remind_before_hours):
             if _already(events, EventKind.REMINDED, member.field):
                 continue
@@ -108,23 +121,7 @@ def _follow_document(settings: Settings, document_id: str,
                         "reminder", f"{party.name}，您好：\n文档 {state.number} 等待您签署，"
                         f"截止 {shown_due}。\nDocument {state.number} awaits your signature, "
                         f"due {shown_due}.\n{link}\n")
-            actions.append(_sent_then_recorded(settings, state, EventKind.REMINDED, member, mail))
-            state = load_state(settings, document_id)
+            state = record_and_queue(settings, state, EventKind.REMINDED, member, mail)
+            actions.append(FollowUpAction(document_id, EventKind.REMINDED, member.party,
+                                          member.field, mail.to))
     return actions
-
-
-def _try_send(settings: Settings, mail: Mail) -> str | None:
-    try:
-        return send(settings, mail)
-    except MailFailed:
-        return None
-
-
-def _sent_then_recorded(settings: Settings, state, kind: str, member,
-                        mail: Mail) -> FollowUpAction:
-    try:
-        mail_and_record(settings, state, kind, member, mail)
-    except MailFailed as exc:
-        return FollowUpAction(state.id, "failed", member.party, member.field, mail.to,
-                              str(exc))
-    return FollowUpAction(state.id, kind, member.party, member.field, mail.to)

@@ -1,4 +1,10 @@
-"""Mail each party when its turn comes, and record what was sent."""
+"""Mail each party when its turn comes, and record what was queued.
+
+Every function here runs after a step has committed: it records its ``sent`` events and the
+mails in one transaction (the outbox), then tries to deliver them. It never raises — a
+failure is logged and the follow-up pass, which dispatches every open document again,
+catches up — so trouble with mail can never turn a committed step into an error.
+"""
 
 from __future__ import annotations
 
@@ -14,41 +20,55 @@ from pipeline.documents.state import (
     next_members,
 )
 from pipeline.errors import BadInput
-from pipeline.outbound.mail import Mail, MailFailed, document_link, send
+from pipeline.outbound.mail import Mail, document_link
+from pipeline.outbound.outbox import deliver_mail, mail_row, queue_mail
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
 
 log = logging.getLogger(__name__)
 
 
-def notify_parties(settings: Settings, party_ids: list[str], subject: str, body: str) -> list[str]:
-    """Mail ``party_ids`` (unknown ids skipped); return the addresses mailed, [] on failure."""
-    addresses = []
-    for party_id in dict.fromkeys(party_ids):
-        try:
-            addresses.append(get_party(settings, party_id).email)
-        except BadInput:
-            continue
-    if not addresses:
-        return []
+def notify_parties(settings: Settings, party_ids: list[str], subject: str, body: str,
+                   document_id: str | None = None) -> list[str]:
+    """Queue one mail to ``party_ids`` (unknown ids skipped) and try to deliver it; return
+    the addresses it goes to."""
     try:
-        send(settings, Mail(tuple(addresses), subject, body))
-    except MailFailed as exc:
-        log.warning("notification not sent: %s", exc)
+        addresses = []
+        for party_id in dict.fromkeys(party_ids):
+            try:
+                addresses.append(get_party(settings, party_id).email)
+            except BadInput:
+                continue
+        if addresses:
+            queue_mail(settings, [Mail(tuple(addresses), subject, body)], document_id)
+            deliver_mail(settings)
+        return addresses
+    except Exception:  # noqa: BLE001 - after a committed step: log, never fail it
+        log.exception("notification about %s not queued", document_id)
         return []
-    return addresses
 
 
 def dispatch(settings: Settings, document_id: str) -> list[str]:
-    """Send the document to every party whose turn it is and who has not had it yet;
-    record a ``sent`` event per field mailed. Returns the fields sent. Important documents
-    copy each party's superior. A relay that is down leaves them for the next pass."""
+    """Send the document to every party whose turn it is and who has not had it yet:
+    record a ``sent`` event per field and queue its mail, together; then deliver. Returns
+    the fields queued. Important documents copy each party's superior."""
+    try:
+        fields = _queue_turns(settings, document_id)
+        deliver_mail(settings)
+        return fields
+    except Exception:  # noqa: BLE001 - after a committed step: log, never fail it
+        log.exception("document %s not dispatched; the follow-up pass tries again",
+                      document_id)
+        return []
+
+
+def _queue_turns(settings: Settings, document_id: str) -> list[str]:
     state = load_state(settings, document_id)
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     already = {(data.get("field"), data.get("party")) for data in
                (json.loads(e["data"]) for e in events if e["kind"] == EventKind.SENT)}
-    sent = []
+    records, rows, fields = [], [], []
     for member in next_members(state):
         if (member.field, member.party) in already:
             continue
@@ -58,25 +78,24 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
                     f"{party.name}，您好：\n请审阅并签署文档 {state.number}。\n"
                     f"Please review and sign {state.number}.\n"
                     f"{document_link(settings, document_id)}\n")
-        try:
-            state = mail_and_record(settings, state, EventKind.SENT, member, mail)
-        except MailFailed as exc:
-            log.warning("document %s not sent to %s: %s", document_id, member.party, exc)
-            continue
-        sent.append(member.field)
-    return sent
+        records.append(turn_event(state, EventKind.SENT, member, mail))
+        rows.append(mail_row(mail, document_id, event=len(records) - 1))
+        fields.append(member.field)
+    if records:
+        append_checked(settings, state, records, outbox=rows)
+    return fields
 
 
-def mail_and_record(settings: Settings, state: DocumentState, kind: EventKind, member: Member,
-                    mail: Mail) -> DocumentState:
-    """Send ``mail`` about ``member``'s step, then record it as a ``kind`` event; return
-    the new state. MailFailed (nothing recorded) when the relay refuses.
+def turn_event(state: DocumentState, kind: EventKind, member: Member, mail: Mail) -> dict:
+    """Return the ledger event recording that ``mail`` about ``member``'s step is queued."""
+    actor = "system" if kind == EventKind.SENT else "follow-up"
+    return ledger.new_event(state.id, kind, actor, {
+        "field": member.field, "party": member.party, "to": list(mail.to)})
 
-    Sent before recorded: a crash in between can repeat one mail, never lose it.
-    """
-    message_id = send(settings, mail)
-    event = ledger.new_event(state.id, kind, "system" if kind == EventKind.SENT else "follow-up", {
-        "field": member.field, "party": member.party, "to": list(mail.to),
-        "message_id": message_id})
-    return append_checked(settings, state, [event])
 
+def record_and_queue(settings: Settings, state: DocumentState, kind: EventKind, member: Member,
+                     mail: Mail) -> DocumentState:
+    """Record a ``kind`` event about ``member``'s step and queue ``mail`` with it, in one
+    transaction; return the new state (delivery is the caller's next step)."""
+    return append_checked(settings, state, [turn_event(state, kind, member, mail)],
+                          outbox=[mail_row(mail, state.id, event=0)])

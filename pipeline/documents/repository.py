@@ -91,14 +91,15 @@ def download_revision(settings: Settings, document_id: str, revision: int | None
     return revision_store(settings).get(revisions[revision - 1])
 
 
-def append_checked(settings: Settings, state: DocumentState, events: list[dict]
-                    ) -> DocumentState:
-    """Append ``events`` if the document's head is still ``state``'s; return the new state."""
+def append_checked(settings: Settings, state: DocumentState, events: list[dict],
+                   outbox: list[dict] | None = None) -> DocumentState:
+    """Append ``events`` (with the ``outbox`` rows that go with them) if the document's head
+    is still ``state``'s; return the new state."""
     after = fold([*document_events(settings, state.id), *({**e, "seq": 0} for e in events)])
     try:
         with database.connection(settings.database_path) as conn:
             ledger.append(conn, events, expect_head=state.head_revision, check_head=True,
-                          projection=projection(after))
+                          projection=projection(after), outbox=outbox)
     except database.HeadMoved:
         raise Conflict("文档同时被修改，请重试",
                        "the document changed meanwhile; run the command again") from None

@@ -27,6 +27,7 @@ from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, Conflict, NotYourTurn, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
+from pipeline.people.throttle import passphrase_attempt
 from pipeline.record import database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.signing_setup import signing_environment
@@ -65,18 +66,23 @@ def pending_member(state: DocumentState, party_id: str) -> Member:
 
 
 def sign_document(settings: Settings, document_id: str, party_id: str,
-                  passphrase: str, expected_revision: str | None = None) -> DocumentStatus:
+                  passphrase: str, expected_revision: str | None = None,
+                  client: str | None = None) -> DocumentStatus:
     """Sign the party's pending field on the latest revision with its own key.
 
     If another signature lands first, the signature is made again on the new revision —
     unless the caller named the revision it saw (``expected_revision``): then a different
-    head is a Conflict, and nothing is signed.
+    head is a Conflict, and nothing is signed. Passphrase guesses are throttled per party
+    and per ``client`` (see ``throttle``), and every wrong one is recorded.
     """
     party = get_party(settings, party_id)
     if not party.key_file:
         raise BadInput(f"{party_id} 没有签名密钥（可上传自行签署的文件）",
                        f"{party_id} has no signing key here (upload a countersigned file)")
-    signer = load_pkcs12_signer((settings.data_dir / party.key_file).read_bytes(), passphrase)
+    pending_member(load_state(settings, document_id), party_id)
+    key = (settings.data_dir / party.key_file).read_bytes()
+    signer = passphrase_attempt(settings, party_id, client, document_id,
+                                lambda: load_pkcs12_signer(key, passphrase))
     env = signing_environment(settings)
     store = revision_store(settings)
     for _attempt in range(SIGN_RETRIES):

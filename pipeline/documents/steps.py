@@ -45,7 +45,7 @@ def decline_document(settings: Settings, document_id: str, party_id: str,
             f"[会签] {state.number} 被拒签 / declined",
             f"{party_id} 拒绝签署文档 {state.number}。\n原因：{reason}\n\n"
             f"{party_id} declined to sign {state.number}.\nReason: {reason}\n"
-            f"{document_link(settings, document_id)}\n")
+            f"{document_link(settings, document_id)}\n", document_id=document_id)
     return report_of(settings, state)
 
 

@@ -4,8 +4,8 @@ An upload is accepted only if all of these hold, checked in this order:
 1. it is a PDF no larger than the limit (refused before it is read whole);
 2. it begins with the exact bytes of the document's current revision and adds to them;
 3. it adds exactly one signature, into the uploading party's own field, covering the file;
-4. the signing certificate is the party's registered one, or chains to a configured root
-   and names the party (name and department);
+4. the signing certificate is one registered for the party (its own key's, or one an
+   administrator registered for it), whatever names it carries;
 5. every signature, the new one and all earlier ones, is valid under the validation helper
    (intact, trusted with revocation required, timestamped, nothing changed beyond the
    signature fields);
@@ -39,13 +39,16 @@ from pipeline.documents.repository import (
 from pipeline.documents.sign import first_signature, pending_member
 from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput
-from pipeline.people.parties import get_party
+from pipeline.people.parties import get_party, registered_certificates
 from pipeline.record import ledger
 from pipeline.record.store import sha256
 from pipeline.signing_setup import trust_for
 from signing.keys import certificate_sha256
 from signing.revisions import Permitted, check_revision
 from signing.validation import validate_pdf
+
+# A countersignature is one incremental update; a tool may add its own DSS update too.
+MAX_ADDED_REVISIONS = 3
 
 
 class UploadRejected(BadInput):
@@ -64,19 +67,18 @@ def read_upload(path: Path, limit: int) -> bytes:
     return path.read_bytes()
 
 
-def _identity_problem(cert, party, trusted: bool) -> tuple[str, str] | None:
-    """Return why ``cert`` is not the party's, or None: it must be the registered
-    certificate, or a trusted one naming the party (name and department)."""
+def _identity_problem(cert, party, registered: frozenset[str]) -> tuple[str, str] | None:
+    """Return why ``cert`` is not the party's, or None: its fingerprint must be one of the
+    party's registered certificates. A matching name proves nothing (a colleague of the
+    same name, in the same department, has a certificate of their own)."""
     fingerprint = certificate_sha256(cert)
-    if party.certificate_sha256 and fingerprint == party.certificate_sha256:
+    if fingerprint in registered:
         return None
     subject = cert.subject.native
-    if (trusted and subject.get("common_name") == party.name
-            and subject.get("organizational_unit_name") in (None, party.dept)):
-        return None
-    return (f"签名证书不属于 {party.id}（{party.name}）",
+    return (f"签名证书不是 {party.id}（{party.name}）登记的证书",
             f"the signing certificate ({subject.get('common_name')}, {fingerprint[:16]}…) "
-            f"does not belong to {party.id} ({party.name})")
+            f"does not belong to {party.id} ({party.name}): it is not a certificate "
+            "registered for the party")
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
                 "the file does not begin with the exact bytes of the current revision "
                 f"({state.head_revision[:16]}…): sign the latest download, as an incremental "
                 "update"), None
+    added = data.count(b"startxref", len(head))
+    if added > MAX_ADDED_REVISIONS:  # refused before parsing: validation is quadratic in them
+        return ("上传的文件新增了过多的修订版本",
+                f"the upload adds {added} revisions to the current one; a countersignature "
+                f"adds one (at most {MAX_ADDED_REVISIONS})"), None
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = sorted(reader.embedded_regular_signatures,
@@ -137,7 +144,8 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
     new_report = next((s for s in report.signatures if s.field == member.field), None)
     if new_report is None:
         return ("新签名无法读取", f"the new signature in field {member.field} cannot be read"), None
-    identity = _identity_problem(new.signer_cert, party, new_report.trusted)
+    identity = _identity_problem(new.signer_cert, party,
+                                 registered_certificates(settings, party))
     if identity:
         return identity, None
     if new_report.coverage != "ENTIRE_FILE":
@@ -155,7 +163,8 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
         first = report.findings[0]
         return (first.zh, first.en, *details), None
     extra = check_revision(head, data, Permitted(signature_field=member.field,
-                                                 certify=first_signature(state)))
+                                                 certify=first_signature(state),
+                                                 revision_data=True))
     if extra:
         return (f"除了在 {member.field} 签字栏签名，上传的文件还修改了文档：{extra[0].zh}",
                 f"besides its signature in field {member.field}, the upload changes the "

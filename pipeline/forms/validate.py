@@ -23,16 +23,25 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?$")
 
 
-def _bad_characters(text: str, allow_newlines: bool) -> str | None:
-    """Return a description of the first character not allowed in a document, or None."""
+# Characters that end a line somewhere even though they are not "\n": str.splitlines(),
+# mail headers, PDF text and terminals all break on them. A one-line value (a department,
+# a name) that holds one can smuggle a line break into a document number or a mail header.
+LINE_BREAKS = frozenset("\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def bad_character(text: str, allow_newlines: bool) -> str | None:
+    """Return the first character not allowed in a document (``U+XXXX``), or None.
+
+    Control characters, surrogates, non-characters and line or paragraph separators are
+    refused everywhere; ``\n`` only in multi-line fields; ``\t`` is kept.
+    """
     for char in text:
-        if char in "\n\t" and allow_newlines:
-            continue
-        if char == "\t":
+        if char == "\t" or (char == "\n" and allow_newlines):
             continue
         code = ord(char)
         category = unicodedata.category(char)
-        if category == "Cc" or category == "Cs" or code in (0xFFFE, 0xFFFF):
+        if (category in ("Cc", "Cs", "Zl", "Zp") or char in LINE_BREAKS
+                or code in (0xFFFE, 0xFFFF)):
             return f"U+{code:04X}"
     return None
 
@@ -44,9 +53,15 @@ def _check_text(path: str, spec: FieldSpec, value: Any, problems: list[FieldProb
                                      f"expected text, got {_json_type(value)}"))
         return None
     value = value.replace("\r\n", "\n")
-    bad = _bad_characters(value, allow_newlines=multiline)
-    if bad == "U+000A":
-        problems.append(FieldProblem(path, "此字段不能换行", "this field must be a single line"))
+    bad = bad_character(value, allow_newlines=multiline)
+    if bad is not None and (bad == "U+000A" or unicodedata.category(chr(int(bad[2:], 16)))
+                            in ("Zl", "Zp")):
+        problems.append(FieldProblem(
+            path, f"此字段不能换行（含有换行符 {bad}）" if not multiline else
+            f"含有不允许的换行符 {bad}（请使用普通换行）",
+            f"this field must be a single line (it holds the line break {bad})"
+            if not multiline else f"contains the line separator {bad}; use an ordinary "
+            "line break"))
         return None
     if bad:
         problems.append(FieldProblem(path, f"含有不允许的控制字符 {bad}",

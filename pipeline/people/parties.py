@@ -1,7 +1,9 @@
 """Parties: the people who sign, each with a department, an e-mail and a signing key.
 
 ``init`` creates the demo parties (passphrase ``demo``); ``add`` issues a certificate from the
-local CA into a passphrase-protected PKCS#12, or imports one the party already has.
+local CA into a passphrase-protected PKCS#12, or imports one the party already has. An upload
+is credited to a party only by a certificate registered as its own (its key's, or one an
+administrator registered with ``register_certificate``) — never by a name in a subject.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from datetime import UTC, datetime
 
 from pipeline.config import Settings
 from pipeline.errors import BadInput, UnknownParty
-from pipeline.record import database
+from pipeline.forms.validate import bad_character
+from pipeline.record import database, security
 from pipeline.record.files import write_atomic
 from signing.ca import LocalCA
 from signing.keys import certificate_sha256, read_pkcs12_certificate, to_asn1, write_pkcs12
+from signing.trust import load_certificates
 
 DEMO_PASSPHRASE = "demo"
 DEMO_PARTIES = (
@@ -27,7 +31,10 @@ DEMO_PARTIES = (
     ("liuyang", "刘洋", "技术部", "liuyang@example.com"),
 )
 PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,31}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# The HTML standard's "valid e-mail address": no quotes, commas, angle brackets or spaces,
+# so an address can never carry a second recipient or a header into a mail.
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ def _connect(settings: Settings):
 
 def _check_text(value: str, what_zh: str, what_en: str, limit: int = 50) -> str:
     value = (value or "").strip()
-    if not value or len(value) > limit or any(ord(c) < 32 for c in value):
+    if not value or len(value) > limit or bad_character(value, allow_newlines=False):
         raise BadInput(f"{what_zh}应为 1 到 {limit} 个字符的单行文本",
                        f"{what_en} must be one line of 1 to {limit} characters")
     return value
@@ -121,3 +128,30 @@ def add_party(settings: Settings, *, name: str, dept: str, email: str,
             raise BadInput(f"邮箱 {email} 已被其他签署方使用",
                            f"e-mail {email} belongs to another party") from None
     return party
+
+
+def registered_certificates(settings: Settings, party: Party) -> frozenset[str]:
+    """Return the fingerprints of every certificate that signs as ``party``: its own key's
+    and those an administrator registered for it (e.g. from the enterprise's PKI)."""
+    with _connect(settings) as conn:
+        extra = security.select_party_certificates(conn, party.id)
+    return frozenset(filter(None, (party.certificate_sha256, *extra)))
+
+
+def register_certificate(settings: Settings, party_id: str, certificate: bytes,
+                         label: str = "") -> str:
+    """Register a PEM or DER certificate as ``party_id``'s (an upload signed with it is
+    credited to the party); return its SHA-256 fingerprint."""
+    party = get_party(settings, party_id)
+    try:
+        certs = load_certificates(certificate)
+    except ValueError as exc:
+        raise BadInput("证书格式错误", f"not a PEM or DER certificate: {exc}") from None
+    if len(certs) != 1:
+        raise BadInput("请只提供一张证书", f"give exactly one certificate (found {len(certs)})")
+    fingerprint = certificate_sha256(certs[0])
+    with _connect(settings) as conn:
+        security.insert_party_certificate(conn, party.id, fingerprint,
+                                          label or certs[0].subject.human_friendly,
+                                          datetime.now(UTC).isoformat())
+    return fingerprint

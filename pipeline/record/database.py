@@ -1,17 +1,24 @@
-"""Every SQL statement of the embedded SQLite database lives here.
+"""Every SQL statement of the embedded SQLite database lives here and in its two siblings,
+``security.py`` (sessions, sign-in codes, throttling, security events, token and
+certificate registers) and ``outbox.py`` (mail waiting to be delivered).
 
 The rest of the pipeline calls these small functions and never writes SQL, so a PostgreSQL
-backend can replace this module without touching the use cases.
+backend can replace this layer without touching the use cases. The database file is created
+0600: it holds token hashes, sessions and everyone's form data.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from pipeline.record.outbox import OUTBOX_SCHEMA, insert_messages
+from pipeline.record.security import SECURITY_SCHEMA
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS number_sequences (
@@ -60,7 +67,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     role TEXT NOT NULL,
     party TEXT,
     label TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
 );
 CREATE TABLE IF NOT EXISTS parties (
     id TEXT PRIMARY KEY,
@@ -72,7 +80,7 @@ CREATE TABLE IF NOT EXISTS parties (
     key_file TEXT,
     created_at TEXT NOT NULL
 );
-"""
+""" + SECURITY_SCHEMA + OUTBOX_SCHEMA
 # Columns added after a table first shipped: (table, column, statement that adds it).
 COLUMNS_ADDED = (
     ("documents", "request_key",
@@ -82,9 +90,11 @@ COLUMNS_ADDED = (
     ("documents", "state", "ALTER TABLE documents ADD COLUMN state TEXT;"),
     ("documents", "open", "ALTER TABLE documents ADD COLUMN open INTEGER NOT NULL DEFAULT 1; "
      "CREATE INDEX IF NOT EXISTS documents_open_due ON documents (open, next_due);"),
+    ("api_tokens", "revoked_at", "ALTER TABLE api_tokens ADD COLUMN revoked_at TEXT;"),
 )
 SCHEMA_TABLES = frozenset({"number_sequences", "parties", "events", "documents",
-                           "api_tokens", "webhook_deliveries"})
+                           "api_tokens", "webhook_deliveries", "sessions", "login_codes",
+                           "throttle", "security_events", "party_certificates", "outbox"})
 EVENT_COLUMNS = ("seq", "document_id", "kind", "actor", "at", "revision_before",
                  "revision_after", "data", "prev_hash", "hash")
 PARTY_COLUMNS = ("id", "name", "dept", "email", "superior_email", "certificate_sha256",
@@ -114,6 +124,10 @@ def connect(path: Path) -> sqlite3.Connection:
     WAL mode and a generous busy timeout let several processes allocate numbers at once.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+        # database file's mode.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     # check_same_thread off: a connection is used by one thread at a time but may be closed
     # by the thread that made the pool of them.
     conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
@@ -199,15 +213,16 @@ class HeadMoved(Exception):
 
 def append_events(conn: sqlite3.Connection, events: list[dict],
                   hasher: Callable[[dict], str], *, expect_head: str | None = None,
-                  check_head: bool = False, projection: dict | list[dict] | None = None
-                  ) -> list[dict]:
+                  check_head: bool = False, projection: dict | list[dict] | None = None,
+                  outbox: list[dict] | None = None) -> list[dict]:
     """Append ``events`` to the chain in one immediate transaction; return them as stored.
 
     Each event gets the previous event's hash and its own (``hasher`` over its content).
     With ``check_head``, the document's head revision must still be ``expect_head`` or
     HeadMoved is raised and nothing is written. ``projection`` (id, template, number,
     status, head_revision, next_due, state; or a list of them) updates the documents table
-    in the same transaction.
+    in the same transaction, and so do ``outbox`` rows (see ``outbox.insert_messages``; an
+    ``event`` key holding an index into ``events`` links a row to the event it announces).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -241,6 +256,10 @@ def append_events(conn: sqlite3.Connection, events: list[dict],
                 "next_due = excluded.next_due, state = excluded.state, open = excluded.open",
                 [{"request_key": None, "next_due": None, "state": None, "open": 1, **row}
                  for row in rows])
+        if outbox:
+            insert_messages(conn, [{**row, "event_seq": stored[row["event"]]["seq"]
+                                    if row.get("event") is not None else None}
+                                   for row in outbox])
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -291,14 +310,18 @@ def select_documents(conn: sqlite3.Connection, statuses: tuple[str, ...]) -> lis
     return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in conn.execute(sql, statuses)]
 
 
+# SQLite's LIMIT is a signed 64-bit integer: anything larger is an overflow, not "all".
+LIMIT_CEILING = 2**62
+
+
 def select_open_documents(conn: sqlite3.Connection, limit: int | None = None) -> list[dict]:
     """Return open documents, the most urgent (earliest next due time) first, at most
     ``limit`` (an index scan: fast however many documents are open)."""
     sql = (f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM documents WHERE open = 1 "
-           "ORDER BY next_due, id")
-    if limit:
-        sql += f" LIMIT {int(limit)}"
-    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True)) for row in conn.execute(sql)]
+           "ORDER BY next_due, id LIMIT ?")
+    bound = LIMIT_CEILING if not limit or limit < 0 else min(int(limit), LIMIT_CEILING)
+    return [dict(zip(DOCUMENT_COLUMNS, row, strict=True))
+            for row in conn.execute(sql, (bound,))]
 
 
 def count_open_documents(conn: sqlite3.Connection) -> int:
@@ -321,9 +344,9 @@ def insert_token(conn: sqlite3.Connection, token_sha256: str, role: str, party: 
 
 
 def select_token(conn: sqlite3.Connection, token_sha256: str) -> dict | None:
-    """Return the token row for a token hash, or None."""
-    row = conn.execute("SELECT role, party, label FROM api_tokens WHERE token_sha256 = ?",
-                       (token_sha256,)).fetchone()
+    """Return the token row for a token hash, or None (also for a revoked token)."""
+    row = conn.execute("SELECT role, party, label FROM api_tokens WHERE token_sha256 = ? "
+                       "AND revoked_at IS NULL", (token_sha256,)).fetchone()
     return {"role": row[0], "party": row[1], "label": row[2]} if row else None
 
 
