@@ -12,6 +12,15 @@ class Health(BaseModel):
     status: str
     version: str
     templates: int
+    # Each part: {"ok": bool, "backend": …, and what it found}.
+    ready: bool = False
+    database: dict[str, Any] = {}
+    store: dict[str, Any] = {}
+    libreoffice: dict[str, Any] = {}
+
+
+class HoldRequest(BaseModel):
+    on: bool
 
 
 class TemplateSummary(BaseModel):
@@ -104,3 +113,6 @@ class LedgerVerdict(BaseModel):
     events: int
     revisions: int
     problems: list[str]
+    anchors: int = 0
+    anchored_through: int = 0
+    unanchored: int = 0

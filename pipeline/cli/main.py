@@ -49,6 +49,9 @@ class CountersignGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """Countersign: formal documents from templates, signed by every party in turn."""
+    # pyHanko logs every certificate it cannot trust and every revision it rejects with a
+    # traceback; the verdicts printed here already name those problems, and stderr is kept
+    # for one line per error (the libraries' logs come back with --verbose).
     configure_logging(verbose or debug_enabled())
     ctx.obj = load_settings(data_dir)
 

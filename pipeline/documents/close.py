@@ -21,6 +21,7 @@ from pipeline.errors import ClosureRefused, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.record import ledger
 from pipeline.record.crashpoints import crash_point
+from pipeline.record.store import Archival, archive_path
 from pipeline.render.libreoffice import ConverterPool
 from pipeline.signing_setup import signing_environment
 from signing.ca import LocalCA
@@ -83,10 +84,17 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
                                       settings.zone)),
         LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
         "完成证明 / certificate of completion")
-    certificate_sha = store.put(certificate, archive=True)
-    store.put(store.get(state.head_revision), archive=True)
     retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
                                   template.retention_years)
+
+    def filed(name: str) -> Archival:
+        return Archival(f"{template.archive_folder}/{archive_path(state.number, name)}",
+                        retention_until)
+
+    paths = {"certificate": filed("certificate.pdf"), "document": filed("document.pdf"),
+             "package": filed("package.json")}
+    certificate_sha = store.put(certificate, archive=paths["certificate"])
+    store.put(store.get(state.head_revision), archive=paths["document"])
     package = {
         "document": document_id, "number": state.number, "template": state.template,
         "template_version": state.template_version, "final_pdf": state.head_revision,
@@ -96,12 +104,17 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
         "validation": closed_data["validation"],
         "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
-    package_sha = store.put(ledger.canonical(package).encode("utf-8"), archive=True)
+    package_sha = store.put(ledger.canonical(package).encode("utf-8"),
+                            archive=paths["package"])
     crash_point("close:after-package")
     archived = ledger.new_event(document_id, EventKind.ARCHIVED, actor,
                                 {"package": package_sha, "certificate": certificate_sha,
                                  "retain_until": retention_until.isoformat(),
-                                 "stored": [package_sha, certificate_sha]})
+                                 "stored": [package_sha, certificate_sha],
+                                 "archive_paths": {
+                                     package_sha: paths["package"].path,
+                                     certificate_sha: paths["certificate"].path,
+                                     state.head_revision: paths["document"].path}})
     state = append_checked(settings, state, [archived])
     return report_of(settings, state)
 

@@ -28,7 +28,7 @@ from pipeline.errors import BadInput, Conflict, NotYourTurn, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
 from pipeline.people.throttle import passphrase_attempt
-from pipeline.record import database, ledger
+from pipeline.record import anchors, database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.signing_setup import signing_environment
 from signing.appearance import Stamp
@@ -125,6 +125,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
                                ) from None
             continue
         crash_point("sign:after-ledger")
+        anchors.anchor_if_due(settings)
         dispatch(settings, document_id)
         return document_status(settings, document_id)
     raise Conflict("文档正被同时签署，请重试", "the document kept changing while signing; retry")
