@@ -32,12 +32,13 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit, BodyTooLarge
 from api.workers import signer_processes
 from pipeline.audit.sandbox import VerificationPool
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, configure_logging, debug_enabled, load_settings
 from pipeline.documents.followup import follow_up
 from pipeline.errors import ConversionError, CountersignError
 from pipeline.outbound.outbox import deliver_mail
 from pipeline.outbound.webhooks import deliver_webhooks, require_webhook_secret
 from pipeline.people.setup import secure_data_folder
+from pipeline.record.anchors import anchor_if_due
 from pipeline.render.bulk_jobs import JobBoard
 from pipeline.render.generation import converter_pool
 from signing.errors import SigningError
@@ -50,12 +51,12 @@ LINK_RATE = "10/hour"
 
 async def periodic_passes(settings: Settings) -> None:
     """Run follow-up (reminders, escalation, deemed consent), mail and webhook delivery
-    every ``background_interval_s``, in a worker thread; a failing pass is logged, never
-    fatal."""
+    and the ledger anchor when due every ``background_interval_s``, in a worker thread; a
+    failing pass is logged, never fatal."""
     if settings.background_interval_s <= 0:
         return
     while True:
-        for task in (follow_up, deliver_mail, deliver_webhooks):
+        for task in (follow_up, deliver_mail, deliver_webhooks, anchor_if_due):
             try:
                 await run_in_threadpool(task, settings)
             except Exception:  # noqa: BLE001 - the next pass tries again
@@ -76,7 +77,7 @@ async def lifespan(app: FastAPI):
     def start() -> None:
         try:
             pool.start()
-        except ConversionError as exc:  # reported on first use: "pool is closed"
+        except (ConversionError, OSError) as exc:  # reported on first use: "pool is closed"
             log.error("LibreOffice pool did not start: %s", exc)
 
     starter = threading.Thread(target=start, daemon=True)
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     WebhookSecretMissing when webhooks are configured without a secret: the service does
     not start rather than send events anyone could forge."""
+    configure_logging(debug_enabled())  # libraries' logs only when debugging
     settings = settings or load_settings()
     require_webhook_secret(settings)
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,

@@ -13,6 +13,7 @@ from api.gate import RateLimited
 from api.limits import BodyTooLarge, too_large_body
 from api.models import ErrorBody
 from pipeline.audit.sandbox import VerifierBusy
+from pipeline.documents.hold import NotArchived
 from pipeline.errors import (
     KNOWN_ERRORS,
     BadInput,
@@ -28,6 +29,7 @@ from pipeline.errors import (
     as_pipeline_error,
 )
 from pipeline.people.throttle import TooManyAttempts
+from pipeline.record.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +50,10 @@ def status_for(error: CountersignError) -> int:
         return 403
     if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
         return 404
-    if isinstance(error, Conflict | NotYourTurn | ClosureRefused):
+    if isinstance(error, Conflict | NotYourTurn | ClosureRefused | NotArchived):
         return 409
+    if isinstance(error, StoreUnavailable):
+        return 503
     if isinstance(error, ValidationFailed):
         return 422
     if isinstance(error, BadInput):

@@ -12,6 +12,15 @@ class Health(BaseModel):
     status: str
     version: str
     templates: int
+    # Each part: {"ok": bool, "backend": …, and what it found}.
+    ready: bool = False
+    database: dict[str, Any] = {}
+    store: dict[str, Any] = {}
+    libreoffice: dict[str, Any] = {}
+
+
+class HoldRequest(BaseModel):
+    on: bool
 
 
 class TemplateSummary(BaseModel):
@@ -82,13 +91,21 @@ class SignatureVerdict(BaseModel):
     coverage: str | None = None
     certificate_sha256: str | None = None
     problems: list[str]
+    # ETSI EN 319 102-1: TOTAL_PASSED | INDETERMINATE | TOTAL_FAILED, and its subindication.
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
+    warnings: list[str] = []
+    changes_after_signing: list[str] = []
 
 
 class Verdict(BaseModel):
     valid: bool
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
     signatures: list[SignatureVerdict]
     document_timestamps: list[SignatureVerdict] = []
     problems: list[str]
+    warnings: list[str] = []
 
 
 class LedgerVerdict(BaseModel):
@@ -96,3 +113,6 @@ class LedgerVerdict(BaseModel):
     events: int
     revisions: int
     problems: list[str]
+    anchors: int = 0
+    anchored_through: int = 0
+    unanchored: int = 0

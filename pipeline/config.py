@@ -8,8 +8,9 @@ by the small functions at the end, when it is needed.
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -59,6 +60,23 @@ class Settings:
     rate_limit_storage: str = "memory://"
     # Request bodies other than files are refused past this size, before they are parsed.
     max_json_bytes: int = 2 * 1024 * 1024
+    # Where revisions and archives live: empty for ``data/store`` on local disk, or
+    # ``s3://bucket[/prefix]`` for an S3-compatible object store (MinIO, Ceph RGW, AWS S3)
+    # reached at ``s3_endpoint`` (empty: AWS itself) with the standard AWS credentials.
+    store_url: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    # Unset keys let boto3 look further (shared config file, instance role); the secrets are
+    # kept out of repr() so that a logged Settings never shows them.
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
+    # The chain head is timestamped by the TSA once this many events are unanchored, or once
+    # the oldest unanchored event is this many minutes old (0 turns a rule off); the tokens
+    # are kept locked in the store this many years.
+    anchor_every_events: int = 1000
+    anchor_every_minutes: float = 60.0
+    anchor_retention_years: int = 10
 
     @property
     def database_path(self) -> Path:
@@ -82,6 +100,29 @@ class Settings:
 
     def with_data_dir(self, data_dir: Path) -> Settings:
         return replace(self, data_dir=data_dir)
+
+
+# Libraries that log what they handle (pyHanko logs every rejected revision and every
+# untrusted path with a full traceback) while the application reports the outcome itself.
+LIBRARY_LOGGERS = ("pyhanko", "pyhanko_certvalidator", "pypdf", "pdfminer", "fontTools",
+                   "PIL", "asyncio", "aiohttp", "certomancer", "py.warnings")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send the application's warnings to stderr, one line each; the libraries' logs (and
+    Python warnings) only when ``verbose``, with their tracebacks. Idempotent."""
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "countersign", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.countersign = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(
+        "%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL + 1)
 
 
 def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
@@ -116,6 +157,15 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         verify_per_client=int(env.get("COUNTERSIGN_VERIFY_PER_CLIENT", "2")),
         rate_limit_storage=env.get("COUNTERSIGN_RATE_LIMIT_STORAGE", "memory://"),
         max_json_bytes=int(env.get("COUNTERSIGN_MAX_JSON_BYTES", str(2 * 1024 * 1024))),
+        store_url=env.get("COUNTERSIGN_STORE_URL", "").strip(),
+        s3_endpoint=env.get("COUNTERSIGN_S3_ENDPOINT", "").strip(),
+        s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+        anchor_every_events=int(env.get("COUNTERSIGN_ANCHOR_EVERY_EVENTS", "1000")),
+        anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
+        anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),
     )
 
 

@@ -83,9 +83,14 @@ def _local_tsa(ca_dir: Path, passphrase_version: float) -> TimestampAuthority:
     return LocalCA.open(ca_dir).timestamp_authority()
 
 
+def timestamp_authority(settings: Settings) -> TimestampAuthority:
+    """Return the deployment's TSA: ``COUNTERSIGN_TSA_URL``, or the local CA's own."""
+    if settings.tsa_url:
+        return TimestampAuthority(url=settings.tsa_url)
+    return _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key"))
+
+
 def signing_environment(settings: Settings) -> SigningEnvironment:
     """Return the trust, TSA and font for ``settings`` (the local CA must exist)."""
-    tsa = (TimestampAuthority(url=settings.tsa_url) if settings.tsa_url
-           else _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key")))
-    return SigningEnvironment(trust=trust_for(settings), tsa=tsa,
+    return SigningEnvironment(trust=trust_for(settings), tsa=timestamp_authority(settings),
                               font=stamp_font(settings.fonts_dir))

@@ -12,6 +12,7 @@ from pipeline.render.libreoffice import ConverterPool, PoolSpec
 from tests.support import processes
 from tests.support.data import initialised
 from tests.support.mail import Inbox, smtp_server
+from tests.support.s3 import moto_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -54,6 +55,14 @@ def pool():
     """A warm two-process LibreOffice pool shared by the end-to-end tests."""
     with ConverterPool(PoolSpec(size=2, timeout_s=60)) as shared:
         yield shared
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API (moto_server) on loopback for the whole run: its endpoint URL. Each test
+    uses a bucket of its own."""
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from tests.support.forms import example
 
 WRITES = {Action.ADD_PARTY, Action.CREATE_DOCUMENT, Action.SIGN, Action.UPLOAD,
           Action.DECLINE, Action.VOID, Action.CLOSE, Action.ADD_PROGRESS,
-          Action.MARK_ACTION_DONE, Action.BULK}
+          Action.MARK_ACTION_DONE, Action.BULK, Action.HOLD}
 MISSING = "doc-000000000000"
 
 ADMIN = Principal(Role.ADMIN, None, "ops")

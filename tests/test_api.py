@@ -238,6 +238,7 @@ def test_every_endpoint_for_every_role(service):
         ("POST", "/api/documents/{document_id}/void", {"reason": " "}, {"admin"},
          {"wangqiang"}),
         ("POST", "/api/documents/{document_id}/close", None, {"admin"}, {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/hold", {"on": True}, {"admin"}, {"wangqiang"}),
         # A role no party has: 403 whatever the document, so it reveals nothing either.
         ("GET", "/api/documents/{document_id}/verify", None, readers, set()),
         ("POST", "/api/verify", b"junk", everyone, set()),

@@ -82,7 +82,7 @@ def test_requirement_confirmation_from_create_to_close(settings, pool):
     assert package["retain_until"][:4] == str(int(closed.signed[0].signed_at[:4]) + 10)
     for digest in (closed.archive, closed.revision, package["certificate_of_completion"]):
         assert store.is_archived(digest)  # read-only on disk
-        assert store.put(store.get(digest), archive=True) == digest  # storing again: no-op
+        assert store.put(store.get(digest)) == digest  # storing again: no-op
     # "sent" records the mail queued in the outbox with the step (here no relay answers).
     assert [e["kind"] for e in package["ledger"]] == [
         "created", "rendered", "prepared", "sent", "signed", "sent", "signed", "closed"]

@@ -13,13 +13,14 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OnDocument, caller, on_document, permitted, settings_of
 from api.gate import client_of
-from api.models import CreateDocument, ReasonRequest, SignRequest, Verdict
+from api.models import CreateDocument, HoldRequest, ReasonRequest, SignRequest, Verdict
 from api.streaming import body_to_file
 from api.workers import in_signer_process, pool_of
 from pipeline.audit.verify import verify_document
 from pipeline.config import Settings
 from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
+from pipeline.documents.hold import set_legal_hold
 from pipeline.documents.repository import blocking_documents, document_status, download_revision
 from pipeline.documents.sign import sign_document
 from pipeline.documents.status import DocumentStatus
@@ -106,6 +107,13 @@ def close(request: Request, allowed: OnDocument = on_document(Action.CLOSE),
           settings: Settings = Depends(settings_of)) -> DocumentStatus:
     return close_document(settings, allowed.state.id, pool_of(request),
                           allowed.principal.actor)
+
+
+@router.post("/documents/{document_id}/hold", response_model=DocumentStatus)
+def hold(body: HoldRequest, allowed: OnDocument = on_document(Action.HOLD),
+         settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    """Set (``{"on": true}``) or lift the legal hold on an archived document."""
+    return set_legal_hold(settings, allowed.state.id, body.on, allowed.principal.actor)
 
 
 @router.get("/documents/{document_id}/verify", response_model=Verdict)

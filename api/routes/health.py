@@ -1,17 +1,20 @@
-"""``/api/health``: is the service up, which version, how many templates."""
+"""``/api/health``: is the service up, which version, how many templates, and whether the
+database, the store and the LibreOffice pool can do their work."""
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from fastapi import APIRouter, Depends, Request
 
-from fastapi import APIRouter
-
+from api.deps import settings_of
 from api.models import Health
-from pipeline.forms.manifest import list_templates
+from pipeline.config import Settings
+from pipeline.record.health import service_health
 
 router = APIRouter(prefix="/api", tags=["service"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
-    return Health(status="ok", version=version("countersign"), templates=len(list_templates()))
+def health(request: Request, settings: Settings = Depends(settings_of)) -> dict:
+    starter = getattr(request.app.state, "pool_started", None)
+    return service_health(settings, getattr(request.app.state, "pool", None),
+                          starting=starter is None or starter.is_alive())

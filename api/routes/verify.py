@@ -1,5 +1,6 @@
-"""Audits: ``POST /api/verify`` (any PDF) and ``GET /api/ledger/verify`` (the chain and every
-stored revision). A ledger document's own audit is ``GET /api/documents/{id}/verify``."""
+"""Audits: ``POST /api/verify`` (any PDF) and ``GET /api/ledger/verify`` (the chain, every
+stored revision and every anchor of the chain head). A ledger document's own audit is
+``GET /api/documents/{id}/verify``."""
 
 from __future__ import annotations
 
@@ -36,4 +37,6 @@ async def verify_file(request: Request, settings: Settings = Depends(settings_of
 def ledger(settings: Settings = Depends(settings_of)) -> LedgerVerdict:
     report = verify_ledger(settings)
     return LedgerVerdict(ok=report.ok, events=report.events, revisions=report.revisions,
-                         problems=report.problems)
+                         problems=report.problems, anchors=report.anchors,
+                         anchored_through=report.anchored_through,
+                         unanchored=report.unanchored)

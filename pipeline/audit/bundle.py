@@ -163,12 +163,17 @@ def _ledger_problems(files: dict[str, bytes], manifest: dict) -> list[str]:
         events = package["ledger"]
     except (ValueError, KeyError) as exc:
         return [f"台账摘录损坏 / damaged ledger extract: {exc}"]
-    for event in events:
-        if ledger.event_hash(event) != event["hash"]:
-            problems.append(f"台账事件 {event['seq']} 被改动 / ledger event {event['seq']} "
-                            f"({event['kind']}) was altered")
-    closed = [e for e in events if e["kind"] == EventKind.CLOSED]
-    if not closed or closed[-1]["revision_after"] != sha256(files["final.pdf"]):
+    try:
+        for event in events:
+            if ledger.event_hash(event) != event["hash"]:
+                problems.append(f"台账事件 {event['seq']} 被改动 / ledger event {event['seq']} "
+                                f"({event['kind']}) was altered")
+        closed = [e for e in events if e["kind"] == EventKind.CLOSED]
+        final_closed = bool(closed) and closed[-1]["revision_after"] == sha256(
+            files["final.pdf"])
+    except (KeyError, TypeError, AttributeError) as exc:  # a renamed or missing key
+        return [f"台账摘录损坏 / damaged ledger extract: {type(exc).__name__}: {exc}"]
+    if not final_closed:
         problems.append("最终文件与台账记录不符 / the final PDF is not the one the ledger closed")
     if package.get("certificate_of_completion") != sha256(
             files["certificate-of-completion.pdf"]):

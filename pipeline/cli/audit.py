@@ -1,5 +1,5 @@
 """Audit commands: ``verify`` a PDF or a ledger document, ``export`` and ``verify-bundle``,
-the ``report`` (quarterly review) and ``ledger verify``."""
+the ``report`` (quarterly review), ``ledger verify`` and ``ledger anchor``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ import click
 from pipeline.cli.common import emit, json_option
 from pipeline.config import Settings
 from pipeline.errors import BadInput
+
+VERDICT_WORDS = {"TOTAL_PASSED": "VALID 有效 (TOTAL_PASSED)",
+                 "INDETERMINATE": "INDETERMINATE 无法确定",
+                 "TOTAL_FAILED": "INVALID 无效 (TOTAL_FAILED)"}
+VERDICT_MARKS = {"TOTAL_PASSED": "✓", "INDETERMINATE": "?", "TOTAL_FAILED": "✗"}
 
 
 @click.command()
@@ -41,13 +46,15 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
     if as_json:
         emit(result)
     else:
-        click.echo(f"{subject}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
+        click.echo(f"{subject}: {VERDICT_WORDS[result['indication']]}")
         for item in [*result["signatures"], *result.get("document_timestamps", [])]:
-            mark = "✓" if item["valid"] else "✗"
-            click.echo(f"  {mark} {item['field']:<18} {item['signer']:<24} "
-                       f"{item['timestamp'] or '-':<34} {item['modification_level'] or '-'}")
+            click.echo(f"  {VERDICT_MARKS[item['indication']]} {item['field']:<18} "
+                       f"{item['signer']:<24} {item['timestamp'] or '-':<34} "
+                       f"{item['subindication'] or item['indication']}")
             for problem in item["problems"]:
                 click.echo(f"      {problem}")
+            for warning in item.get("warnings", []):
+                click.echo(f"      ~ {warning}")
         for problem in result["problems"]:
             click.echo(f"  ! {problem}")
     if not result["valid"]:
@@ -156,20 +163,41 @@ def ledger() -> None:
 @json_option
 @click.pass_obj
 def ledger_verify(settings: Settings, as_json: bool) -> None:
-    """Walk the chain and re-hash every stored revision; exit 1 on any problem."""
+    """Walk the chain, re-hash every stored revision and check every anchor; exit 1 on any
+    problem."""
     from pipeline.documents.repository import verify_ledger
 
     result = verify_ledger(settings)
     if as_json:
         emit({"ok": result.ok, "events": result.events, "revisions": result.revisions,
-              "problems": result.problems})
+              "anchors": result.anchors, "anchored_through": result.anchored_through,
+              "unanchored": result.unanchored, "problems": result.problems})
     else:
         for problem in result.problems:
             click.echo(problem, err=True)
-        click.echo(f"{result.events} events, {result.revisions} revisions: "
-                   f"{'ok' if result.ok else f'{len(result.problems)} problem(s)'}")
+        click.echo(f"{result.events} events, {result.revisions} revisions, {result.anchors} "
+                   f"anchors (through event {result.anchored_through}, {result.unanchored} "
+                   f"after it): {'ok' if result.ok else f'{len(result.problems)} problem(s)'}")
     if not result.ok:
         sys.exit(1)
+
+
+@ledger.command("anchor")
+@json_option
+@click.pass_obj
+def ledger_anchor(settings: Settings, as_json: bool) -> None:
+    """Timestamp the chain head now (RFC 3161) and keep the token in the database and store."""
+    from pipeline.record.anchors import anchor_head
+
+    anchor = anchor_head(settings)
+    if as_json:
+        emit(anchor.as_dict() if anchor else None)
+    elif anchor is None:
+        click.echo("the ledger is empty: nothing to anchor")
+    else:
+        click.echo(f"event {anchor.seq} {anchor.head_hash} "
+                   f"{'anchored' if anchor.new else 'already anchored'} at "
+                   f"{anchor.timestamped_at}")
 
 
 COMMANDS = (verify, export, verify_bundle, report, ledger)

@@ -83,6 +83,8 @@ def print_status(report: DocumentStatus) -> None:
         click.echo(f"  … {waiting.role:<12} {waiting.party:<12} due {waiting.due}")
     for reason in report.blocking:
         click.echo(f"  ! {reason}")
+    if report.legal_hold:
+        click.echo("  ⚖ 法律保全 / legal hold: kept past its retention date until lifted")
 
 
 def status_out(report: DocumentStatus, as_json: bool) -> None:

@@ -1,5 +1,6 @@
 """Commands of a document's life: ``create``, ``status``, ``blocking``, ``sign``, ``upload``,
-``download``, ``close``, ``decline``, ``void``, ``reassign``, ``progress``, ``action-done``.
+``download``, ``close``, ``decline``, ``void``, ``reassign``, ``progress``, ``action-done``,
+``hold``.
 
 Each calls one use case of ``pipeline.documents`` and prints the status it returns.
 """
@@ -220,5 +221,18 @@ def action_done(settings: Settings, document_id: str, item: int, actor: str,
     status_out(mark_action_item_done(settings, document_id, item, actor), as_json)
 
 
+@click.command()
+@click.argument("document_id")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@click.option("--as", "actor", default="cli", show_default=True, help="Who sets the hold.")
+@json_option
+@click.pass_obj
+def hold(settings: Settings, document_id: str, state: str, actor: str, as_json: bool) -> None:
+    """Set or lift the legal hold on an archived document (kept past its retention date)."""
+    from pipeline.documents.hold import set_legal_hold
+
+    status_out(set_legal_hold(settings, document_id, state == "on", actor), as_json)
+
+
 COMMANDS = (create, status, blocking, sign, upload, download, close, decline, void, reassign,
-            progress, action_done)
+            progress, action_done, hold)

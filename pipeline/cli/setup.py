@@ -23,12 +23,14 @@ def init(settings: Settings, as_json: bool) -> None:
 
     result = initialise(settings)
     if as_json:
-        emit({"data_dir": str(result.data_dir), "created_ca": result.created_ca,
+        emit({"data_dir": str(result.data_dir), "store": result.store,
+              "created_ca": result.created_ca,
               "demo_parties": [p.summary() for p in result.demo_parties],
               "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None,
               "demo_tokens": result.demo_tokens})
         return
     click.echo(f"data folder ready: {result.data_dir}")
+    click.echo(f"store ready: {result.store}")
     if result.created_ca:
         click.echo(f"local CA created in {settings.ca_dir}")
     if result.demo_parties:

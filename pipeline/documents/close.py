@@ -21,10 +21,12 @@ from pipeline.errors import ClosureRefused, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.record import ledger
 from pipeline.record.crashpoints import crash_point
+from pipeline.record.store import Archival, archive_path
 from pipeline.render.libreoffice import ConverterPool
 from pipeline.signing_setup import signing_environment
 from signing.ca import LocalCA
-from signing.ltv import add_long_term_validation
+from signing.ltv import LONG_TERM_CHANGES, add_long_term_validation
+from signing.revisions import check_revision
 from signing.sign import seal_pdf
 from signing.validation import validate_pdf
 
@@ -54,7 +56,13 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
             raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
                                  "the document cannot close: " + "; ".join(reasons))
         env = signing_environment(settings)
-        final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+        head = store.get(state.head_revision)
+        final = add_long_term_validation(head, env.trust, env.tsa)
+        stray = check_revision(head, final, LONG_TERM_CHANGES)
+        if stray:
+            raise OperationFailed(f"长期验证数据之外还有修改：{stray[0].zh}",
+                                  f"closing changed more than revision data and the document "
+                                  f"timestamp: {stray[0].en}")
         report = validate_pdf(final, env.trust.offline(), offline=True)
         if not report.valid:
             raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
@@ -76,10 +84,17 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
                                       settings.zone)),
         LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
         "完成证明 / certificate of completion")
-    certificate_sha = store.put(certificate, archive=True)
-    store.put(store.get(state.head_revision), archive=True)
     retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
                                   template.retention_years)
+
+    def filed(name: str) -> Archival:
+        return Archival(f"{template.archive_folder}/{archive_path(state.number, name)}",
+                        retention_until)
+
+    paths = {"certificate": filed("certificate.pdf"), "document": filed("document.pdf"),
+             "package": filed("package.json")}
+    certificate_sha = store.put(certificate, archive=paths["certificate"])
+    store.put(store.get(state.head_revision), archive=paths["document"])
     package = {
         "document": document_id, "number": state.number, "template": state.template,
         "template_version": state.template_version, "final_pdf": state.head_revision,
@@ -89,12 +104,17 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
         "validation": closed_data["validation"],
         "ledger": [{k: e[k] for k in (*ledger.HASHED, "hash")} for e in events],
     }
-    package_sha = store.put(ledger.canonical(package).encode("utf-8"), archive=True)
+    package_sha = store.put(ledger.canonical(package).encode("utf-8"),
+                            archive=paths["package"])
     crash_point("close:after-package")
     archived = ledger.new_event(document_id, EventKind.ARCHIVED, actor,
                                 {"package": package_sha, "certificate": certificate_sha,
                                  "retain_until": retention_until.isoformat(),
-                                 "stored": [package_sha, certificate_sha]})
+                                 "stored": [package_sha, certificate_sha],
+                                 "archive_paths": {
+                                     package_sha: paths["package"].path,
+                                     certificate_sha: paths["certificate"].path,
+                                     state.head_revision: paths["document"].path}})
     state = append_checked(settings, state, [archived])
     return report_of(settings, state)
 

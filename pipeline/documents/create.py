@@ -17,7 +17,7 @@ from pipeline.forms.manifest import Template, get_template
 from pipeline.forms.numbering import allocate_number
 from pipeline.forms.validate import validate_form
 from pipeline.people.parties import Party, get_party
-from pipeline.record import database, ledger
+from pipeline.record import anchors, database, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.render.docx import render_docx
 from pipeline.render.generation import today_in
@@ -122,6 +122,7 @@ def create_document(settings: Settings, template_key: str, data: Any,
         ledger.append(conn, events,
                       projection={**projection(state), "request_key": scoped_key})
     crash_point("create:after-ledger")
+    anchors.anchor_if_due(settings)
     dispatch(settings, document_id)
     return document_status(settings, document_id)
 

@@ -27,6 +27,8 @@ class EventKind(StrEnum):
     ACTION_ITEM_DONE = "action-item-done"
     CLOSED = "closed"
     ARCHIVED = "archived"
+    HOLD_SET = "hold-set"
+    HOLD_LIFTED = "hold-lifted"
     VERIFIED = "verified"
 
 

@@ -19,13 +19,15 @@ from pipeline.documents.state import (
 from pipeline.documents.status import DocumentStatus, status_report
 from pipeline.errors import BadInput, Conflict, UnknownDocument
 from pipeline.forms.manifest import get_template
-from pipeline.record import database, ledger
-from pipeline.record.store import RevisionStore
+from pipeline.record import anchors, database, ledger
+from pipeline.record.backends import open_store
+from pipeline.record.store import Store
 from pipeline.render.generation import today_in
 
 
-def revision_store(settings: Settings) -> RevisionStore:
-    return RevisionStore(settings.data_dir / "store")
+def revision_store(settings: Settings) -> Store:
+    """Return the store ``settings`` configure (filesystem by default, or S3)."""
+    return open_store(settings)
 
 
 def projection(state: DocumentState) -> dict[str, Any]:
@@ -103,10 +105,20 @@ def append_checked(settings: Settings, state: DocumentState, events: list[dict],
     except database.HeadMoved:
         raise Conflict("文档同时被修改，请重试",
                        "the document changed meanwhile; run the command again") from None
+    anchors.anchor_if_due(settings)
     return after
 
 
 def verify_ledger(settings: Settings) -> ledger.LedgerReport:
-    """Walk the chain and re-hash every stored revision it names."""
-    return ledger.verify_ledger(settings.database_path, revision_store(settings))
+    """Walk the chain, re-hash every stored revision it names, and check every anchor of
+    the chain head against the events as they are now."""
+    store = revision_store(settings)
+    report = ledger.verify_ledger(settings.database_path, store)
+    anchored = anchors.verify_anchors(settings, store)
+    report.problems += anchored.problems
+    report.anchors, report.anchored_through = anchored.anchors, anchored.anchored_through
+    with database.connection(settings.database_path) as conn:
+        head = database.chain_head(conn)
+    report.unanchored = (head[0] if head else 0) - anchored.anchored_through
+    return report
 

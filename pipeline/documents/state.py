@@ -72,6 +72,7 @@ class DocumentState:
     progress: tuple[dict, ...] = ()
     action_items_done: frozenset[int] = frozenset()
     important: bool = False
+    legal_hold: bool = False
 
 
 def fold(events: list[dict]) -> DocumentState:
@@ -111,6 +112,8 @@ def fold(events: list[dict]) -> DocumentState:
             state = replace(state, closed_at=event["at"])
         elif kind == EventKind.ARCHIVED:
             state = replace(state, archive=data["package"])
+        elif kind in (EventKind.HOLD_SET, EventKind.HOLD_LIFTED):
+            state = replace(state, legal_hold=kind == EventKind.HOLD_SET)
         elif kind == EventKind.REASSIGNED:
             state = replace(state, members=tuple(
                 replace(m, party=data["to"]) if m.field == data["field"] else m

@@ -79,6 +79,7 @@ class DocumentStatus(BaseModel):
     progress: list[dict[str, Any]] = []
     action_items_done: list[int] = []
     started: str | None = None
+    legal_hold: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """Return the status as the JSON of the data contract."""
@@ -117,4 +118,4 @@ def status_report(state: DocumentState, template: Template, zone: tzinfo,
         voided=Voided(**state.voided) if state.voided else None,
         progress=list(state.progress),
         action_items_done=sorted(state.action_items_done),
-        started=shown(started))
+        started=shown(started), legal_hold=state.legal_hold)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pipeline.errors import ManifestError, UnknownTemplate
+from pipeline.errors import BadInput, ManifestError, UnknownTemplate
+from pipeline.record.store import RESERVED_FOLDERS, check_archive_path
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "doc_templates"
 FIELD_TYPES = frozenset(
@@ -88,6 +89,8 @@ class Template:
     numbering: NumberingRule
     closure: ClosureRule
     retention_years: int = 10
+    # Where the archive files this template's documents (one folder per document number).
+    archive_folder: str = ""
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -134,6 +137,7 @@ class Template:
                 "open_action_items_block": self.closure.open_action_items_block,
             },
             "retention_years": self.retention_years,
+            "archive_folder": self.archive_folder,
         }
 
 
@@ -188,6 +192,17 @@ def _parse_field(raw: dict, where: str) -> FieldSpec:
         ) from None
 
 
+def _archive_folder(value: object) -> str:
+    """Return the manifest's archive folder if it is a sound relative path of its own."""
+    try:
+        folder = check_archive_path(str(value))
+    except BadInput:
+        folder = ""
+    if not folder or folder.split("/")[0] in RESERVED_FOLDERS:
+        raise ManifestError(f"归档目录无效：{value!r}", f"invalid archive_folder {value!r}")
+    return folder
+
+
 def load_template(folder: Path) -> Template:
     """Parse ``folder/manifest.toml``; return the Template or raise ManifestError."""
     manifest_path = folder / "manifest.toml"
@@ -240,6 +255,8 @@ def load_template(folder: Path) -> Template:
                 open_action_items_block=bool(closure.get("open_action_items_block", False)),
             ),
             retention_years=int(raw.get("retention_years", 10)),
+            archive_folder=_archive_folder(raw.get("archive_folder",
+                                                   f"项目文档-{raw['title_zh']}")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestError(

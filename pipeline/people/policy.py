@@ -1,9 +1,9 @@
 """Who may see and do what: the one definition the REST routes and the web pages both ask.
 
-Roles: ``admin`` (parties, create, void, close, bulk), ``party`` (sees only the documents it
-created or signs; signs, uploads or declines only its own step: the use cases check whose
-step it is), ``auditor`` (sees and verifies everything, never writes). The health check and
-the template list are public; everything else needs a principal.
+Roles: ``admin`` (parties, create, void, close, legal hold, bulk), ``party`` (sees only the
+documents it created or signs; signs, uploads or declines only its own step: the use cases
+check whose step it is), ``auditor`` (sees and verifies everything, never writes). The
+health check and the template list are public; everything else needs a principal.
 
 A document the caller may not see answers exactly like one that does not exist
 (:meth:`UnknownDocument.named`), so no one learns that another party's document exists.
@@ -50,6 +50,7 @@ class Action(StrEnum):
     DECLINE = "decline"
     VOID = "void"
     CLOSE = "close"
+    HOLD = "hold"
     ADD_PROGRESS = "add_progress"
     MARK_ACTION_DONE = "mark_action_done"
     VERIFY_DOCUMENT = "verify_document"
@@ -76,6 +77,7 @@ RULES: dict[Action, Rule] = {
     Action.DECLINE: Rule(_PARTY, Scope.SEEN),
     Action.VOID: Rule(_ADMIN, Scope.SEEN),
     Action.CLOSE: Rule(_ADMIN, Scope.SEEN),
+    Action.HOLD: Rule(_ADMIN, Scope.SEEN),
     Action.ADD_PROGRESS: Rule(_WRITERS, Scope.SEEN),
     Action.MARK_ACTION_DONE: Rule(_WRITERS, Scope.SEEN),
     Action.VERIFY_DOCUMENT: Rule(_READERS, Scope.AUDIT),

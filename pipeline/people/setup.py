@@ -15,6 +15,7 @@ from pipeline.config import Settings
 from pipeline.people.access import Role, create_token
 from pipeline.people.parties import DEMO_PARTIES, DEMO_PASSPHRASE, Party, add_party, list_parties
 from pipeline.record import database
+from pipeline.record.backends import open_store
 from signing.ca import LocalCA
 
 
@@ -24,6 +25,7 @@ class InitResult:
     created_ca: bool
     demo_parties: tuple[Party, ...]
     demo_tokens: dict[str, str]
+    store: str = ""
 
 
 def secure_data_folder(settings: Settings) -> None:
@@ -42,10 +44,13 @@ def secure_data_folder(settings: Settings) -> None:
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the data folder: database, local CA and (on first run) the demo parties.
+    """Create the data folder: database, local CA and (on first run) the demo parties; make
+    the store ready (an S3 bucket is created with Object Lock, or refused without it).
 
     Safe to run again: nothing existing is replaced.
     """
+    store = open_store(settings)
+    store.prepare()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     database.connect(settings.database_path).close()
     created_ca = not LocalCA.exists(settings.ca_dir)
@@ -62,4 +67,5 @@ def initialise(settings: Settings) -> InitResult:
         # A demo install must be usable from the browser at once: one admin token too.
         tokens["admin"] = create_token(settings, Role.ADMIN, label="demo admin")
     secure_data_folder(settings)
-    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens)
+    return InitResult(settings.data_dir, created_ca, tuple(demo), tokens,
+                      settings.store_url or str(settings.data_dir / "store"))

@@ -135,7 +135,7 @@ def connect(path: Path) -> sqlite3.Connection:
     with _ready_lock:
         if not _schema_present(conn):
             _retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
-            _retry_locked(lambda: conn.executescript(SCHEMA))
+            _retry_locked(lambda: conn.executescript(SCHEMA + ANCHOR_SCHEMA))
         for table, column, ddl in COLUMNS_ADDED:
             present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if column not in present:
@@ -145,7 +145,7 @@ def connect(path: Path) -> sqlite3.Connection:
 
 def _schema_present(conn: sqlite3.Connection) -> bool:
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    return SCHEMA_TABLES <= tables
+    return SCHEMA_TABLES | ANCHOR_TABLES <= tables
 
 
 @contextmanager
@@ -394,3 +394,54 @@ def webhook_delivery(conn: sqlite3.Connection, url: str, seq: int) -> dict | Non
                        "webhook_deliveries WHERE url = ? AND seq = ?", (url, seq)).fetchone()
     return dict(zip(("attempts", "delivered_at", "last_status", "next_attempt_at"), row,
                     strict=True)) if row else None
+
+
+# --- issue 12: ledger anchors (RFC 3161 tokens over the chain head) -----------------------
+# Kept apart from the tables above: the anchor of event ``seq`` is a timestamp token whose
+# message imprint is that event's hash. The same tokens are also kept (locked) in the store,
+# so deleting rows here does not remove them.
+
+ANCHOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_anchors (seq INTEGER PRIMARY KEY, head_hash TEXT NOT NULL,
+    token BLOB NOT NULL, token_sha256 TEXT NOT NULL, timestamped_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL);
+"""
+ANCHOR_TABLES = frozenset({"ledger_anchors"})
+ANCHOR_COLUMNS = ("seq", "head_hash", "token", "token_sha256", "timestamped_at",
+                  "recorded_at")
+
+
+def chain_head(conn: sqlite3.Connection) -> tuple[int, str] | None:
+    """Return (seq, hash) of the last event, or None when the ledger is empty."""
+    row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def insert_anchor(conn: sqlite3.Connection, anchor: dict) -> bool:
+    """Record an anchor; return False if event ``seq`` already had one (kept as it was)."""
+    cursor = conn.execute(
+        f"INSERT OR IGNORE INTO ledger_anchors ({', '.join(ANCHOR_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in ANCHOR_COLUMNS)})",
+        tuple(anchor[column] for column in ANCHOR_COLUMNS))
+    return cursor.rowcount == 1
+
+
+def select_anchors(conn: sqlite3.Connection) -> list[dict]:
+    """Return every anchor row, by event number."""
+    rows = conn.execute(f"SELECT {', '.join(ANCHOR_COLUMNS)} FROM ledger_anchors ORDER BY seq")
+    return [dict(zip(ANCHOR_COLUMNS, row, strict=True)) for row in rows]
+
+
+def last_anchor(conn: sqlite3.Connection) -> dict | None:
+    """Return the anchor of the highest event number, or None."""
+    row = conn.execute(f"SELECT {', '.join(ANCHOR_COLUMNS)} FROM ledger_anchors "
+                       "ORDER BY seq DESC LIMIT 1").fetchone()
+    return dict(zip(ANCHOR_COLUMNS, row, strict=True)) if row else None
+
+
+def unanchored_events(conn: sqlite3.Connection, after_seq: int) -> tuple[int, str | None]:
+    """Return how many events come after ``after_seq`` and when the oldest of them was made."""
+    count, oldest = conn.execute("SELECT COUNT(*), MIN(at) FROM events WHERE seq > ?",
+                                 (after_seq,)).fetchone()
+    return count, oldest
+

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.record import database
-from pipeline.record.store import RevisionStore
+from pipeline.record.store import Store
 
 GENESIS = "0" * 64
 HASHED = ("seq", "document_id", "kind", "actor", "at", "revision_before", "revision_after",
@@ -73,6 +73,11 @@ class LedgerReport:
     events: int = 0
     revisions: int = 0
     problems: list[str] = field(default_factory=list)
+    # Anchors (RFC 3161 tokens over the chain head) checked, the last event a valid anchor
+    # still vouches for, and how many events come after it.
+    anchors: int = 0
+    anchored_through: int = 0
+    unanchored: int = 0
 
     @property
     def ok(self) -> bool:
@@ -128,11 +133,18 @@ def _verify_segment(args: tuple[Path, int, int, bool]) -> _Segment:
     return segment
 
 
+def check_range(path: Path, low: int, high: int) -> tuple[list[str], int, str, str]:
+    """Check the events ``low``..``high`` of the database at ``path`` (hashes, links, gaps);
+    return (problems, first event number, its previous hash, the last event's hash)."""
+    segment = _verify_segment((path, low, high, False))
+    return segment.problems, segment.first_seq, segment.first_prev, segment.last_hash
+
+
 # Below this many events one process is quicker than starting helpers.
 PARALLEL_FROM = 50_000
 
 
-def verify_ledger(path: Path, store: RevisionStore | None = None,
+def verify_ledger(path: Path, store: Store | None = None,
                   workers: int | None = None) -> LedgerReport:
     """Walk the whole chain of the database at ``path``; with ``store``, re-hash every
     revision the events name. Large ledgers are checked in parallel ranges (one per core),
@@ -175,7 +187,9 @@ def verify_ledger(path: Path, store: RevisionStore | None = None,
             report.revisions += 1
             problem = store.verify(digest)
             if problem:
-                zh = "缺失" if problem == "missing" else "被改动"
+                zh = {"missing": "缺失", "hidden": "被删除标记遮盖"}.get(problem, "被改动")
+                en = ("hidden by a delete marker (an earlier version is still stored)"
+                      if problem == "hidden" else problem)
                 report.problems.append(f"修订版本 {digest} {zh} / stored revision {digest} is "
-                                       f"{problem}")
+                                       f"{en}")
     return report

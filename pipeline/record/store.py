@@ -1,64 +1,177 @@
-"""The revision store: every PDF revision and source .docx, stored by its SHA-256.
+"""The store: every PDF revision, source .docx, archive package and ledger anchor, kept by
+its SHA-256 — on local disk (the embedded default) or in an S3-compatible object store.
 
-Files are written atomically (temporary file, fsync, rename) and never overwritten: storing
-bytes that are already there is a no-op, so every step can be retried safely.
+Two views of the same bytes:
+
+- **by content** — the ground truth. The ledger names bytes by their SHA-256 and ``ledger
+  verify`` re-hashes them; stored bytes are never overwritten, so storing them again is a
+  no-op and every step can be retried.
+- **by archive path** — what a person browsing the archive looks for: the template's archive
+  folder from its manifest, then the document number (``项目文档-会议纪要/JY-2024-001/
+  document.pdf``), and ``ledger-anchors/`` for the anchored chain heads. Only archived
+  objects have one, and it always holds the same bytes as their content object.
+
+``record.backends.open_store(settings)`` is the one place that picks the backend.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.errors import OperationFailed
+from pipeline.errors import BadInput, OperationFailed
 from pipeline.record.files import write_atomic
+
+#: Top-level names of the store that an archive folder may not take.
+RESERVED_FOLDERS = frozenset({"objects", "ledger-anchors"})
+ANCHOR_FOLDER = "ledger-anchors"
 
 
 class MissingRevision(OperationFailed):
     code = "missing_revision"
 
 
+class StoreUnavailable(OperationFailed):
+    """The object store did not answer, or refused a request."""
+
+    code = "store_unavailable"
+
+
+class StoreMisconfigured(BadInput):
+    """The configured store cannot be used as it is (no bucket, no Object Lock, bad URL)."""
+
+    code = "store_misconfigured"
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class Archival:
+    """How an archived object is filed and kept: its archive path and the day until which
+    nothing may delete it (the template's retention date)."""
+
+    path: str
+    retain_until: date
+
+
+def archive_path(*parts: str) -> str:
+    """Return a safe archive path made of ``parts`` (each one a single path component).
+
+    Slashes, backslashes and control characters inside a part become ``_`` (a department
+    written ``市场/销售`` must not open a folder), and ``.``/``..``/empty parts are refused.
+    """
+    clean = []
+    for part in parts:
+        text = "".join("_" if ch in "/\\" or ord(ch) < 32 or ch == "\x7f" else ch
+                       for ch in part).strip()
+        if text in ("", ".", ".."):
+            raise BadInput(f"归档路径部分无效：{part!r}", f"invalid archive path part {part!r}")
+        clean.append(text)
+    return "/".join(clean)
+
+
+def check_archive_path(path: str) -> str:
+    """Return ``path`` if it is a relative archive path with sound parts, else BadInput."""
+    parts = path.split("/")
+    if any(p in ("", ".", "..") or p != p.strip() for p in parts) or "\\" in path or any(
+            ord(ch) < 32 for ch in path):
+        raise BadInput(f"归档路径无效：{path!r}", f"invalid archive path {path!r}")
+    return path
+
+
 class Store(Protocol):
-    """What the pipeline needs of a content-addressed store. The filesystem store below is
-    the embedded default; an S3-compatible one (Object Lock for the archive) implements the
-    same four methods."""
+    """What the pipeline needs of a content-addressed store with an archive."""
 
-    def put(self, data: bytes, *, archive: bool = False) -> str: ...
+    backend: str
 
-    def get(self, digest: str) -> bytes: ...
+    def put(self, data: bytes, *, archive: Archival | None = None) -> str:
+        """Store ``data``; return its SHA-256 (hex). With ``archive``, also file it under
+        ``archive.path`` and keep it (both views) until ``archive.retain_until``."""
+        ...
 
-    def verify(self, digest: str) -> str | None: ...
+    def get(self, digest: str) -> bytes:
+        """Return the bytes whose SHA-256 is ``digest``; MissingRevision if absent."""
+        ...
 
-    def is_archived(self, digest: str) -> bool: ...
+    def verify(self, digest: str) -> str | None:
+        """Return None if ``digest`` is stored intact, else ``missing``, ``altered`` or
+        ``hidden`` (an object store's delete marker covers the bytes)."""
+        ...
+
+    def is_archived(self, digest: str) -> bool:
+        """Return True if ``digest`` is kept as an archive (read-only, or locked)."""
+        ...
+
+    def set_hold(self, digest: str, path: str | None, on: bool) -> None:
+        """Set or lift the legal hold on an archived object (and its archive path)."""
+        ...
+
+    def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
+        """Return every object filed under the archive folder ``folder`` whose archive path
+        sorts after ``after`` (all when empty), by archive path."""
+        ...
+
+    def prepare(self) -> None:
+        """Make the store ready for use (create it, or refuse one that cannot be used)."""
+        ...
+
+    def health(self) -> dict[str, object]:
+        """Return {backend, ok, …}: whether the store answers and is fit for use."""
+        ...
 
 
-class RevisionStore:
+class FilesystemStore:
     """A content-addressed folder: ``ab/cdef….bin`` holds the bytes whose SHA-256 is abcdef…
 
-    Nothing here deletes or replaces stored bytes; archived files are also made read-only,
-    so the one way to change them is from outside the program — which ``ledger verify``
-    names.
+    Nothing here deletes or replaces stored bytes. Archived files are made read-only and
+    hard-linked (the same file, no second copy) under ``archive/<archive path>`` beside the
+    store. A filesystem has no retention a program can set that its administrator cannot
+    undo: retention dates and legal holds are recorded in the archive package and the ledger,
+    the files stay read-only, and ``ledger verify`` names any file changed from outside. For
+    retention that nobody can shorten, use the S3 store with Object Lock.
     """
 
-    def __init__(self, root: Path) -> None:
+    backend = "filesystem"
+
+    def __init__(self, root: Path, archive_root: Path | None = None) -> None:
         self.root = root
+        self.archive_root = archive_root or root.parent / "archive"
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest[2:]}.bin"
 
-    def put(self, data: bytes, *, archive: bool = False) -> str:
-        """Store ``data`` (read-only when ``archive``); return its SHA-256 (hex)."""
+    def put(self, data: bytes, *, archive: Archival | None = None) -> str:
+        """Store ``data`` (read-only and filed under its archive path when ``archive``);
+        return its SHA-256 (hex)."""
         digest = sha256(data)
         target = self.path(digest)
         if not target.is_file():
             write_atomic(target, data)
-        if archive:
+        if archive is not None:
             target.chmod(0o444)
+            self._file(target, check_archive_path(archive.path))
         return digest
+
+    def _file(self, target: Path, path: str) -> None:
+        link = self.archive_root / path
+        if link.is_file() and link.samefile(target):
+            return
+        link.parent.mkdir(parents=True, exist_ok=True)
+        temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)
+        try:
+            os.link(target, temporary)
+        except OSError:  # another filesystem: a read-only copy instead of a link
+            shutil.copyfile(target, temporary)
+            temporary.chmod(0o444)
+        os.replace(temporary, link)
 
     def is_archived(self, digest: str) -> bool:
         """Return True if ``digest`` is stored read-only as part of an archive."""
@@ -81,3 +194,31 @@ class RevisionStore:
         if sha256(path.read_bytes()) != digest:
             return "altered"
         return None
+
+    def set_hold(self, digest: str, path: str | None, on: bool) -> None:
+        """A filesystem cannot hold a file against its administrator: the hold is what the
+        ledger records; here the archived file is only checked to be present and read-only."""
+        target = self.path(digest)
+        if not target.is_file():
+            raise MissingRevision(f"找不到归档文件 {digest}", f"archived {digest} is missing")
+        target.chmod(0o444)
+
+    def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
+        """Return the files under ``archive/<folder>`` (those whose path sorts after
+        ``after``), by archive path."""
+        base = self.archive_root / check_archive_path(folder)
+        if not base.is_dir():
+            return {}
+        found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
+                 if p.is_file() and not p.name.startswith(".")}
+        return {path: found[path].read_bytes() for path in sorted(found) if path > after}
+
+    def prepare(self) -> None:
+        """Nothing to do: folders are made on the first write."""
+        ...
+
+    def health(self) -> dict[str, object]:
+        """Return whether the store's folder (or the folder it will be made in) is writable."""
+        existing = next(p for p in (self.root, *self.root.parents) if p.exists())
+        return {"backend": self.backend, "ok": os.access(existing, os.W_OK),
+                "path": str(self.root)}

@@ -316,6 +316,13 @@ class ConverterPool:
         """Return the current workers (for tests that kill one)."""
         return list(self._workers)
 
+    def health(self) -> dict[str, object]:
+        """Return {ok, size, alive, idle, replaced, closed}: ok while a worker is alive."""
+        alive = sum(1 for worker in self._workers if worker.alive())
+        return {"ok": alive > 0 and not self._closed, "size": self.spec.workers,
+                "alive": alive, "idle": self._idle.qsize(), "replaced": self.replaced,
+                "closed": self._closed}
+
     def _replace(self, worker: Worker) -> None:
         """Restart ``worker`` and put it back in the idle queue (runs in its own thread)."""
         worker.stop()

@@ -9,6 +9,7 @@
 - ``mail``: an SMTP server (aiosmtpd) on loopback that keeps what it receives;
 - ``service``: ``countersign serve`` started on a free port, stopped afterwards;
 - ``net``: free loopback ports;
+- ``s3``: ``moto_server`` as a real S3 API on loopback, and settings for a bucket of it;
 - ``docx_samples``: hostile and unusual .docx files;
 - ``processes``: the test run's own descendant processes, to find any left behind.
 """
