@@ -23,7 +23,6 @@ from pipeline.audit.sqlite_export import (
     DocumentRecord,
     database_problems,
     export_sqlite,
-    indication_of,
     write_audit_database,
 )
 from pipeline.config import Settings
@@ -79,15 +78,6 @@ def _ledger_events(tmp_path: Path) -> list[dict]:
     with database.connection(tmp_path / "ledger.db") as conn:
         ledger.append(conn, events)
         return database.select_events(conn)
-
-
-def test_indication_is_derived_from_the_booleans_when_the_report_gives_none():
-    assert indication_of({"valid": True, "intact": True, "trusted": True}) == "TOTAL_PASSED"
-    assert indication_of({"valid": False, "intact": False, "trusted": True}) == "TOTAL_FAILED"
-    # Intact bytes under an unknown chain are never TOTAL_FAILED.
-    assert indication_of({"valid": False, "intact": True, "trusted": False}) == "INDETERMINATE"
-    assert indication_of({"valid": False, "intact": True, "indication": "TOTAL_FAILED"}) == (
-        "TOTAL_FAILED")
 
 
 def test_database_rows_chain_and_a_tampered_row(tmp_path):

@@ -88,22 +88,6 @@ class DocumentRecord:
     verification: dict[str, Any] | None = None
 
 
-def indication_of(signature: dict[str, Any]) -> str:
-    """Return the ETSI EN 319 102-1 indication of one verify-JSON signature entry.
-
-    The verification report's own ``indication`` when it gives one; otherwise derived from
-    its booleans: valid is TOTAL_PASSED, bytes not intact TOTAL_FAILED, and intact bytes
-    that do not validate (unknown chain, revoked, no proof of time) INDETERMINATE.
-    """
-    if signature.get("indication"):
-        return signature["indication"]
-    if signature.get("valid"):
-        return "TOTAL_PASSED"
-    if not signature.get("intact"):
-        return "TOTAL_FAILED"
-    return "INDETERMINATE"
-
-
 # --- choosing what to export ---------------------------------------------------------------
 
 
@@ -341,7 +325,7 @@ def _verdict(item: dict | None, certificate: str | None,
                   "PDF 中找不到该签名 / not found in the PDF")
         return {"problems": "; ".join([reason, *problems])}
     return {"signer": item.get("signer"), "timestamp": item.get("timestamp"),
-            "indication": indication_of(item), "subindication": item.get("subindication"),
+            "indication": item.get("indication"), "subindication": item.get("subindication"),
             "valid": int(bool(item.get("valid"))), "intact": int(bool(item.get("intact"))),
             "trusted": int(bool(item.get("trusted"))),
             "certificate_matches": int(item.get("certificate_sha256") == certificate),
