@@ -33,7 +33,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit, BodyTooLarge
 from api.workers import signer_processes
 from pipeline.audit.sandbox import VerificationPool
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, configure_logging, debug_enabled, load_settings
 from pipeline.documents.followup import follow_up
 from pipeline.errors import ConversionError, CountersignError
 from pipeline.outbound.outbox import deliver_mail
@@ -78,7 +78,7 @@ async def lifespan(app: FastAPI):
     def start() -> None:
         try:
             pool.start()
-        except ConversionError as exc:  # reported on first use: "pool is closed"
+        except (ConversionError, OSError) as exc:  # reported on first use: "pool is closed"
             log.error("LibreOffice pool did not start: %s", exc)
 
     starter = threading.Thread(target=start, daemon=True)
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     WebhookSecretMissing when webhooks are configured without a secret: the service does
     not start rather than send events anyone could forge."""
+    configure_logging(debug_enabled())  # libraries' logs only when debugging
     settings = settings or load_settings()
     require_webhook_secret(settings)
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,

@@ -110,13 +110,21 @@ class SignatureVerdict(BaseModel):
     coverage: str | None = None
     certificate_sha256: str | None = None
     problems: list[str]
+    # ETSI EN 319 102-1: TOTAL_PASSED | INDETERMINATE | TOTAL_FAILED, and its subindication.
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
+    warnings: list[str] = []
+    changes_after_signing: list[str] = []
 
 
 class Verdict(BaseModel):
     valid: bool
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
     signatures: list[SignatureVerdict]
     document_timestamps: list[SignatureVerdict] = []
     problems: list[str]
+    warnings: list[str] = []
 
 
 class LedgerVerdict(BaseModel):

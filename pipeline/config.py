@@ -8,6 +8,7 @@ by the small functions at the end, when it is needed.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -99,6 +100,29 @@ class Settings:
 
     def with_data_dir(self, data_dir: Path) -> Settings:
         return replace(self, data_dir=data_dir)
+
+
+# Libraries that log what they handle (pyHanko logs every rejected revision and every
+# untrusted path with a full traceback) while the application reports the outcome itself.
+LIBRARY_LOGGERS = ("pyhanko", "pyhanko_certvalidator", "pypdf", "pdfminer", "fontTools",
+                   "PIL", "asyncio", "aiohttp", "certomancer", "py.warnings")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send the application's warnings to stderr, one line each; the libraries' logs (and
+    Python warnings) only when ``verbose``, with their tracebacks. Idempotent."""
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "countersign", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.countersign = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(
+        "%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL + 1)
 
 
 def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:

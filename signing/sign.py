@@ -18,7 +18,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields as pyhanko_fields
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
+from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, constants
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import CertificateValidator
@@ -44,6 +44,20 @@ from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings, validation_context
 
 SIGNER_KEY_USAGE = {"non_repudiation"}
+
+
+class VersionKeepingSigner(PdfSigner):
+    """pyHanko's signer, minus one thing: for ECDSA on P-256 it declares the ISO 32002
+    extension and raises the catalog's /Version to 2.0, while the documents here are
+    PDF/A-2b, which is PDF 1.7. ECDSA needs no PDF 2.0 reader in practice, so a document
+    below 2.0 keeps its version and gets only the PAdES (ESIC, base 1.7) extension."""
+
+    def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:
+        if pdf_out.output_version >= (2, 0):
+            super().register_extensions(pdf_out, md_algorithm=md_algorithm)
+        elif self.signature_meta.subfilter == SigSeedSubFilter.PADES:
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(constants.ESIC_EXTENSION_1)
 
 
 @dataclass(frozen=True)
@@ -125,8 +139,9 @@ async def async_sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer,
     out = io.BytesIO()
     try:
         async with aiohttp.ClientSession() as session:
-            pdf_signer = PdfSigner(metadata, signer, timestamper=tsa.timestamper(session),
-                                   stamp_style=stamp_style(font_path, request.stamp.seal_image))
+            pdf_signer = VersionKeepingSigner(
+                metadata, signer, timestamper=tsa.timestamper(session),
+                stamp_style=stamp_style(font_path, request.stamp.seal_image))
             await pdf_signer.async_sign_pdf(
                 writer, existing_fields_only=True, output=out,
                 appearance_text_params=request.stamp.text_params())
@@ -162,8 +177,8 @@ async def async_seal_pdf(pdf: bytes, signer: Signer, tsa: TimestampAuthority,
     out = io.BytesIO()
     try:
         async with aiohttp.ClientSession() as session:
-            await PdfSigner(metadata, signer, timestamper=tsa.timestamper(session)
-                            ).async_sign_pdf(writer, output=out)
+            await VersionKeepingSigner(metadata, signer, timestamper=tsa.timestamper(session)
+                                       ).async_sign_pdf(writer, output=out)
     except (TimestampRequestError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         raise TimestampUnavailable("时间戳服务不可用，未签章",
                                    f"the timestamp authority is unavailable: {exc}") from None

@@ -25,7 +25,8 @@ from pipeline.record.store import Archival, archive_path
 from pipeline.render.libreoffice import ConverterPool
 from pipeline.signing_setup import signing_environment
 from signing.ca import LocalCA
-from signing.ltv import add_long_term_validation
+from signing.ltv import LONG_TERM_CHANGES, add_long_term_validation
+from signing.revisions import check_revision
 from signing.sign import seal_pdf
 from signing.validation import validate_pdf
 
@@ -55,7 +56,13 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
             raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
                                  "the document cannot close: " + "; ".join(reasons))
         env = signing_environment(settings)
-        final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+        head = store.get(state.head_revision)
+        final = add_long_term_validation(head, env.trust, env.tsa)
+        stray = check_revision(head, final, LONG_TERM_CHANGES)
+        if stray:
+            raise OperationFailed(f"长期验证数据之外还有修改：{stray[0].zh}",
+                                  f"closing changed more than revision data and the document "
+                                  f"timestamp: {stray[0].en}")
         report = validate_pdf(final, env.trust.offline(), offline=True)
         if not report.valid:
             raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
