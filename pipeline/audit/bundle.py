@@ -70,13 +70,22 @@ def bundle_bytes(settings: Settings, document_id: str) -> tuple[bytes, dict[str,
         AUDIT_DB: bundle_database(settings, package["ledger"], report,
                                   datetime.now(settings.zone)),
     }
-    return write_bundle(settings, document_id, state.number, members, out)
+    return zip_bundle(settings, document_id, state.number, members)
 
 
 def write_bundle(settings: Settings, document_id: str, number: str,
                  members: dict[str, bytes], out: Path) -> dict[str, Any]:
     """Write ``members`` with their manifest, signed by the system key, as the zip ``out``;
     return the manifest."""
+    data, manifest = zip_bundle(settings, document_id, number, members)
+    write_atomic(out, data)
+    return manifest
+
+
+def zip_bundle(settings: Settings, document_id: str, number: str,
+               members: dict[str, bytes]) -> tuple[bytes, dict[str, Any]]:
+    """Return ``members`` with their manifest, signed by the system key, as a zip (and the
+    manifest)."""
     manifest = {"document": document_id, "number": number,
                 "exported_at": datetime.now(UTC).isoformat(),
                 "files": {name: sha256(data) for name, data in members.items()}}
