@@ -16,7 +16,7 @@ import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -177,7 +177,19 @@ class SignInNeeded(Exception):
 
 
 async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
+    # Back to the page asked for after signing in (a signer arriving from its mail link).
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if wanted == "/":
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
+
+
+def local_path(value: str | None) -> str:
+    """Return ``value`` if it is a path on this site (never another host), else ``/``."""
+    if (not value or not value.startswith("/") or value.startswith(("//", "/\\"))
+            or any(ord(c) < 32 for c in value)):
+        return "/"
+    return value
 
 
 def signed_in(request: Request) -> Principal:
