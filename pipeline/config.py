@@ -68,6 +68,8 @@ class Settings:
     s3_region: str = ""
     # Unset keys let boto3 look further (shared config file, instance role); the secrets are
     # kept out of repr() so that a logged Settings never shows them.
+    # The local CA's key passphrase; empty: the random one `init` keeps in data/ca/passphrase.
+    ca_passphrase: str = field(default="", repr=False)
     aws_access_key_id: str = field(default="", repr=False)
     aws_secret_access_key: str = field(default="", repr=False)
     aws_session_token: str = field(default="", repr=False)
@@ -131,6 +133,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
     return Settings(
         data_dir=Path(data_dir or env.get("COUNTERSIGN_DATA") or "data").resolve(),
         timezone=env.get("COUNTERSIGN_TIMEZONE", "Asia/Shanghai"),
+        ca_passphrase=env.get("COUNTERSIGN_CA_PASSPHRASE", ""),
         pool_size=int(env.get("COUNTERSIGN_POOL_SIZE", "0")),
         conversion_timeout_s=float(env.get("COUNTERSIGN_CONVERSION_TIMEOUT", "60")),
         conversions_per_process=int(env.get("COUNTERSIGN_CONVERSIONS_PER_PROCESS", "200")),

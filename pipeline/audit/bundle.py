@@ -32,8 +32,7 @@ from pipeline.errors import BadInput
 from pipeline.record import ledger
 from pipeline.record.files import write_atomic
 from pipeline.record.store import sha256
-from pipeline.signing_setup import signing_environment
-from signing.ca import LocalCA
+from pipeline.signing_setup import local_ca, signing_environment
 from signing.trust import TrustSettings, load_certificates, validation_context
 from signing.validation import validate_pdf
 
@@ -90,7 +89,7 @@ def zip_bundle(settings: Settings, document_id: str, number: str,
                 "exported_at": datetime.now(UTC).isoformat(),
                 "files": {name: sha256(data) for name, data in members.items()}}
     manifest_bytes = ledger.canonical(manifest).encode("utf-8")
-    signer = LocalCA.open(settings.ca_dir).system_signer()
+    signer = local_ca(settings).system_signer()
     signature = asyncio.run(signer.async_sign_general_data(manifest_bytes, "sha256",
                                                            detached=True))
     buffer = io.BytesIO()

@@ -23,8 +23,7 @@ from pipeline.record import ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.record.store import Archival, archive_path
 from pipeline.render.libreoffice import ConverterPool
-from pipeline.signing_setup import signing_environment
-from signing.ca import LocalCA
+from pipeline.signing_setup import local_ca, signing_environment
 from signing.ltv import LONG_TERM_CHANGES, add_long_term_validation
 from signing.revisions import check_revision
 from signing.sign import seal_pdf
@@ -82,7 +81,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     certificate = seal_pdf(
         pool.convert(certificate_docx(state, template, events, state.head_revision,
                                       settings.zone)),
-        LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
+        local_ca(settings).system_signer(), env.tsa, env.trust,
         "完成证明 / certificate of completion")
     retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
                                   template.retention_years)
