@@ -9,6 +9,8 @@ APT_PACKAGES := python3 python3-venv python3-uno libreoffice-writer-nogui \
 	poppler-utils softhsm2 opensc chromium
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in mails and the address init prints point at the service as it is run here.
+export COUNTERSIGN_BASE_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: run test test-fast screenshots install system lint bench templates fuzz
 

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from api import pages, routes
+from api.docs import add_offline_docs
 from api.errors import (
     ApiError,
     api_error_handler,
@@ -32,7 +33,7 @@ from api.headers import SecurityHeaders
 from api.limits import BodyLimit, BodyTooLarge
 from api.workers import start_signers
 from pipeline.audit.sandbox import VerificationPool
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings, configure_logging, debug_enabled, load_settings
 from pipeline.documents.followup import follow_up
 from pipeline.errors import ConversionError, CountersignError
 from pipeline.outbound.outbox import deliver_mail
@@ -97,10 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     WebhookSecretMissing when webhooks are configured without a secret: the service does
     not start rather than send events anyone could forge."""
+    configure_logging(debug_enabled())  # libraries' logs only when debugging
     settings = settings or load_settings()
     require_webhook_secret(settings)
     app = FastAPI(title="Countersign", version=version("countersign"), lifespan=lifespan,
-                  description="会签 · document generation and per-party e-signatures")
+                  description="会签 · document generation and per-party e-signatures",
+                  docs_url=None, redoc_url=None)
+    add_offline_docs(app)
     app.state.settings = settings
     app.state.jobs = JobBoard()
     # Untrusted PDFs are verified in processes of their own, started on first use.
@@ -117,9 +121,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(BodyTooLarge, body_too_large_handler)
     app.add_exception_handler(pages.SignInNeeded, pages.sign_in_first)
     app.add_exception_handler(pages.PageRefused, pages.refused_page)
-    app.add_exception_handler(CountersignError, countersign_error_handler)
-    app.add_exception_handler(SigningError, countersign_error_handler)
-    app.add_exception_handler(ApiError, api_error_handler)
-    app.add_exception_handler(RequestValidationError, request_validation_handler)
-    app.add_exception_handler(Exception, unexpected_error_handler)
+    # The API answers JSON; a page answers an HTML page with the same status and message.
+    app.add_exception_handler(CountersignError, pages.as_page(countersign_error_handler))
+    app.add_exception_handler(SigningError, pages.as_page(countersign_error_handler))
+    app.add_exception_handler(ApiError, pages.as_page(api_error_handler))
+    app.add_exception_handler(RequestValidationError,
+                              pages.as_page(request_validation_handler))
+    app.add_exception_handler(Exception, pages.as_page(unexpected_error_handler))
     return app

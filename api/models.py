@@ -80,6 +80,25 @@ class ReasonRequest(BaseModel):
     reason: str
 
 
+class ResolveRequest(BaseModel):
+    """An issue's result (结果确认), recorded before the responsible department signs."""
+
+    text: str
+
+
+class ReviseRequest(BaseModel):
+    """The changed form of a declined document; the parties stay the same unless named."""
+
+    data: dict[str, Any]
+    parties: list[Binding] | None = None
+
+
+class ReassignRequest(BaseModel):
+    field: str
+    to: str
+    reason: str
+
+
 class SignatureVerdict(BaseModel):
     field: str
     signer: str
@@ -91,13 +110,21 @@ class SignatureVerdict(BaseModel):
     coverage: str | None = None
     certificate_sha256: str | None = None
     problems: list[str]
+    # ETSI EN 319 102-1: TOTAL_PASSED | INDETERMINATE | TOTAL_FAILED, and its subindication.
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
+    warnings: list[str] = []
+    changes_after_signing: list[str] = []
 
 
 class Verdict(BaseModel):
     valid: bool
+    indication: str = "INDETERMINATE"
+    subindication: str | None = None
     signatures: list[SignatureVerdict]
     document_timestamps: list[SignatureVerdict] = []
     problems: list[str]
+    warnings: list[str] = []
 
 
 class LedgerVerdict(BaseModel):

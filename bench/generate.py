@@ -35,7 +35,7 @@ from pipeline.render.docx import render_docx
 from pipeline.render.generation import converter_pool
 
 TEMPLATE = "requirement_confirmation"
-EXAMPLE = json.loads((ROOT / "tests" / "examples" / f"{TEMPLATE}.json")
+EXAMPLE = json.loads((ROOT / "examples" / f"{TEMPLATE}.json")
                      .read_text(encoding="utf-8"))
 PDF_A_2B = 'pdf:writer_pdf_Export:{"SelectPdfVersion":{"type":"long","value":"2"}}'
 

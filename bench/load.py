@@ -49,7 +49,7 @@ from pipeline.people.access import create_token
 from pipeline.people.parties import add_party
 from pipeline.people.setup import initialise
 
-EXAMPLE = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
+EXAMPLE = json.loads((ROOT / "examples" / "requirement_confirmation.json")
                      .read_text(encoding="utf-8"))
 
 

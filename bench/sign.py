@@ -44,7 +44,7 @@ from pipeline.people.parties import DEMO_PASSPHRASE
 from pipeline.people.setup import initialise
 from signing.ca import LocalCA
 
-FORM = json.loads((ROOT / "tests" / "examples" / "requirement_confirmation.json")
+FORM = json.loads((ROOT / "examples" / "requirement_confirmation.json")
                   .read_text(encoding="utf-8"))
 
 

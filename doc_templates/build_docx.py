@@ -9,7 +9,12 @@ bordered four-column table with the seed's fields in the seed's order, lists and
 real table rows (docxtpl ``{%tr %}`` loops), a 备注 row, and a signature block with one row per
 role member. Each signature cell carries a white 1 pt marker ``[[sig:ROLE]]`` (or
 ``[[sig:ROLE:N]]`` for a parallel group) that the signing step finds in the PDF to place the
-signature field; CJK text is set in Noto Serif/Sans CJK SC with the East-Asian language zh-CN.
+signature field inside that cell's borders; the signer's date is part of the signature
+stamp, so there is no date column to leave blank. CJK text is set in Noto Serif/Sans CJK SC
+with the East-Asian language zh-CN; Latin text keeps a Latin language (en-US) so that words
+break between words, never inside one. Pages after the first repeat the title and number
+in their header, and the rows before the signature block keep with it, so the block is never
+alone on a page.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ SERIF = "Noto Serif CJK SC"
 SANS = "Noto Sans CJK SC"
 HERE = Path(__file__).resolve().parent
 COLUMN_WIDTHS_CM = (3.2, 4.8, 3.2, 4.8)
+# The signature cell spans the middle two columns (8 cm) and is this tall: room for the seal
+# and the signer's name and date-time at a legible size (signing/appearance.py).
+SIGNATURE_ROW_CM = 2.3
 LABEL_SHADE = "F2F2F2"
 SECTION_SHADE = "D9E2F3"
 
@@ -207,7 +215,9 @@ def _document_defaults(doc) -> None:
         fonts.set(qn(attr), SERIF)
     rpr_default.insert(0, fonts)
     lang = OxmlElement("w:lang")
-    lang.set(qn("w:val"), "zh-CN")
+    # w:val is the language of Latin text: a CJK language there lets the layout break
+    # English words anywhere, as it breaks Chinese.
+    lang.set(qn("w:val"), "en-US")
     lang.set(qn("w:eastAsia"), "zh-CN")
     lang.set(qn("w:bidi"), "ar-SA")
     rpr_default.append(lang)
@@ -215,6 +225,24 @@ def _document_defaults(doc) -> None:
     normal.font.name = SERIF
     normal.font.size = Pt(10.5)
     normal.element.rPr.rFonts.set(qn("w:eastAsia"), SERIF)
+
+
+def _continuation_header(section, layout: TemplateLayout) -> None:
+    """Pages after the first carry the title and the number, so a page that holds only the
+    end of the table (or the signature block) still says which document it belongs to."""
+    paragraph = section.header.paragraphs[0]
+    paragraph.alignment = WD_ALIGN_PARAGRAPH.RIGHT
+    _set_run_fonts(paragraph.add_run(f"{layout.title}　{layout.number_label}："), font=SANS,
+                   size=9, bold=True)
+    _set_run_fonts(paragraph.add_run("{{ number }}"), size=9)
+    border = OxmlElement("w:pBdr")
+    bottom = OxmlElement("w:bottom")
+    for attr, value in (("w:val", "single"), ("w:sz", "4"), ("w:space", "1"),
+                        ("w:color", "808080")):
+        bottom.set(qn(attr), value)
+    border.append(bottom)
+    paragraph._p.get_or_add_pPr().append(border)
+    section.first_page_header.is_linked_to_previous = False
 
 
 # --- the builder --------------------------------------------------------------------------
@@ -230,12 +258,14 @@ def build(layout: TemplateLayout) -> Document:
     section.left_margin = section.right_margin = Cm(2.5)
     section.top_margin, section.bottom_margin = Cm(2.2), Cm(2.0)
 
-    footer = section.footer.paragraphs[0]
-    footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    for text, field in (("第 ", "PAGE"), (" 页 / 共 ", "NUMPAGES"), (" 页", None)):
-        _set_run_fonts(footer.add_run(text), size=9)
-        if field:
-            _add_field_codes(footer, field)
+    section.different_first_page_header_footer = True
+    for footer in (section.footer.paragraphs[0], section.first_page_footer.paragraphs[0]):
+        footer.alignment = WD_ALIGN_PARAGRAPH.CENTER
+        for text, field in (("第 ", "PAGE"), (" 页 / 共 ", "NUMPAGES"), (" 页", None)):
+            _set_run_fonts(footer.add_run(text), size=9)
+            if field:
+                _add_field_codes(footer, field)
+    _continuation_header(section, layout)
 
     title = doc.paragraphs[0] if doc.paragraphs else doc.add_paragraph()
     title.alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -256,19 +286,27 @@ def build(layout: TemplateLayout) -> Document:
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     table.autofit = False
 
-    for spec in layout.rows:
+    content_rows: list[list] = []  # the cells of the rows added so far (not docxtpl tags)
+    for position, spec in enumerate(layout.rows):
+        if isinstance(spec, Section) and isinstance(
+                next(iter(layout.rows[position + 1:]), None), Signatures):
+            # The last rows before the signature block go to its page with it.
+            for cells in content_rows[-2:]:
+                _keep_with_next(*cells)
         if isinstance(spec, Pair):
             _, cells = _cells(table, [1, 1, 1, 1])
             _label(cells[0], spec.label_a)
             _write(cells[1], spec.value_a)
             _label(cells[2], spec.label_b)
             _write(cells[3], spec.value_b)
+            content_rows.append(cells)
         elif isinstance(spec, Full):
             row, cells = _cells(table, [1, 3])
             _label(cells[0], spec.label)
             _write(cells[1], spec.value)
             if spec.tall:
                 _row_height(row, 1.6)
+            content_rows.append(cells)
         elif isinstance(spec, Section):
             _, (cell,) = _cells(table, [4])
             _write(cell, spec.text, bold=True, font=SANS)
@@ -288,16 +326,16 @@ def build(layout: TemplateLayout) -> Document:
             _write(empty, spec.empty, align=WD_ALIGN_PARAGRAPH.CENTER)
             _tag_row(table, "{%tr endif %}")
         elif isinstance(spec, Signatures):
-            _, headers = _cells(table, [1, 1, 1, 1])
-            for cell, header in zip(headers, ("签署角色", "签字 / 签章", "部门及姓名", "日期"),
-                                    strict=True):
+            _, headers = _cells(table, [1, 2, 1])
+            for cell, header in zip(headers, ("签署角色", "签字 / 签章（含签署时间）",
+                                              "部门及姓名"), strict=True):
                 _label(cell, header)
             _keep_with_next(*headers)
             for role, label, parallel in spec.roles:
                 _tag_row(table, f"{{%tr for s in signers.{role} %}}")
                 marker = f"[[sig:{role}:{{{{ loop.index }}}}]]" if parallel else f"[[sig:{role}]]"
-                row, cells = _cells(table, [1, 1, 1, 1])
-                _row_height(row, 1.8)
+                row, cells = _cells(table, [1, 2, 1])
+                _row_height(row, SIGNATURE_ROW_CM)
                 _cant_split(row)
                 _label(cells[0], label)
                 marker_paragraph = cells[1].paragraphs[0]
@@ -306,7 +344,6 @@ def build(layout: TemplateLayout) -> Document:
                 run.font.color.rgb = RGBColor(0xFF, 0xFF, 0xFF)
                 cells[1].vertical_alignment = WD_CELL_VERTICAL_ALIGNMENT.TOP
                 _write(cells[2], "{{ s.dept }} {{ s.name }}")
-                _write(cells[3], "　　年　　月　　日", align=WD_ALIGN_PARAGRAPH.CENTER)
                 _keep_with_next(*cells)
                 _tag_row(table, "{%tr endfor %}")
         else:
@@ -435,7 +472,8 @@ def _prune_styles(doc) -> None:
     """Keep only the styles the document uses (and what they are based on)."""
     styles = doc.styles.element
     used = {"Normal", "TableNormal", "DefaultParagraphFont", "NoList"}
-    parts = [doc.element, *(s.footer._element for s in doc.sections)]
+    parts = [doc.element, *(part._element for s in doc.sections for part in (
+        s.header, s.footer, s.first_page_header, s.first_page_footer))]
     for part in parts:
         for tag in ("w:pStyle", "w:rStyle", "w:tblStyle"):
             used |= {el.get(qn("w:val")) for el in part.iter(qn(tag))}

@@ -8,6 +8,7 @@ by the small functions at the end, when it is needed.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -67,6 +68,8 @@ class Settings:
     s3_region: str = ""
     # Unset keys let boto3 look further (shared config file, instance role); the secrets are
     # kept out of repr() so that a logged Settings never shows them.
+    # The local CA's key passphrase; empty: the random one `init` keeps in data/ca/passphrase.
+    ca_passphrase: str = field(default="", repr=False)
     aws_access_key_id: str = field(default="", repr=False)
     aws_secret_access_key: str = field(default="", repr=False)
     aws_session_token: str = field(default="", repr=False)
@@ -101,12 +104,36 @@ class Settings:
         return replace(self, data_dir=data_dir)
 
 
+# Libraries that log what they handle (pyHanko logs every rejected revision and every
+# untrusted path with a full traceback) while the application reports the outcome itself.
+LIBRARY_LOGGERS = ("pyhanko", "pyhanko_certvalidator", "pypdf", "pdfminer", "fontTools",
+                   "PIL", "asyncio", "aiohttp", "certomancer", "py.warnings")
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send the application's warnings to stderr, one line each; the libraries' logs (and
+    Python warnings) only when ``verbose``, with their tracebacks. Idempotent."""
+    logging.captureWarnings(True)
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if getattr(h, "countersign", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.countersign = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    handler.setFormatter(logging.Formatter(
+        "%(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"))
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.CRITICAL + 1)
+
+
 def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
     """Return Settings from arguments, then ``COUNTERSIGN_*`` variables, then defaults."""
     env = os.environ
     return Settings(
         data_dir=Path(data_dir or env.get("COUNTERSIGN_DATA") or "data").resolve(),
         timezone=env.get("COUNTERSIGN_TIMEZONE", "Asia/Shanghai"),
+        ca_passphrase=env.get("COUNTERSIGN_CA_PASSPHRASE", ""),
         pool_size=int(env.get("COUNTERSIGN_POOL_SIZE", "0")),
         conversion_timeout_s=float(env.get("COUNTERSIGN_CONVERSION_TIMEOUT", "60")),
         conversions_per_process=int(env.get("COUNTERSIGN_CONVERSIONS_PER_PROCESS", "200")),

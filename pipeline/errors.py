@@ -152,6 +152,13 @@ class UploadRejected(BadInput):
     code = "upload_rejected"
 
 
+class NotPermitted(Forbidden):
+    """The caller's role may take the action, but not on this document: it is not the
+    document's creator, not a party to it, not the one whose step it is (HTTP 403)."""
+
+    code = "not_permitted"
+
+
 class Conflict(OperationFailed):
     """Another signature landed on the document first."""
 
@@ -161,3 +168,11 @@ class Conflict(OperationFailed):
 class ClosureRefused(OperationFailed):
     code = "closure_refused"
 
+
+
+
+
+class ResolutionRequired(NotYourTurn):
+    """A signature waits for a field its role must fill first (an issue's 结果确认)."""
+
+    code = "resolution_required"

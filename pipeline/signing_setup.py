@@ -58,11 +58,16 @@ def _version(path: Path | None) -> float:
 @lru_cache(maxsize=16)
 def _trust(ca_dir: Path, roots_file: Path | None, crl_versions: tuple[float, ...],
            roots_version: float, settings: Settings) -> TrustSettings:
-    local = LocalCA.open(ca_dir).trust()
+    local = LocalCA.open(ca_dir, settings.ca_passphrase or None).trust()
     extra = configured_roots(settings)
     return TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
                          crls=local.crls, allow_fetching=bool(settings.fetch_allow),
                          fetch_allow=settings.fetch_allow)
+
+
+def local_ca(settings: Settings) -> LocalCA:
+    """Return the deployment's local CA, opened with its configured passphrase."""
+    return LocalCA.open(settings.ca_dir, settings.ca_passphrase or None)
 
 
 def trust_for(settings: Settings) -> TrustSettings:
@@ -71,23 +76,24 @@ def trust_for(settings: Settings) -> TrustSettings:
     Cached until a CRL or the roots file changes: verification is a hot path and must not
     re-read and re-parse the CA for every document.
     """
-    LocalCA.open(settings.ca_dir).refresh_crls()
+    local_ca(settings).refresh_crls()
     crls = tuple(_version(settings.ca_dir / f"{label}.crl") for label in ("root", "issuing"))
     return _trust(settings.ca_dir, settings.trust_roots_file, crls,
                   _version(settings.trust_roots_file), settings)
 
 
 @lru_cache(maxsize=16)
-def _local_tsa(ca_dir: Path, passphrase_version: float) -> TimestampAuthority:
+def _local_tsa(ca_dir: Path, passphrase_version: float, passphrase: str) -> TimestampAuthority:
     # Decrypting the TSA key is deliberately slow (scrypt): do it once per process.
-    return LocalCA.open(ca_dir).timestamp_authority()
+    return LocalCA.open(ca_dir, passphrase or None).timestamp_authority()
 
 
 def timestamp_authority(settings: Settings) -> TimestampAuthority:
     """Return the deployment's TSA: ``COUNTERSIGN_TSA_URL``, or the local CA's own."""
     if settings.tsa_url:
         return TimestampAuthority(url=settings.tsa_url)
-    return _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key"))
+    return _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key"),
+                      settings.ca_passphrase)
 
 
 def signing_environment(settings: Settings) -> SigningEnvironment:

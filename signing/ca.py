@@ -1,8 +1,8 @@
 """The local certificate authority of the embedded default install.
 
 ``data/ca/`` holds a root CA, an issuing CA, a timestamp authority and their CRLs. Private
-keys are stored encrypted (PKCS#8, AES-256) under the CA passphrase: ``COUNTERSIGN_CA_PASSPHRASE``
-when set, otherwise a random one written to ``data/ca/passphrase`` (mode 0600) by ``init`` —
+keys are stored encrypted (PKCS#8, AES-256) under the CA passphrase: the one the application
+passes in when it has one, otherwise a random one written to ``data/ca/passphrase`` (mode 0600) —
 the embedded default trades an operator-held secret for zero setup; an enterprise brings its
 own CA and trust roots instead.
 
@@ -12,7 +12,6 @@ when it is older than a day; there is no network service to ask.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,33 +82,32 @@ class LocalCA:
     # --- creation and opening ------------------------------------------------------------
 
     @staticmethod
-    def passphrase_for(folder: Path) -> str:
-        """Return the CA passphrase: the environment's, or the one kept beside the CA."""
-        from_env = os.environ.get("COUNTERSIGN_CA_PASSPHRASE")
-        if from_env:
-            return from_env
+    def passphrase_for(folder: Path, given: str | None = None) -> str:
+        """Return the CA passphrase: ``given``, or the one kept beside the CA."""
+        if given:
+            return given
         stored = folder / "passphrase"
         if stored.is_file():
             return stored.read_text(encoding="utf-8").strip()
-        raise KeyStoreError("找不到 CA 口令（COUNTERSIGN_CA_PASSPHRASE）",
-                            f"no CA passphrase: set COUNTERSIGN_CA_PASSPHRASE or keep {stored}")
+        raise KeyStoreError("找不到 CA 口令", f"no CA passphrase given and none kept in {stored}")
 
     @classmethod
     def exists(cls, folder: Path) -> bool:
         return all((folder / name).is_file() for name in cls.FILES)
 
     @classmethod
-    def open(cls, folder: Path) -> LocalCA:
+    def open(cls, folder: Path, passphrase: str | None = None) -> LocalCA:
+        """Return the CA in ``folder``, its keys under ``passphrase`` (default: the kept one)."""
         if not cls.exists(folder):
             raise KeyStoreError(f"{folder} 中没有本地 CA，请先运行 countersign init",
                                 f"no local CA in {folder}: run `countersign init` first")
-        return cls(folder, cls.passphrase_for(folder))
+        return cls(folder, cls.passphrase_for(folder, passphrase))
 
     @classmethod
-    def create(cls, folder: Path) -> LocalCA:
-        """Create root, issuing CA and TSA in ``folder`` (which must not hold a CA yet)."""
+    def create(cls, folder: Path, passphrase: str | None = None) -> LocalCA:
+        """Create root, issuing CA and TSA in ``folder`` (which must not hold a CA yet), their
+        keys under ``passphrase`` or, without one, under a random one kept beside them."""
         folder.mkdir(parents=True, exist_ok=True)
-        passphrase = os.environ.get("COUNTERSIGN_CA_PASSPHRASE")
         if not passphrase:
             passphrase = secrets.token_urlsafe(32)
             stored = folder / "passphrase"

@@ -2,7 +2,9 @@
 signature, one per role member, each locking itself once signed.
 
 A template's signature cell carries a white 1 pt marker ``[[sig:ROLE]]`` (``[[sig:ROLE:N]]``
-for the N-th member of a parallel group) at its top-left corner; the field covers the cell.
+for the N-th member of a parallel group) at its top-left corner. The field fills the cell
+inside its drawn borders (never on them); a cell without borders gets a box of the default
+size below and to the right of the marker.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pdfminer.high_level import extract_pages
-from pdfminer.layout import LAParams, LTTextContainer, LTTextLine
+from pdfminer.layout import LAParams, LTLine, LTRect, LTTextContainer, LTTextLine
 from pdfminer.pdfparser import PDFSyntaxError
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -28,10 +30,14 @@ from pyhanko.sign.fields import (
 from signing.errors import NotAPdf, SignatureFieldError
 
 MARKER = re.compile(r"\[\[sig:([a-z_]+)(?::(\d+))?\]\]")
-# The signature cell is 4.8 cm × 1.8 cm (doc_templates/build_docx.py); the marker sits in its
-# top-left corner, inside the cell padding.
+# A cell without drawn borders: a box this size below and right of the marker.
 FIELD_WIDTH = 128.0
 FIELD_HEIGHT = 46.0
+# Distance kept from a cell's border lines, so a stamp never covers one.
+BORDER_GAP = 2.0
+# A border is a line (or a rectangle this thin); a field smaller than this is not a cell.
+RULE_THICKNESS = 1.5
+MIN_FIELD = (40.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,39 @@ def _lines(container):
             yield from _lines(item)
 
 
+def _rules(page) -> tuple[list[tuple[float, float, float]], list[tuple[float, float, float]]]:
+    """Return the page's horizontal rules (y, x from, x to) and vertical ones (x, y from,
+    y to): drawn lines, and rectangles thin enough to be lines."""
+    horizontal, vertical = [], []
+    for item in page:
+        if not isinstance(item, LTLine | LTRect):
+            continue
+        x0, y0, x1, y1 = item.bbox
+        if y1 - y0 <= RULE_THICKNESS and x1 - x0 > RULE_THICKNESS:
+            horizontal.append(((y0 + y1) / 2, x0, x1))
+        elif x1 - x0 <= RULE_THICKNESS and y1 - y0 > RULE_THICKNESS:
+            vertical.append(((x0 + x1) / 2, y0, y1))
+    return horizontal, vertical
+
+
+def cell_box(page, x: float, y: float) -> tuple[float, float, float, float] | None:
+    """Return the box inside the borders of the table cell around (x, y), kept
+    BORDER_GAP away from them, or None when no bordered cell encloses the point."""
+    horizontal, vertical = _rules(page)
+    crossing_x = [rule for rule in horizontal if rule[1] - 1 <= x <= rule[2] + 1]
+    crossing_y = [rule for rule in vertical if rule[1] - 1 <= y <= rule[2] + 1]
+    top = min((r[0] for r in crossing_x if r[0] > y), default=None)
+    bottom = max((r[0] for r in crossing_x if r[0] < y), default=None)
+    left = max((r[0] for r in crossing_y if r[0] < x), default=None)
+    right = min((r[0] for r in crossing_y if r[0] > x), default=None)
+    if None in (top, bottom, left, right):
+        return None
+    box = (left + BORDER_GAP, bottom + BORDER_GAP, right - BORDER_GAP, top - BORDER_GAP)
+    if box[2] - box[0] < MIN_FIELD[0] or box[3] - box[1] < MIN_FIELD[1]:
+        return None
+    return box
+
+
 def find_signature_places(pdf: bytes) -> list[SignaturePlace]:
     """Return every signature place marked in ``pdf``, in document order."""
     places = []
@@ -68,12 +107,14 @@ def find_signature_places(pdf: bytes) -> list[SignaturePlace]:
     for page_index, page in enumerate(pages):
         for line in _lines(page):
             for match in MARKER.finditer(line.get_text()):
-                x0, _, _, top = line.bbox
+                x0, y0, _, top = line.bbox
                 role, member = match.group(1), match.group(2)
                 number = int(member) if member else None
+                box = cell_box(page, x0 + 0.5, (y0 + top) / 2) or (
+                    x0 - 3, top - FIELD_HEIGHT, x0 - 3 + FIELD_WIDTH, top + 1)
                 places.append(SignaturePlace(
                     field=field_name(role, number), role=role, member=number, page=page_index,
-                    box=(x0 - 3, top - FIELD_HEIGHT, x0 - 3 + FIELD_WIDTH, top + 1)))
+                    box=box))
     return places
 
 

@@ -18,10 +18,14 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation.dss import async_add_validation_info
 
 from signing.errors import SigningFailed, TimestampUnavailable
+from signing.revisions import Permitted
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings, validation_context
 
 ARCHIVE_TIMESTAMP_FIELD = "archive-timestamp"
+# All that adding long-term validation may write: revision data and the archive timestamp.
+LONG_TERM_CHANGES = Permitted(timestamp_fields=frozenset({ARCHIVE_TIMESTAMP_FIELD}),
+                              revision_data=True)
 
 
 async def async_add_long_term_validation(pdf: bytes, trust: TrustSettings,

@@ -21,7 +21,7 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields as pyhanko_fields
 from pyhanko.sign.fields import MDPPerm, SigSeedSubFilter
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner
+from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, constants
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import CertificateValidator
@@ -56,6 +56,20 @@ _passed_checks: dict[bytes, float] = {}
 # pyHanko sizes a signature by first making a dummy one (a fifth of the signing time); the
 # room it reserved for a signer and timestamp authority is kept and reserved again.
 _reserved_sizes: dict[tuple[bytes, object], int | None] = {}
+
+
+class VersionKeepingSigner(PdfSigner):
+    """pyHanko's signer, minus one thing: for ECDSA on P-256 it declares the ISO 32002
+    extension and raises the catalog's /Version to 2.0, while the documents here are
+    PDF/A-2b, which is PDF 1.7. ECDSA needs no PDF 2.0 reader in practice, so a document
+    below 2.0 keeps its version and gets only the PAdES (ESIC, base 1.7) extension."""
+
+    def register_extensions(self, pdf_out, *, md_algorithm: str) -> None:
+        if pdf_out.output_version >= (2, 0):
+            super().register_extensions(pdf_out, md_algorithm=md_algorithm)
+        elif self.signature_meta.subfilter == SigSeedSubFilter.PADES:
+            pdf_out.ensure_output_version(version=(1, 7))
+            pdf_out.register_extension(constants.ESIC_EXTENSION_1)
 
 
 @dataclass(frozen=True)
@@ -158,10 +172,10 @@ async def async_sign_pdf(pdf: bytes, request: SignatureRequest, signer: Signer,
     reserved = _reserved_sizes.get(sizing)
     try:
         async with aiohttp.ClientSession() as session:
-            pdf_signer = PdfSigner(metadata, signer, timestamper=tsa.timestamper(session),
-                                   stamp_style=stamp_style(
-                                       stamp_subset(font_path, request.stamp.text()),
-                                       request.stamp.seal_image))
+            pdf_signer = VersionKeepingSigner(
+                metadata, signer, timestamper=tsa.timestamper(session),
+                stamp_style=stamp_style(stamp_subset(font_path, request.stamp.characters()),
+                                        request.stamp.seal_image))
             try:
                 signed = await _sign_into(pdf_signer, writer, request, reserved)
             except SigningError as exc:
@@ -221,8 +235,8 @@ async def async_seal_pdf(pdf: bytes, signer: Signer, tsa: TimestampAuthority,
     out = io.BytesIO()
     try:
         async with aiohttp.ClientSession() as session:
-            await PdfSigner(metadata, signer, timestamper=tsa.timestamper(session)
-                            ).async_sign_pdf(writer, output=out)
+            await VersionKeepingSigner(metadata, signer, timestamper=tsa.timestamper(session)
+                                       ).async_sign_pdf(writer, output=out)
     except (TimestampRequestError, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
         raise TimestampUnavailable("时间戳服务不可用，未签章",
                                    f"the timestamp authority is unavailable: {exc}") from None

@@ -27,6 +27,8 @@ from pyhanko_certvalidator.fetchers.aiohttp_fetchers.util import LazySession
 from pyhanko_certvalidator.fetchers.api import FetchLimits
 from yarl import URL
 
+from signing.cms_support import TolerantSignatureValidator
+
 # Every certificate but the trust anchor needs revocation data (OCSP or CRL) that says it is
 # good; missing or unreachable data fails the validation.
 REVOCATION_MODE = "require"
@@ -114,6 +116,7 @@ def validation_context(trust: TrustSettings, *, moment: datetime | None = None,
         fetcher_backend=_fetcher_backend(trust) if allow else None,
         revocation_mode=REVOCATION_MODE,
         moment=moment,
+        signature_validator=TolerantSignatureValidator(),
     )
 
 

@@ -28,7 +28,7 @@ def test_health_and_templates(tmp_path):
         keys = {item["key"] for item in client.get("/api/templates").json()}
         assert keys == set(TEMPLATE_KEYS)
         one = client.get("/api/templates/meeting_minutes").json()
-        assert one["title"] == "会议纪要" and one["version"] == 1
+        assert one["title"] == "会议纪要" and one["version"] == 2
 
 
 def test_unknown_template_is_a_json_404(tmp_path):
@@ -83,7 +83,8 @@ def test_access_matrix(service, document):
         ("GET", f"{doc}/pdf", {"auditor": 200, "lina": 200, "wangqiang": 404}),
         ("GET", f"{doc}/verify", {"admin": 200, "auditor": 200, "zhangwei": 403}),
         ("GET", "/api/ledger/verify", {"admin": 200, "auditor": 200, "lina": 403}),
-        ("POST", f"{doc}/void", {"auditor": 403, "zhangwei": 403, "wangqiang": 404}),
+        # Only the creator (zhangwei here) or an admin voids: lina, a signer, is refused.
+        ("POST", f"{doc}/void", {"auditor": 403, "lina": 403, "wangqiang": 404}),
         ("POST", f"{doc}/close", {"auditor": 403, "lina": 403}),
         ("POST", f"{doc}/sign", {"admin": 403, "auditor": 403, "wangqiang": 404}),
         ("POST", "/api/parties", {"auditor": 403, "lina": 403}),
@@ -235,9 +236,23 @@ def test_every_endpoint_for_every_role(service):
         ("POST", "/api/documents/{document_id}/upload", b"junk", involved, {"wangqiang"}),
         ("POST", "/api/documents/{document_id}/decline", {"reason": " "}, involved,
          {"wangqiang"}),
-        ("POST", "/api/documents/{document_id}/void", {"reason": " "}, {"admin"},
-         {"wangqiang"}),
+        # The route lets writers through; the use case then refuses all but the creator.
+        ("POST", "/api/documents/{document_id}/void", {"reason": " "}, {"admin", "zhangwei",
+                                                                        "lina"}, {"wangqiang"}),
         ("POST", "/api/documents/{document_id}/close", None, {"admin"}, {"wangqiang"}),
+        ("GET", "/api/documents", None, everyone, set()),
+        ("POST", "/api/documents/{document_id}/reassign",
+         {"field": "receiver", "to": "zhaomin", "reason": " "}, {"admin"} | involved,
+         {"wangqiang"}),
+        ("POST", "/api/documents/{document_id}/resolve", {"text": ""}, {"admin"} | involved,
+         {"wangqiang"}),
+        # Only the creator (the admin here) revises: the signers are refused by the use case.
+        ("POST", "/api/documents/{document_id}/revise", {"data": {}}, {"admin"},
+         {"wangqiang"}),
+        ("GET", "/api/documents/{document_id}/certificate", None, readers | involved,
+         {"wangqiang"}),
+        ("GET", "/api/documents/{document_id}/bundle", None, readers | involved,
+         {"wangqiang"}),
         ("POST", "/api/documents/{document_id}/hold", {"on": True}, {"admin"}, {"wangqiang"}),
         # A role no party has: 403 whatever the document, so it reveals nothing either.
         ("GET", "/api/documents/{document_id}/verify", None, readers, set()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sqlite3
@@ -48,12 +49,40 @@ def test_verify_a_closed_file(closed, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["valid"] and report["long_term"]
-    for item in report["signatures"]:
+    assert report["indication"] == "TOTAL_PASSED" and report["warnings"] == []
+    for item in [*report["signatures"], *report["document_timestamps"]]:
         assert {"field", "signer", "valid", "intact", "trusted", "timestamp",
-                "modification_level", "problems"} <= set(item)
+                "modification_level", "problems", "indication", "subindication"} <= set(item)
+        assert (item["indication"], item["subindication"]) == ("TOTAL_PASSED", None)
     assert [s["signer"] for s in report["signatures"]] == ["张伟 / 市场部", "李娜 / 产品部"]
     page = html.read_text(encoding="utf-8")
     assert "验证报告" in page and "Verification report" in page and "李娜 / 产品部" in page
+
+
+@pytest.mark.slow
+def test_every_revision_stays_pdf_a_2b(closed):
+    """Rendered, prepared, each signature, closure: the XMP claims PDF/A-2b and nothing
+    declares a PDF version above 1.7 (PDF/A-2 is based on PDF 1.7)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from pipeline.documents.repository import document_events
+
+    settings, doc = closed
+    count = sum(1 for e in document_events(settings, doc) if e["revision_after"])
+    assert count == 5  # rendered, prepared, requester, receiver, closed
+    for number in range(1, count + 1):
+        pdf = download_revision(settings, doc, number)
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        header = float(pdf[5:8].decode())
+        catalog = float(str(reader.root.get("/Version", "/1.0"))[1:])
+        assert max(header, catalog) <= 1.7, (number, header, catalog)
+        extensions = reader.root.get("/Extensions", {})
+        for entry in extensions.values():
+            for ext in entry if isinstance(entry, list) else [entry]:
+                assert float(str(ext["/BaseVersion"])[1:]) <= 1.7, (number, extensions)
+        xmp = reader.root["/Metadata"].data.decode("utf-8")
+        assert re.search(r'pdfaid:part(>|=")2', xmp), number
+        assert re.search(r'pdfaid:conformance(>|=")B', xmp), number
 
 
 def test_verify_a_ledger_document_records_the_verdict(closed):

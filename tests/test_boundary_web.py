@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -192,6 +193,27 @@ def test_the_cookie_is_a_revocable_session_not_the_token(settings, client):
     assert replay.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
+def test_sign_in_returns_to_the_page_asked_for_and_never_to_another_site(settings, client):
+    asked = "/documents/DOC-elsewhere?focus=sign"  # where a signer's mail link points
+    client.cookies.clear()
+    first = client.get(asked, follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/login?" + urlencode({"next": asked})
+    assert 'name="next" value="/documents/DOC-elsewhere?focus=sign"' in \
+        client.get(first.headers["location"]).text
+    token = create_token(settings, "party", "lina")
+    back = post_form(client, "/login", {"token": token, "next": asked}, follow_redirects=False)
+    assert back.status_code == 303 and back.headers["location"] == asked
+    confirm = client.get("/login/link/some-code?" + urlencode({"next": asked})).text
+    assert 'action="/login/link/some-code?next=%2Fdocuments%2FDOC-elsewhere%3Ffocus%3Dsign"' \
+        in confirm
+    for elsewhere in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "x"):
+        client.cookies.clear()
+        response = post_form(client, "/login", {"token": token, "next": elsewhere},
+                             follow_redirects=False)
+        assert response.headers["location"] == "/", elsewhere
+
+
 def test_the_session_cookie_is_secure_over_https(settings, app):
     https = TestClient(app, base_url="https://sign.example.com")
     token = create_token(settings, "party", "lina")
@@ -235,7 +257,9 @@ def test_a_page_on_another_port_cannot_decline_for_the_signed_in_party(settings,
     blind = client.post(f"/documents/{doc}/decline", data={"reason": "不同意"})
     assert blind.status_code == 403
     assert "declined" not in event_kinds(settings, doc)
-    honest = post_form(client, f"/documents/{doc}/decline", {"reason": "不同意"},
+    # The page's own form, with its confirmation box ticked.
+    honest = post_form(client, f"/documents/{doc}/decline", {"reason": "不同意",
+                                                              "confirm": "yes"},
                        follow_redirects=False)
     assert honest.status_code == 303 and "declined" in event_kinds(settings, doc)
 

@@ -70,9 +70,14 @@ def test_bulk_jsonl_reports_bad_lines_and_completes_the_rest(tmp_path):
     by_line = {r["line"]: r for r in summary["results"]}
     assert "due" in by_line[2]["error"] and "日期格式错误" in by_line[2]["error"]
     assert "invalid JSON" in by_line[3]["error"]
+    # Bulk output is never tracked: drafts, no official numbers taken from the sequence.
     assert sorted(p.name for p in out.glob("*.pdf")) == sorted(
-        f"{by_line[n]['number']}.pdf" for n in (1, 4))
-    assert "运维" in by_line[4]["number"]
+        f"{by_line[n]['number']}-{n}.pdf" for n in (1, 4))
+    assert by_line[1]["number"].endswith("-研发-草稿") and "运维-草稿" in by_line[4]["number"]
+    created = run("generate", "issue_tracking", "--data",
+                  str(write_json(tmp_path / "form.json", good)), "--out",
+                  str(tmp_path / "one.pdf"), "--json", data_dir=tmp_path / "data")
+    assert json.loads(created.stdout)["number"].endswith("-研发-001")
 
 
 @pytest.mark.slow

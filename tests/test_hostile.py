@@ -5,24 +5,44 @@ the process stays up."""
 from __future__ import annotations
 
 import io
+import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.signers import SimpleSigner
 from pypdf import PdfReader, PdfWriter
 
 from pipeline.audit.verify import verify_bytes
+from pipeline.documents.close import close_document
 from pipeline.documents.create import create_document
-from pipeline.documents.repository import document_status, download_revision
+from pipeline.documents.events import EventKind
+from pipeline.documents.repository import (
+    append_checked,
+    document_status,
+    download_revision,
+    load_state,
+    revision_store,
+)
 from pipeline.documents.sign import sign_document
 from pipeline.documents.uploads import UploadRejected, upload_countersigned
+from pipeline.record import ledger
+from signing.ca import LocalCA
+from signing.keys import certificate_sha256
+from tests.support.corpus import overlay_page, sign
 from tests.support.data import initialised
 from tests.support.external import external_sign
 from tests.support.forms import example
+from tests.test_uploads import rejections
 
 pytestmark = pytest.mark.slow  # every attack starts from a document LibreOffice rendered
 BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
+COUNTERSIGN = str(Path(sys.executable).with_name("countersign"))
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +222,72 @@ def test_bad_object_stream(settings, waiting):
     assert not verdict["valid"] and verdict["problems"]
     with pytest.raises(UploadRejected):
         upload_countersigned(settings, waiting, "lina", broken)
+
+
+# --- the first signer's own revision: only the stored previous revision can tell -------------
+
+@pytest.fixture
+def unsigned(settings, pool):
+    """A requirement confirmation nobody has signed: the requester (zhangwei) is first."""
+    return create_document(settings, "requirement_confirmation",
+                           example("requirement_confirmation"),
+                           [("requester", "zhangwei"), ("receiver", "lina")], pool).id
+
+
+def forge_first_signature(settings, doc: str) -> bytes:
+    """The attack: the first signer downloads the prepared PDF and, in the same incremental
+    update as its own genuine, timestamped certification signature, paints a new total over
+    page 1. Its signature covers its own revision, so on its own the file verifies."""
+    signer = SimpleSigner.load_pkcs12(str(settings.keys_dir / "zhangwei.p12"),
+                                      passphrase=b"demo")
+    tsa = LocalCA.open(settings.ca_dir).timestamp_authority().timestamper()
+    return sign(download_revision(settings, doc), signer, "requester", timestamper=tsa,
+                certify=True, before=overlay_page)
+
+
+def test_a_first_signer_repainting_page_1_is_refused(settings, unsigned, tmp_path):
+    forged = forge_first_signature(settings, unsigned)
+    assert verify_bytes(settings, forged)["valid"]  # nothing in the file itself betrays it
+    before = document_status(settings, unsigned)
+    with pytest.raises(UploadRejected) as caught:
+        upload_countersigned(settings, unsigned, "zhangwei", forged)
+    message = str(caught.value)
+    assert "besides its signature in field requester" in message
+    assert "page 1 content changed" in message and "\n" not in message
+    assert document_status(settings, unsigned).revision == before.revision
+    recorded = rejections(settings, unsigned)[-1]
+    assert any("page 1 content changed" in d for d in recorded["details"])
+    path = tmp_path / "forged.pdf"
+    path.write_bytes(forged)
+    cli = [COUNTERSIGN, "--data-dir", str(settings.data_dir), "upload", unsigned, str(path),
+           "--as", "zhangwei"]
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "page 1 content changed" in result.stderr and "Traceback" not in result.stderr
+    assert recorded["reason_en"].startswith("besides its signature")
+
+
+def test_verify_document_catches_a_forged_first_revision_the_ledger_accepted(
+        settings, unsigned, pool):
+    """Had the forgery been accepted (an older version, a bypassed check), the next party
+    signs, the document closes, and verify --document still finds it in the stored
+    revisions."""
+    forged = forge_first_signature(settings, unsigned)
+    state = load_state(settings, unsigned)
+    digest = revision_store(settings).put(forged)
+    cert = PdfFileReader(io.BytesIO(forged)).embedded_signatures[0].signer_cert
+    append_checked(settings, state, [ledger.new_event(
+        unsigned, EventKind.UPLOAD_ACCEPTED, "zhangwei",
+        {"field": "requester", "role": "requester", "party": "zhangwei",
+         "certificate_sha256": certificate_sha256(cert)},
+        revision_before=state.head_revision, revision_after=digest)])
+    sign_document(settings, unsigned, "lina", "demo")
+    close_document(settings, unsigned, pool)
+    cli = [COUNTERSIGN, "--data-dir", str(settings.data_dir), "verify", "--document",
+           unsigned, "--json"]
+    result = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stderr == ""
+    verdict = json.loads(result.stdout)
+    assert not verdict["valid"] and verdict["indication"] == "TOTAL_FAILED"
+    assert any("upload-accepted by zhangwei" in p and "page 1 content changed" in p
+               for p in verdict["problems"]), verdict["problems"]

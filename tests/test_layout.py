@@ -84,3 +84,12 @@ def test_no_module_over_450_lines():
     long = {name: count for name, path in _modules().items()
             if (count := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_only_config_reads_the_environment():
+    # LibreOffice's child process inherits the environment; nothing else reads settings there.
+    allowed = {"pipeline.config", "pipeline.render.libreoffice"}
+    readers = sorted(name for name, path in _modules().items() if name not in allowed
+                     and ("os.environ" in (text := path.read_text(encoding="utf-8"))
+                          or "getenv" in text))
+    assert readers == []

@@ -49,3 +49,12 @@ def test_eight_processes_fifty_each_no_duplicate_no_gap(tmp_path: Path):
     assert len(set(numbers)) == 400
     sequence = sorted(int(n.rsplit("-", 1)[1]) for n in numbers)
     assert sequence == list(range(1, 401))
+
+
+def test_a_revision_keeps_the_number_with_a_version_mark():
+    from pipeline.forms.numbering import next_version, version_of
+
+    assert next_version("2026-市场-001") == "2026-市场-001 第2版"
+    assert next_version("2026-市场-001 第2版") == "2026-市场-001 第3版"
+    assert version_of("WT-2026-研发-003 第12版") == ("WT-2026-研发-003", 12)
+    assert version_of("2026-市场-001") == ("2026-市场-001", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,12 +14,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from pipeline.config import Settings
+from pipeline.config import Settings, load_settings
 from pipeline.people.parties import DEMO_PARTIES, add_party, list_parties
 from pipeline.people.setup import initialise
+from pipeline.signing_setup import local_ca
 from signing.appearance import Stamp
 from signing.ca import LocalCA
-from signing.errors import WrongPassphrase
+from signing.errors import KeyStoreError, WrongPassphrase
 from signing.fields import find_signature_places, prepare_fields
 from signing.fonts import stamp_font
 from signing.keys import load_pkcs12_signer
@@ -73,6 +75,20 @@ def test_private_keys_are_never_stored_unencrypted(initialised):
     key, cert, _ = pkcs12.load_key_and_certificates(p12, b"demo")
     assert cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == "张伟"
     assert key.public_key() == cert.public_key()  # the key that goes with the certificate
+
+
+def test_an_operator_held_ca_passphrase_is_never_written_down(tmp_path, monkeypatch):
+    monkeypatch.setenv("COUNTERSIGN_CA_PASSPHRASE", "operator secret")
+    settings = load_settings(tmp_path / "held")
+    assert settings.ca_passphrase == "operator secret"
+    initialise(settings)
+    assert not (settings.ca_dir / "passphrase").exists()
+    assert local_ca(settings).trust().roots  # opened with the configured passphrase
+    with pytest.raises(KeyStoreError, match="no CA passphrase"):
+        LocalCA.open(settings.ca_dir)  # nothing kept beside the keys to fall back on
+    wrong = replace(settings, ca_passphrase="guess")
+    with pytest.raises(KeyStoreError, match="wrong CA passphrase"):
+        local_ca(wrong).timestamp_authority()
 
 
 def test_issued_certificate_names_the_party(initialised, tmp_path):

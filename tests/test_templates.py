@@ -21,7 +21,7 @@ def test_four_seed_templates_with_versions_and_titles():
     assert set(templates) == set(TEMPLATE_KEYS)
     assert templates["requirement_confirmation"].title_zh == "需求确认函"
     assert templates["meeting_minutes"].title_zh == "会议纪要"
-    assert {key: t.version for key, t in templates.items()} == dict.fromkeys(TEMPLATE_KEYS, 1)
+    assert {key: t.version for key, t in templates.items()} == dict.fromkeys(TEMPLATE_KEYS, 2)
 
 
 def test_roles_in_order_parallel_groups_deadlines_and_closure():

@@ -70,19 +70,25 @@ def test_create_form_validation_and_document_page(web):
     form = client.get("/templates/requirement_confirmation/new")
     assert "需求背景与目标" in form.text and "Background and goal" in form.text
     bad = post_form(client, "/templates/requirement_confirmation/new", {
-        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "",
-        "details": "积分规则", "expected_delivery": "2024-13-40", "priority": "高",
+        "requester.dept": "市场部", "requester.name": "张伟", "receiver.dept": "产品部",
+        "receiver.name": "李娜", "background": "", "details": "积分规则",
+        "expected_delivery": "2024-13-40", "priority": "高",
         "role:requester": "zhangwei", "role:receiver": "lina"})
     assert bad.status_code == 422
-    assert "background: 缺少必填字段" in bad.text and "expected_delivery: 日期格式错误" in bad.text
+    # Messages use the field's label; what was typed and chosen stays in the form.
+    assert "需求背景与目标：缺少必填字段" in bad.text and "期望交付时间：日期格式错误" in bad.text
+    assert 'value="张伟"' in bad.text and 'value="2024-13-40"' in bad.text
+    assert '<option value="lina" selected>' in bad.text
     good = post_form(client, "/templates/requirement_confirmation/new", {
-        "requester": "市场部 | 张伟 | 经理", "receiver": "产品部 | 李娜",
+        "requester.dept": "市场部", "requester.name": "张伟", "requester.title": "经理",
+        "receiver.dept": "产品部", "receiver.name": "李娜",
         "background": "提升留存", "details": "积分规则\n兑换商品", "expected_delivery":
         "2024-06-30", "priority": "高", "role:requester": "zhangwei",
         "role:receiver": "lina"}, follow_redirects=False)
     assert good.status_code == 303
     page = client.get(good.headers["location"])
-    assert "需求确认函" in page.text and "awaiting_signatures" in page.text
+    assert "需求确认函" in page.text and 'data-status="awaiting_signatures"' in page.text
+    assert "文档已创建" in page.text and "张伟（市场部）" in page.text
     assert 'src="/documents/' in page.text
     image = client.get(re.search(r'src="(/documents/[^"]+\.png[^"]*)"', page.text).group(1))
     assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
@@ -94,10 +100,11 @@ def test_a_party_never_sees_another_partys_document(web):
     client.cookies.clear()
     sign_in(client, create_token(settings, "admin", label="ops2"))
     created = post_form(client, "/templates/requirement_confirmation/new", {
-        "requester": "市场部 | 张伟", "receiver": "产品部 | 李娜", "background": "x",
+        "requester.dept": "市场部", "requester.name": "张伟", "receiver.dept": "产品部",
+        "receiver.name": "李娜", "background": "x",
         "details": "a", "expected_delivery": "2024-06-30", "priority": "中",
         "role:requester": "zhangwei", "role:receiver": "lina"}, follow_redirects=False)
-    path = created.headers["location"]
+    path = created.headers["location"].split("?")[0]
     client.cookies.clear()
     sign_in(client, create_token(settings, "party", "wangqiang"))
     assert client.get(path).status_code == 404
@@ -106,9 +113,13 @@ def test_a_party_never_sees_another_partys_document(web):
 
 def test_form_to_data_builds_lists_tables_and_objects():
     template = get_template("progress_sync")
-    data = form_to_data(template, {"project": " 官网 ", "support_requests":
-                                   "市场部 | 确认 | 2024-05-25\n\n产品部 | 评审 | 2024-05-26",
-                                   "risks": ""})
+    # The grid posts one input per cell (field.ROW.column); an empty row is left out.
+    data = form_to_data(template, {
+        "project": " 官网 ", "risks": "",
+        "support_requests.0.dept": "市场部", "support_requests.0.content": "确认",
+        "support_requests.0.due": "2024-05-25", "support_requests.1.dept": "",
+        "support_requests.2.dept": "产品部", "support_requests.2.content": "评审",
+        "support_requests.2.due": "2024-05-26"})
     assert data == {"project": "官网", "support_requests": [
         {"dept": "市场部", "content": "确认", "due": "2024-05-25"},
         {"dept": "产品部", "content": "评审", "due": "2024-05-26"}]}
@@ -122,12 +133,13 @@ def test_progress_action_items_and_review_pages(web):
     sign_in(client, create_token(settings, "admin", label="ops3"))
     created = post_form(client, "/templates/meeting_minutes/new", {
         "topic": "周会", "start": "2024-05-21T14:00", "end": "2024-05-21T15:00",
-        "location": "线上", "attendees": "李娜 | 产品部", "agenda": "进度",
-        "discussion": "无分歧", "resolutions": "继续", "action_items":
-        "输出文档 | 李娜 | 2024-05-22", "distribution": "全员", "archive_folder": "纪要",
+        "location": "线上", "attendees.0.name": "李娜", "attendees.0.dept": "产品部",
+        "agenda": "进度", "discussion": "无分歧", "resolutions": "继续",
+        "action_items.0.task": "输出文档", "action_items.0.owner": "李娜",
+        "action_items.0.due": "2024-05-22", "distribution": "全员", "archive_folder": "纪要",
         "role:host": "zhangwei", "role:attendee": "lina"}, follow_redirects=False)
     assert created.status_code == 303, created.text
-    path = created.headers["location"]
+    path = created.headers["location"].split("?")[0]
     page = client.get(path).text
     assert 'id="action-done"' in page and "输出文档" in page
     done = post_form(client, f"{path}/action-done", {"item": "1"}, follow_redirects=False)
@@ -137,7 +149,7 @@ def test_progress_action_items_and_review_pages(web):
         "description": "超时", "reporting_dept": "技术部", "responsible_dept": "研发部",
         "solution": "扩容", "due": "2024-05-25T18:00", "role:responsible": "wangqiang",
         "role:reporter": "liuyang"}, follow_redirects=False)
-    issue_path = issue.headers["location"]
+    issue_path = issue.headers["location"].split("?")[0]
     added = post_form(client, f"{issue_path}/progress", {"date": "2024-05-24",
                                                         "text": "回归通过"},
                         follow_redirects=False)

@@ -12,6 +12,7 @@ from api.pages import audit, documents, forms, sign_in
 from api.pages.common import (
     PageRefused,
     SignInNeeded,
+    as_page,
     csrf_checked,
     refused_page,
     sign_in_first,
@@ -22,4 +23,5 @@ router = APIRouter(include_in_schema=False, dependencies=[Depends(csrf_checked)]
 for _area in (sign_in, documents, forms, audit):
     router.include_router(_area.router)
 
-__all__ = ["PageRefused", "SignInNeeded", "refused_page", "router", "sign_in_first"]
+__all__ = ["PageRefused", "SignInNeeded", "as_page", "refused_page", "router",
+           "sign_in_first"]

@@ -11,10 +11,12 @@ the token is even looked at.
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +24,11 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from api.deps import OnDocument, settings_of
+from api.pages import labels
+from pipeline.documents.notify import undelivered_mail
 from pipeline.errors import Forbidden, UnknownDocument
-from pipeline.people.access import Principal, Session, csrf_matches, session_for
+from pipeline.people.access import Principal, Role, Session, csrf_matches, session_for
+from pipeline.people.parties import list_parties
 from pipeline.people.policy import Action, authorize, may, require
 
 COOKIE = "countersign_session"
@@ -126,10 +131,39 @@ def page(request: Request, name: str, title: str, status_code: int = 200,
     def csrf_field() -> Markup:
         return Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(token)}">')
 
+    settings = settings_of(request)
+    people = {party.id: party for party in list_parties(settings)}
+
+    def person(party_id: str) -> str:
+        """李娜（产品部）for a party, 管理员 for an administrator, the id otherwise."""
+        if party_id in people:
+            return f"{people[party_id].name}（{people[party_id].dept}）"
+        if party_id.startswith("admin:"):
+            return t("管理员", "administrator") + f" {party_id[6:]}"
+        return {"system": t("系统", "system"), "follow-up": t("跟进", "follow-up"),
+                "cli": t("命令行", "command line")}.get(party_id, party_id)
+
+    def named(text: str) -> str:
+        """``text`` (a blocking reason) with each party id in it replaced by the name."""
+        return re.sub(r"(?<![\w.-])([a-z0-9][a-z0-9._-]*)(?![\w.-])",
+                      lambda m: people[m.group(1)].name if m.group(1) in people
+                      else m.group(1), text)
+
+    done = labels.DONE.get(request.query_params.get("done", ""))
+    mail_failing = (principal is not None and principal.role is Role.ADMIN
+                    and undelivered_mail(settings))
     response = templates.TemplateResponse(request, name, {
         "title": title, "lang": lang, "t": t, "can": can, "principal": principal,
-        "csrf_field": csrf_field, "flash": context.pop("flash", None), **context},
-        status_code=status_code)
+        "csrf_field": csrf_field, "person": person, "named": named,
+        "people": people if principal is not None and may(principal, Action.LIST_PARTIES)
+        else {},
+        "status_label": lambda s: labels.status_label(s, lang),
+        "event_label": lambda k: labels.event_label(k, lang),
+        "role_label": lambda key, role: labels.role_label(key, role, lang),
+        "when": lambda value, seconds=False: labels.when(value, settings.zone, seconds),
+        "flash": context.pop("flash", None),
+        "notice": labels.pick(done, lang) if done else None,
+        "mail_failing": mail_failing, **context}, status_code=status_code)
     if "lang" in request.query_params:
         response.set_cookie("lang", lang, samesite="lax")
     if principal is None and request.cookies.get(CSRF_COOKIE) != token:
@@ -143,7 +177,19 @@ class SignInNeeded(Exception):
 
 
 async def sign_in_first(request: Request, _: Exception) -> RedirectResponse:
-    return RedirectResponse("/login", status_code=303)
+    # Back to the page asked for after signing in (a signer arriving from its mail link).
+    wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if wanted == "/":
+        return RedirectResponse("/login", status_code=303)
+    return RedirectResponse(f"/login?{urlencode({'next': wanted})}", status_code=303)
+
+
+def local_path(value: str | None) -> str:
+    """Return ``value`` if it is a path on this site (never another host), else ``/``."""
+    if (not value or not value.startswith("/") or value.startswith(("//", "/\\"))
+            or any(ord(c) < 32 for c in value)):
+        return "/"
+    return value
 
 
 def signed_in(request: Request) -> Principal:
@@ -166,6 +212,28 @@ class PageRefused(Exception):
 async def refused_page(request: Request, error: Exception) -> HTMLResponse:
     assert isinstance(error, PageRefused)
     return page(request, "error.html", str(error.status), error.status, flash=error.message)
+
+
+#: Paths that answer JSON whatever happens: the REST API and the OpenAPI documents.
+JSON_PATHS = ("/api/", "/openapi.json")
+
+
+def as_page(json_handler):
+    """Return an exception handler that answers like ``json_handler`` on the API and with
+    an HTML page (the same message and status) everywhere else: a browser never gets JSON."""
+    async def handle(request: Request, error: Exception):
+        response = await json_handler(request, error)
+        if request.url.path.startswith(JSON_PATHS):
+            return response
+        body = json.loads(response.body)
+        lines = [body.get("message", "")] + [
+            f"{item.get('field')}: {item.get('zh')}" for item in body.get("problems", [])]
+        try:
+            return page(request, "error.html", str(response.status_code),
+                        response.status_code, flash="\n".join(filter(None, lines)))
+        except Exception:  # noqa: BLE001 - a page that cannot render falls back to JSON
+            return response
+    return handle
 
 
 def refusal(error: Forbidden | UnknownDocument) -> PageRefused:

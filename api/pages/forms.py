@@ -13,17 +13,12 @@ from api.deps import settings_of
 from api.pages.common import page, permitted
 from api.workers import pool_of
 from pipeline.documents.create import create_document
-from pipeline.errors import KNOWN_ERRORS, ValidationFailed
+from pipeline.errors import KNOWN_ERRORS, FieldProblem, ValidationFailed
 from pipeline.forms.manifest import Template, get_template, list_templates
 from pipeline.people.access import Principal
 from pipeline.people.parties import list_parties
 from pipeline.people.policy import Action, may
 
-TYPE_HINTS = {
-    "list": "每行一项 / one per line",
-    "table": "每行一条，列用 | 分隔 / one row per line, columns separated by |",
-    "object": "各项用 | 分隔 / parts separated by |",
-}
 router = APIRouter()
 CREATOR = permitted(Action.CREATE_DOCUMENT)
 
@@ -35,25 +30,50 @@ def choose_template(request: Request, principal: Principal = CREATOR) -> HTMLRes
 
 
 def form_to_data(template: Template, form) -> dict[str, Any]:
-    """Return form data as the template's JSON: lists one per line, table rows and objects
-    as ``a | b | c`` lines, empty fields left out (validation names what is missing)."""
+    """Return the posted form as the template's JSON: lists one per line, tables from their
+    grid (``field.ROW.column``, empty rows left out), objects from ``field.key``; empty fields
+    left out (validation names what is missing)."""
     data: dict[str, Any] = {}
+    items = list(form.multi_items() if hasattr(form, "multi_items") else form.items())
     for spec in template.fields:
-        raw = (form.get(spec.name) or "").replace("\r\n", "\n")
+        if spec.type == "table":
+            rows: dict[int, dict[str, str]] = {}
+            for key, value in items:
+                name, _, rest = key.partition(".")
+                index, _, column = rest.partition(".")
+                if name == spec.name and index.isdigit() and str(value).strip():
+                    rows.setdefault(int(index), {})[column] = str(value).strip()
+            if rows:
+                data[spec.name] = [rows[index] for index in sorted(rows)]
+            continue
+        if spec.type == "object":
+            found = {column.name: str(form.get(f"{spec.name}.{column.name}") or "").strip()
+                     for column in spec.columns}
+            if any(found.values()):
+                data[spec.name] = {key: value for key, value in found.items() if value}
+            continue
+        raw = str(form.get(spec.name) or "").replace("\r\n", "\n")
         if not raw.strip():
             continue
         if spec.type == "list":
             data[spec.name] = [line.strip() for line in raw.split("\n") if line.strip()]
-        elif spec.type in ("table", "object"):
-            rows = []
-            for line in (text for text in raw.split("\n") if text.strip()):
-                cells = [c.strip() for c in line.split("|")]
-                rows.append({col.name: cell for col, cell in zip(spec.columns, cells,
-                                                                 strict=False) if cell})
-            data[spec.name] = rows if spec.type == "table" else (rows[0] if rows else {})
         else:
             data[spec.name] = raw if spec.type == "multiline" else raw.strip()
     return data
+
+
+def labelled(template: Template, problem: FieldProblem) -> str:
+    """Return a validation problem under the field's label (需求方 › 负责人: …)."""
+    root, _, rest = problem.path.partition(".")
+    name = root.split("[")[0]
+    spec = next((f for f in template.fields if f.name == name), None)
+    if spec is None:
+        return str(problem)
+    where = spec.label_zh + root[len(name):]
+    column = next((c for c in spec.columns if c.name == rest.split("[")[0]), None)
+    if column is not None:
+        where += f" › {column.label_zh}"
+    return f"{where}：{problem.zh} / {spec.label_en}: {problem.en}"
 
 
 def _directory(request: Request, principal: Principal) -> list | None:
@@ -63,12 +83,18 @@ def _directory(request: Request, principal: Principal) -> list | None:
     return list_parties(settings_of(request)) if may(principal, Action.LIST_PARTIES) else None
 
 
-def _form_page(request: Request, template: Template, principal: Principal,
-               status_code: int = 200, values: dict | None = None,
-               problems: list[str] | None = None) -> HTMLResponse:
+def form_page(request: Request, template: Template, principal: Principal,
+              status_code: int = 200, values: dict | None = None,
+              problems: list[str] | None = None,
+              chosen: dict[str, list[str]] | None = None, **context: Any) -> HTMLResponse:
+    """Return the form of ``template`` filled with ``values`` and the ``chosen`` parties."""
     return page(request, "new.html", template.title_zh, status_code, template=template,
                 parties=_directory(request, principal), values=values or {},
-                problems=problems or [], hints=TYPE_HINTS)
+                problems=problems or [], chosen=chosen or {}, **context)
+
+
+def chosen_parties(template: Template, bindings: list[tuple[str, str]]) -> dict[str, list[str]]:
+    return {role.key: [p for r, p in bindings if r == role.key] for role in template.roles}
 
 
 def role_bindings(template: Template, form) -> list[tuple[str, str]]:
@@ -82,7 +108,7 @@ def role_bindings(template: Template, form) -> list[tuple[str, str]]:
 @router.get("/templates/{key}/new", response_class=HTMLResponse)
 def new_document_form(request: Request, key: str, principal: Principal = CREATOR
                       ) -> HTMLResponse:
-    return _form_page(request, get_template(key), principal)
+    return form_page(request, get_template(key), principal)
 
 
 @router.post("/templates/{key}/new")
@@ -92,13 +118,14 @@ async def new_document(request: Request, key: str, principal: Principal = CREATO
     form = await request.form()
     data = form_to_data(template, form)
     bindings = role_bindings(template, form)
+    chosen = chosen_parties(template, bindings)
     try:
         pool = await run_in_threadpool(pool_of, request)
         report = await run_in_threadpool(create_document, settings_of(request), key, data,
                                          bindings, pool, principal.actor)
     except ValidationFailed as exc:
-        return _form_page(request, template, principal, 422, dict(form),
-                          [str(p) for p in exc.problems])
+        return form_page(request, template, principal, 422, data,
+                         [labelled(template, p) for p in exc.problems], chosen)
     except KNOWN_ERRORS as exc:
-        return _form_page(request, template, principal, 400, dict(form), [str(exc)])
-    return RedirectResponse(f"/documents/{report.id}", status_code=303)
+        return form_page(request, template, principal, 400, data, [str(exc)], chosen)
+    return RedirectResponse(f"/documents/{report.id}?done=created", status_code=303)

@@ -11,12 +11,14 @@ asks to confirm.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.deps import settings_of
 from api.gate import RateLimited, client_of
-from api.pages.common import COOKIE, page, session_of, set_session_cookie
+from api.pages.common import COOKIE, local_path, page, session_of, set_session_cookie
 from pipeline.config import Settings
 from pipeline.outbound.mail import Mail
 from pipeline.outbound.outbox import deliver_mail, queue_mail
@@ -35,12 +37,15 @@ LINK_SENT = ("如果该邮箱已登记，登录链接已发出 / if the address 
              "is on its way")
 
 
-def _signed_in(request: Request, session: Session) -> Response:
-    return set_session_cookie(RedirectResponse("/", status_code=303), request, session)
+def _signed_in(request: Request, session: Session, wanted: str | None = None) -> Response:
+    return set_session_cookie(RedirectResponse(local_path(wanted), status_code=303), request,
+                              session)
 
 
-def _login_page(request: Request, status: int = 200, flash: str | None = None) -> HTMLResponse:
-    return page(request, "login.html", "登录 / Sign in", status, flash=flash)
+def _login_page(request: Request, status: int = 200, flash: str | None = None,
+                wanted: str | None = None) -> HTMLResponse:
+    return page(request, "login.html", "登录 / Sign in", status, flash=flash,
+                next=local_path(wanted or request.query_params.get("next")))
 
 
 def _too_many(request: Request, exc: TooManyAttempts | RateLimited) -> HTMLResponse:
@@ -55,23 +60,25 @@ def login_form(request: Request) -> HTMLResponse:
 
 
 @router.post("/login")
-def login(request: Request, token: str = Form(...)) -> Response:
+def login(request: Request, token: str = Form(...), next: str = Form("/")) -> Response:
     try:
         session = sign_in_with_token(settings_of(request), token, client_of(request))
     except TooManyAttempts as exc:
         return _too_many(request, exc)
     if session is None:
-        return _login_page(request, 401, "令牌无效 / invalid token")
-    return _signed_in(request, session)
+        return _login_page(request, 401, "令牌无效 / invalid token", wanted=next)
+    return _signed_in(request, session, next)
 
 
-def _send_link(settings: Settings, email: str) -> None:
+def _send_link(settings: Settings, email: str, wanted: str = "/") -> None:
     """Mail a sign-in link if ``email`` is registered (runs after the answer was sent)."""
     found = create_login_code(settings, email)
     if found is None:
         return
     party, code = found
     link = f"{settings.base_url.rstrip('/')}/login/link/{code}"
+    if local_path(wanted) != "/":
+        link += f"?{urlencode({'next': local_path(wanted)})}"
     minutes = int(LINK_LIFETIME.total_seconds() // 60)
     queue_mail(settings, [Mail((email.strip(),), "[会签] 登录链接 / sign-in link",
                                f"点击登录（{minutes} 分钟内有效，仅可使用一次）：\n"
@@ -81,20 +88,22 @@ def _send_link(settings: Settings, email: str) -> None:
 
 @router.post("/login/link")
 async def login_link(request: Request, background: BackgroundTasks,
-                     email: str = Form(...)) -> HTMLResponse:
+                     email: str = Form(...), next: str = Form("/")) -> HTMLResponse:
     gate = request.app.state.link_gate
     try:
         gate.hit(client_of(request))
         gate.hit(f"address:{email.strip().lower()}")
     except RateLimited as exc:
         return _too_many(request, exc)
-    background.add_task(_send_link, settings_of(request), email)  # in a worker thread
-    return _login_page(request, flash=LINK_SENT)
+    background.add_task(_send_link, settings_of(request), email, next)  # in a worker thread
+    return _login_page(request, flash=LINK_SENT, wanted=next)
 
 
 @router.get("/login/link/{code}", response_class=HTMLResponse)
 def confirm_link(request: Request, code: str) -> HTMLResponse:
-    return page(request, "confirm.html", "登录 / Sign in", action=f"/login/link/{code}",
+    wanted = local_path(request.query_params.get("next"))
+    action = f"/login/link/{code}" + (f"?{urlencode({'next': wanted})}" if wanted != "/" else "")
+    return page(request, "confirm.html", "登录 / Sign in", action=action,
                 question="使用此一次性链接登录？ / Sign in with this one-time link?",
                 button="登录 / Sign in")
 
@@ -107,7 +116,7 @@ def login_with_link(request: Request, code: str) -> Response:
         return _too_many(request, exc)
     if session is None:
         return _login_page(request, 401, "链接无效或已过期 / the link is invalid or has expired")
-    return _signed_in(request, session)
+    return _signed_in(request, session, request.query_params.get("next"))
 
 
 @router.get("/logout", response_class=HTMLResponse)

@@ -1,5 +1,5 @@
-"""``/api/documents``: create a document, read its status and PDF, and take its steps; and
-``/api/blocking``, every open document the caller sees.
+"""``/api/documents``: list and search documents, create one, read its status, PDF and
+archive, and take its steps; and ``/api/blocking``, every open document the caller sees.
 
 Who may do what is the policy's (``api.deps.on_document`` asks it); each route then calls
 one use case. Signing and the checking of uploads run in signer processes, so neither the
@@ -8,28 +8,62 @@ event loop nor the thread pool is held by an outsider's PDF.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from datetime import date
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import OnDocument, caller, on_document, permitted, settings_of
 from api.gate import client_of
-from api.models import CreateDocument, HoldRequest, ReasonRequest, SignRequest, Verdict
+from api.models import (
+    CreateDocument,
+    HoldRequest,
+    ReasonRequest,
+    ReassignRequest,
+    ResolveRequest,
+    ReviseRequest,
+    SignRequest,
+    Verdict,
+)
 from api.streaming import body_to_file
 from api.workers import in_signer_process, pool_of, sign_in_worker
+from pipeline.audit.bundle import bundle_bytes
 from pipeline.audit.verify import verify_document
 from pipeline.config import Settings
-from pipeline.documents.close import close_document
+from pipeline.documents.close import certificate_of_completion, close_document
 from pipeline.documents.create import create_document
 from pipeline.documents.hold import set_legal_hold
+from pipeline.documents.listing import SORTS, DocumentPage, DocumentQuery, list_documents
 from pipeline.documents.repository import blocking_documents, document_status, download_revision
+from pipeline.documents.resolve import resolve_document
+from pipeline.documents.revise import revise_document
+from pipeline.documents.state import Status
 from pipeline.documents.status import DocumentStatus
-from pipeline.documents.steps import decline_document, void_document
+from pipeline.documents.steps import decline_document, reassign_step, void_document
 from pipeline.documents.uploads import read_upload, upload_countersigned
-from pipeline.people.access import Principal
+from pipeline.people.access import Principal, Role
 from pipeline.people.policy import Action, party_filter
 
 router = APIRouter(prefix="/api", tags=["documents"])
 PDF_BODY = {"requestBody": {"content": {"application/pdf": {}}}}
+
+
+@router.get("/documents", response_model=DocumentPage)
+def documents(status: Status | None = None, template: str = "", party: str = "",
+              number: str = Query("", description="Part of the document number."),
+              q: str = Query("", description="Words to find in the number, the template's "
+                             "title and the parties' ids and names."),
+              created_from: date | None = None, created_to: date | None = None,
+              sort: str = Query("-created", description=f"One of {', '.join(SORTS)}; ties "
+                                "are broken by id, so pages never overlap."),
+              limit: int = Query(50, ge=1, le=200), offset: int = Query(0, ge=0),
+              principal: Principal = permitted(Action.LIST_DOCUMENTS),
+              settings: Settings = Depends(settings_of)) -> DocumentPage:
+    """Every document the caller may see, open or ended, filtered, sorted and paged."""
+    return list_documents(settings, DocumentQuery(
+        status=status or "", template=template, party=party, number=number, text=q,
+        created_from=created_from, created_to=created_to, sort=sort, limit=limit,
+        offset=offset), visible_to=party_filter(principal))
 
 
 @router.post("/documents", response_model=DocumentStatus, status_code=201)
@@ -94,11 +128,68 @@ def decline(body: ReasonRequest, allowed: OnDocument = on_document(Action.DECLIN
     return decline_document(settings, allowed.state.id, allowed.principal.party, body.reason)
 
 
+def _admin(allowed: OnDocument) -> bool:
+    return allowed.principal.role is Role.ADMIN
+
+
 @router.post("/documents/{document_id}/void", response_model=DocumentStatus)
 def void(body: ReasonRequest, allowed: OnDocument = on_document(Action.VOID),
          settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    """Void before closure, with a reason: the document's creator or an administrator."""
     return void_document(settings, allowed.state.id, allowed.principal.actor, body.reason,
-                         admin=True)
+                         admin=_admin(allowed))
+
+
+@router.post("/documents/{document_id}/reassign", response_model=DocumentStatus)
+def reassign(body: ReassignRequest, allowed: OnDocument = on_document(Action.REASSIGN),
+             settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    """Give an unsigned step to a party of the same department: the creator, the party
+    whose step it is, or an administrator."""
+    return reassign_step(settings, allowed.state.id, body.field, body.to,
+                         allowed.principal.actor, body.reason, admin=_admin(allowed))
+
+
+@router.post("/documents/{document_id}/resolve", response_model=DocumentStatus)
+def resolve(body: ResolveRequest, request: Request,
+            allowed: OnDocument = on_document(Action.RESOLVE),
+            settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    """Record an issue's result (结果确认) before the responsible department signs: that
+    department's party or an administrator; the unsigned document is rendered again."""
+    return resolve_document(settings, allowed.state.id, body.text, allowed.principal.actor,
+                            pool_of(request), admin=_admin(allowed))
+
+
+@router.post("/documents/{document_id}/revise", response_model=DocumentStatus,
+             status_code=201)
+def revise(body: ReviseRequest, request: Request,
+           allowed: OnDocument = on_document(Action.REVISE),
+           settings: Settings = Depends(settings_of)) -> DocumentStatus:
+    """Make the next version of a declined document (its number with 第N版): its creator
+    or an administrator. Answers the new document's status."""
+    bindings = [(b.role, b.party) for b in body.parties] if body.parties else None
+    return revise_document(settings, allowed.state.id, body.data, allowed.principal.actor,
+                           pool_of(request), bindings, admin=_admin(allowed))
+
+
+@router.get("/documents/{document_id}/certificate", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}})
+def certificate(allowed: OnDocument = on_document(Action.READ_ARCHIVE),
+                settings: Settings = Depends(settings_of)) -> Response:
+    """The sealed certificate of completion of a closed document."""
+    return Response(certificate_of_completion(settings, allowed.state.id),
+                    media_type="application/pdf", headers={
+                        "Content-Disposition":
+                            f'attachment; filename="{allowed.state.id}-certificate.pdf"'})
+
+
+@router.get("/documents/{document_id}/bundle", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}}})
+def bundle(allowed: OnDocument = on_document(Action.READ_ARCHIVE),
+           settings: Settings = Depends(settings_of)) -> Response:
+    """The offline audit bundle of a closed document (verify it with verify-bundle)."""
+    data, _ = bundle_bytes(settings, allowed.state.id)
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{allowed.state.id}-bundle.zip"'})
 
 
 @router.post("/documents/{document_id}/close", response_model=DocumentStatus)

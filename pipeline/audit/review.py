@@ -39,6 +39,7 @@ class Step:
     ended: datetime | None
     due: datetime
     outcome: str  # signed, deemed-consent, declined, waiting
+    field: str = ""
 
     @property
     def hours(self) -> float:
@@ -92,36 +93,57 @@ def collect_steps(settings: Settings, since: datetime, until: datetime
         created = datetime.fromisoformat(events[0]["at"])
         if not since <= created <= until:
             continue
-        template = get_template(fold(events[:1]).template)
-        roles = {role.key: role for role in template.roles}
-        for index, event in enumerate(events):
+        for event in events:
             if event["kind"] == EventKind.UPLOAD_REJECTED:
                 rejected[event["actor"]] += 1
-            if event["kind"] not in FIELD_FILLED | {EventKind.DECLINED}:
-                continue
-            before = fold(events[:index])
-            started = datetime.fromisoformat(before.step_started_at or before.created_at)
-            data = json.loads(event["data"])
-            if event["kind"] == EventKind.DECLINED:  # the decliner's first unsigned field
-                member = next((m for m in before.members if m.party == data["party"]
-                               and m.field not in before.signed), None)
-            else:
-                member = next((m for m in before.members if m.field == data["field"]), None)
-            if member is None:
-                continue
-            outcome = (EventKind.SIGNED if event["kind"] in SIGNATURES
-                       else EventKind(event["kind"]))
-            steps.append(Step(before.id, before.number, template.key, member.role,
-                              member.party, depts.get(member.party, "?"), started,
-                              datetime.fromisoformat(event["at"]),
-                              due_time(roles[member.role], started), outcome))
-        state = fold(events)
-        for member in next_members(state):
-            started = datetime.fromisoformat(state.step_started_at or state.created_at)
-            steps.append(Step(state.id, state.number, template.key, member.role, member.party,
-                              depts.get(member.party, "?"), started, None,
-                              due_time(roles[member.role], started), "waiting"))
+        steps += document_steps(events, depts)
     return steps, dict(rejected)
+
+
+def document_steps(events: list[dict], depts: dict[str, str]) -> list[Step]:
+    """Return the steps of one document's events (in chain order): one per turn answered
+    (signed, deemed consent, declined) and one per turn still waiting; ``depts`` maps
+    party ids to departments."""
+    template = get_template(fold(events[:1]).template)
+    roles = {role.key: role for role in template.roles}
+    steps: list[Step] = []
+    for index, event in enumerate(events):
+        if event["kind"] not in FIELD_FILLED | {EventKind.DECLINED}:
+            continue
+        before = fold(events[:index])
+        started = datetime.fromisoformat(before.step_started_at or before.created_at)
+        data = json.loads(event["data"])
+        if event["kind"] == EventKind.DECLINED:  # the decliner's first unsigned field
+            member = next((m for m in before.members if m.party == data["party"]
+                           and m.field not in before.signed), None)
+        else:
+            member = next((m for m in before.members if m.field == data["field"]), None)
+        if member is None:
+            continue
+        outcome = (EventKind.SIGNED if event["kind"] in SIGNATURES
+                   else EventKind(event["kind"]))
+        steps.append(Step(before.id, before.number, template.key, member.role, member.party,
+                          depts.get(member.party, "?"), started,
+                          datetime.fromisoformat(event["at"]),
+                          due_time(roles[member.role], started), outcome, member.field))
+    state = fold(events)
+    for member in next_members(state):
+        started = datetime.fromisoformat(state.step_started_at or state.created_at)
+        steps.append(Step(state.id, state.number, template.key, member.role, member.party,
+                          depts.get(member.party, "?"), started, None,
+                          due_time(roles[member.role], started), "waiting", member.field))
+    return steps
+
+
+def period(settings: Settings, since_text: str, until_text: str
+           ) -> tuple[datetime, datetime]:
+    """Return the first and last instant of two ISO dates (inclusive, in the settings'
+    zone unless they name one); BadInput if either is not a date or they are reversed."""
+    since = _parse_day(since_text, settings.zone, False)
+    until = _parse_day(until_text, settings.zone, True)
+    if until < since:
+        raise BadInput("结束日期早于开始日期", "--until is before --since")
+    return since, until
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -135,11 +157,8 @@ def _percentile(values: list[float], fraction: float) -> float:
 def review(settings: Settings, since_text: str, until_text: str,
            now: datetime | None = None) -> dict:
     """Return the review for documents created between two ISO dates (inclusive)."""
-    zone = settings.zone
-    since, until = _parse_day(since_text, zone, False), _parse_day(until_text, zone, True)
-    if until < since:
-        raise BadInput("结束日期早于开始日期", "--until is before --since")
-    now = now or datetime.now(zone)
+    since, until = period(settings, since_text, until_text)
+    now = now or datetime.now(settings.zone)
     steps, rejected = collect_steps(settings, since, until)
     rows: list[ReviewRow] = []
     for scope, key_of in (("template", lambda s: s.template), ("party", lambda s: s.party),

@@ -32,7 +32,7 @@ from typing import Any
 from pebble import ProcessExpired, ProcessPool
 
 from pipeline.audit.verify import verify_bytes
-from pipeline.config import Settings
+from pipeline.config import Settings, configure_logging, debug_enabled
 from pipeline.errors import OperationFailed
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ def _object_problem(data: bytes, budget: Budget) -> dict[str, Any] | None:
 
 
 def _worker_started(memory_bytes: int) -> None:
-    """Run in each new worker: lower priority than the server, bounded memory."""
+    """Run in each new worker: lower priority than the server, bounded memory, and the
+    libraries' logs as quiet as in the server (a spawned process starts unconfigured)."""
+    configure_logging(debug_enabled())
     os.nice(10)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 

@@ -13,6 +13,11 @@ from pipeline.cli.common import emit, json_option
 from pipeline.config import Settings
 from pipeline.errors import BadInput
 
+VERDICT_WORDS = {"TOTAL_PASSED": "VALID 有效 (TOTAL_PASSED)",
+                 "INDETERMINATE": "INDETERMINATE 无法确定",
+                 "TOTAL_FAILED": "INVALID 无效 (TOTAL_FAILED)"}
+VERDICT_MARKS = {"TOTAL_PASSED": "✓", "INDETERMINATE": "?", "TOTAL_FAILED": "✗"}
+
 
 @click.command()
 @click.argument("pdf", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -45,13 +50,15 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
     if as_json:
         emit(result)
     else:
-        click.echo(f"{subject}: {'VALID 有效' if result['valid'] else 'INVALID 无效'}")
+        click.echo(f"{subject}: {VERDICT_WORDS[result['indication']]}")
         for item in [*result["signatures"], *result.get("document_timestamps", [])]:
-            mark = "✓" if item["valid"] else "✗"
-            click.echo(f"  {mark} {item['field']:<18} {item['signer']:<24} "
-                       f"{item['timestamp'] or '-':<34} {item['modification_level'] or '-'}")
+            click.echo(f"  {VERDICT_MARKS[item['indication']]} {item['field']:<18} "
+                       f"{item['signer']:<24} {item['timestamp'] or '-':<34} "
+                       f"{item['subindication'] or item['indication']}")
             for problem in item["problems"]:
                 click.echo(f"      {problem}")
+            for warning in item.get("warnings", []):
+                click.echo(f"      ~ {warning}")
         for problem in result["problems"]:
             click.echo(f"  ! {problem}")
     if not result["valid"]:
@@ -59,17 +66,37 @@ def verify(settings: Settings, pdf: Path | None, document_id: str | None,
 
 
 @click.command("export")
-@click.argument("document_id")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The bundle to write (.zip).")
+@click.argument("document_ids", metavar="[DOC_ID]...", nargs=-1)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the audit bundle (.zip) of one closed document.")
+@click.option("--sqlite", "sqlite_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the audit database (SQLite, for Datasette) of the documents named "
+                   "or created between --since and --until.")
+@click.option("--since", help="With --sqlite: first creation date (ISO), inclusive.")
+@click.option("--until", help="With --sqlite: last creation date (ISO), inclusive.")
 @json_option
 @click.pass_obj
-def export(settings: Settings, document_id: str, out: Path, as_json: bool) -> None:
-    """Write a self-contained audit bundle of a closed document."""
-    from pipeline.audit.bundle import export_bundle
+def export(settings: Settings, document_ids: tuple[str, ...], out: Path | None,
+           sqlite_out: Path | None, since: str | None, until: str | None,
+           as_json: bool) -> None:
+    """Write a self-contained audit bundle of a closed document, or an audit database."""
+    if (out is None) == (sqlite_out is None):
+        raise BadInput("请给出 --out 或 --sqlite 之一", "give --out BUNDLE or --sqlite OUT.db")
+    if out is not None:
+        if len(document_ids) != 1 or since or until:
+            raise BadInput("--out 只导出一个文档的审计包",
+                           "--out writes the bundle of exactly one document (no --since/--until)")
+        from pipeline.audit.bundle import export_bundle
 
-    manifest = export_bundle(settings, document_id, out)
-    emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+        manifest = export_bundle(settings, document_ids[0], out)
+        emit(manifest) if as_json else click.echo(f"{manifest['number']} → {out}")
+        return
+    from pipeline.audit.sqlite_export import export_sqlite
+
+    summary = export_sqlite(settings, sqlite_out, document_ids, since, until)
+    tables = summary["tables"]
+    emit(summary) if as_json else click.echo(
+        f"{tables['documents']} documents, {tables['events']} events → {sqlite_out}")
 
 
 @click.command("verify-bundle")

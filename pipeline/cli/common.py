@@ -21,6 +21,31 @@ if TYPE_CHECKING:
 
 # Every reporting command takes --json for a stable, machine-readable answer.
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+# The operator of the data folder acting as the administrator, as the ledger records it.
+CLI_ADMIN = "admin:cli"
+
+
+def acting_options(who: str):
+    """``--as PARTY_ID`` or ``--admin``: who acts (``who`` says which party may)."""
+    def decorate(command):
+        command = click.option("--admin", "as_admin", is_flag=True,
+                               help="Act as the administrator (the data folder's operator).")(
+            command)
+        return click.option("--as", "party_id", metavar="PARTY_ID", help=who)(command)
+    return decorate
+
+
+def acting(settings, party_id: str | None, as_admin: bool) -> tuple[str, bool]:
+    """Return (actor, is admin) from ``--as``/``--admin``; exactly one must be given, and
+    ``--as`` must name a registered party."""
+    if as_admin == bool(party_id):
+        raise BadInput("请给出 --as 签署方编号 或 --admin（二选一）",
+                       "give either --as PARTY_ID or --admin")
+    if as_admin:
+        return CLI_ADMIN, True
+    from pipeline.people.parties import get_party
+
+    return get_party(settings, party_id).id, False
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -83,6 +108,10 @@ def print_status(report: DocumentStatus) -> None:
         click.echo(f"  … {waiting.role:<12} {waiting.party:<12} due {waiting.due}")
     for reason in report.blocking:
         click.echo(f"  ! {reason}")
+    if report.supersedes:
+        click.echo(f"  supersedes {report.supersedes}")
+    if report.superseded_by:
+        click.echo(f"  superseded by {report.superseded_by}")
     if report.legal_hold:
         click.echo("  ⚖ 法律保全 / legal hold: kept past its retention date until lifted")
 

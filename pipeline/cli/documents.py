@@ -1,6 +1,6 @@
 """Commands of a document's life: ``create``, ``status``, ``blocking``, ``sign``, ``upload``,
-``download``, ``close``, ``decline``, ``void``, ``reassign``, ``progress``, ``action-done``,
-``hold``.
+``download``, ``close``, ``decline``, ``revise``, ``void``, ``reassign``, ``resolve``,
+``progress``, ``action-done``, ``hold``.
 
 Each calls one use case of ``pipeline.documents`` and prints the status it returns.
 """
@@ -11,7 +11,16 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli.common import emit, json_option, passphrase, print_status, read_form, status_out
+from pipeline.cli.common import (
+    acting,
+    acting_options,
+    emit,
+    json_option,
+    passphrase,
+    print_status,
+    read_form,
+    status_out,
+)
 from pipeline.config import Settings
 from pipeline.errors import BadInput
 
@@ -42,6 +51,10 @@ def create(settings: Settings, template_key: str, data_path: str, parties_: tupl
     from pipeline.render.generation import converter_pool
 
     bindings = [_binding(value) for value in parties_]
+    if creator != "cli":
+        from pipeline.people.parties import get_party
+
+        get_party(settings, creator)  # a made-up creator could never be told or void
     data = read_form(data_path)
     with converter_pool(settings, size=1, warm=False) as pool:
         report = create_document(settings, template_key, data, bindings, pool, actor=creator,
@@ -162,63 +175,115 @@ def decline(settings: Settings, document_id: str, party_id: str, reason: str,
 
 @click.command()
 @click.argument("document_id")
-@click.option("--as", "actor", required=True, help="The creator's id.")
+@click.option("--data", "data_path", required=True, help="The changed form, JSON (- for stdin).")
+@click.option("--party", "parties_", multiple=True, metavar="ROLE=PARTY_ID",
+              help="Bind the parties again (default: those of the declined document).")
+@acting_options("The declined document's creator.")
+@json_option
+@click.pass_obj
+def revise(settings: Settings, document_id: str, data_path: str, parties_: tuple[str, ...],
+           party_id: str | None, as_admin: bool, as_json: bool) -> None:
+    """Make the next version of a declined document (same number, 第N版); print its id."""
+    from pipeline.documents.revise import revise_document
+    from pipeline.render.generation import converter_pool
+
+    actor, admin = acting(settings, party_id, as_admin)
+    data = read_form(data_path)
+    bindings = [_binding(value) for value in parties_] or None
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = revise_document(settings, document_id, data, actor, pool, bindings,
+                                 admin=admin)
+    if as_json:
+        emit(report.as_json())
+    else:
+        click.echo(report.id)
+
+
+@click.command()
+@click.argument("document_id")
+@acting_options("The document's creator.")
 @click.option("--reason", required=True, help="Why the document is void.")
 @json_option
 @click.pass_obj
-def void(settings: Settings, document_id: str, actor: str, reason: str, as_json: bool) -> None:
-    """Void a document (its creator only)."""
+def void(settings: Settings, document_id: str, party_id: str | None, as_admin: bool,
+         reason: str, as_json: bool) -> None:
+    """Void a document before closure, with a reason: its creator or an administrator."""
     from pipeline.documents.steps import void_document
 
-    status_out(void_document(settings, document_id, actor, reason), as_json)
+    actor, admin = acting(settings, party_id, as_admin)
+    status_out(void_document(settings, document_id, actor, reason, admin=admin), as_json)
 
 
 @click.command()
 @click.argument("document_id")
 @click.option("--field", required=True, help="The unsigned field (e.g. receiver, supporter-2).")
 @click.option("--to", "to_party", required=True, help="A party of the same department.")
-@click.option("--as", "actor", required=True, help="Who reassigns.")
+@acting_options("The creator, or the party whose step it is.")
 @click.option("--reason", required=True, help="Why.")
 @json_option
 @click.pass_obj
-def reassign(settings: Settings, document_id: str, field: str, to_party: str, actor: str,
-             reason: str, as_json: bool) -> None:
+def reassign(settings: Settings, document_id: str, field: str, to_party: str,
+             party_id: str | None, as_admin: bool, reason: str, as_json: bool) -> None:
     """Give an unsigned step to another party of the same department."""
     from pipeline.documents.steps import reassign_step
 
-    status_out(reassign_step(settings, document_id, field, to_party, actor, reason), as_json)
+    actor, admin = acting(settings, party_id, as_admin)
+    status_out(reassign_step(settings, document_id, field, to_party, actor, reason,
+                             admin=admin), as_json)
+
+
+@click.command()
+@click.argument("document_id")
+@click.option("--text", required=True, help="The result (结果确认), as the document shows it.")
+@acting_options("The responsible department's party (it signs next).")
+@json_option
+@click.pass_obj
+def resolve(settings: Settings, document_id: str, text: str, party_id: str | None,
+            as_admin: bool, as_json: bool) -> None:
+    """Record an issue's result (结果确认) before the responsible department signs."""
+    from pipeline.documents.resolve import resolve_document
+    from pipeline.render.generation import converter_pool
+
+    actor, admin = acting(settings, party_id, as_admin)
+    with converter_pool(settings, size=1, warm=False) as pool:
+        report = resolve_document(settings, document_id, text, actor, pool, admin=admin)
+    status_out(report, as_json)
 
 
 @click.command()
 @click.argument("document_id")
 @click.option("--date", "entry_date", required=True, help="ISO date of the entry.")
 @click.option("--text", required=True, help="What happened.")
-@click.option("--as", "actor", required=True, help="Who reports it.")
+@acting_options("A party of the document who reports it.")
 @json_option
 @click.pass_obj
-def progress(settings: Settings, document_id: str, entry_date: str, text: str, actor: str,
-             as_json: bool) -> None:
-    """Add a dated progress entry to an issue document."""
+def progress(settings: Settings, document_id: str, entry_date: str, text: str,
+             party_id: str | None, as_admin: bool, as_json: bool) -> None:
+    """Add a dated progress entry to an issue (a party of it, or an administrator)."""
     from pipeline.documents.steps import add_progress_entry
     from pipeline.render.generation import converter_pool
 
+    actor, admin = acting(settings, party_id, as_admin)
     with converter_pool(settings, size=1, warm=False) as pool:
-        report = add_progress_entry(settings, document_id, entry_date, text, actor, pool)
+        report = add_progress_entry(settings, document_id, entry_date, text, actor, pool,
+                                    admin=admin)
     status_out(report, as_json)
 
 
 @click.command("action-done")
 @click.argument("document_id")
 @click.option("--item", required=True, type=int, help="Action item number (1-based).")
-@click.option("--as", "actor", required=True, help="Who reports it done.")
+@acting_options("A party of the document who reports it done.")
 @json_option
 @click.pass_obj
-def action_done(settings: Settings, document_id: str, item: int, actor: str,
-                as_json: bool) -> None:
-    """Mark a meeting-minutes action item done."""
+def action_done(settings: Settings, document_id: str, item: int, party_id: str | None,
+                as_admin: bool, as_json: bool) -> None:
+    """Mark a meeting-minutes action item done (a party of it, or an administrator)."""
     from pipeline.documents.steps import mark_action_item_done
 
-    status_out(mark_action_item_done(settings, document_id, item, actor), as_json)
+    actor, admin = acting(settings, party_id, as_admin)
+    status_out(mark_action_item_done(settings, document_id, item, actor, admin=admin),
+               as_json)
 
 
 @click.command()
@@ -234,5 +299,5 @@ def hold(settings: Settings, document_id: str, state: str, actor: str, as_json: 
     status_out(set_legal_hold(settings, document_id, state == "on", actor), as_json)
 
 
-COMMANDS = (create, status, blocking, sign, upload, download, close, decline, void, reassign,
-            progress, action_done, hold)
+COMMANDS = (create, status, blocking, sign, upload, download, close, decline, revise, void,
+            reassign, resolve, progress, action_done, hold)

@@ -48,16 +48,16 @@ def generate(settings: Settings, template_key: str, data_path: str, out: Path,
               type=click.Path(dir_okay=False, path_type=Path),
               help="One form per row: .csv or .jsonl.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the PDFs (named by document number).")
-@click.option("--draft", is_flag=True, help="Take no numbers from the sequence.")
+              help="Folder for the PDFs (named <draft number>-<line>.pdf).")
 @json_option
 @click.pass_obj
-def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, draft: bool,
+def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path,
          as_json: bool) -> None:
-    """Render many documents from CSV or JSONL rows, with a progress bar.
+    """Render many draft documents from CSV or JSONL rows, with a progress bar.
 
-    A bad row is reported with its line number and the others still complete; exit 1 if
-    any row failed.
+    Bulk output is never tracked, so it takes no official number: each PDF is a draft
+    (…-草稿). A bad row is reported with its line number and the others still complete;
+    exit 1 if any row failed.
     """
     from pipeline.forms.bulk_input import read_rows
     from pipeline.forms.manifest import get_template
@@ -86,7 +86,7 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path, 
                 (progress.write if progress else lambda m: click.echo(m, err=True))(
                     f"line {result.line}: {result.error}")
 
-        summary = bulk_generate(template, rows, out_dir, pool, settings, draft=draft,
+        summary = bulk_generate(template, rows, out_dir, pool, settings,
                                 on_done=on_done)
     finally:
         pool.close()

@@ -7,7 +7,6 @@ line per problem, never a traceback).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import click
 
 from pipeline.cli import audit, documents, generate, service, setup
 from pipeline.cli.common import fail
-from pipeline.config import debug_enabled, load_settings
+from pipeline.config import configure_logging, debug_enabled, load_settings
 from pipeline.errors import KNOWN_ERRORS, BadInput, ValidationFailed, as_pipeline_error
 
 
@@ -45,13 +44,15 @@ class CountersignGroup(click.Group):
 @click.group(cls=CountersignGroup)
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Data folder (default: $COUNTERSIGN_DATA or ./data).")
+@click.option("--verbose", is_flag=True, help="Also log what the libraries report (pyHanko…).")
 @click.version_option(package_name="countersign")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None) -> None:
+def main(ctx: click.Context, data_dir: Path | None, verbose: bool) -> None:
     """Countersign: formal documents from templates, signed by every party in turn."""
-    # pyHanko logs every certificate it cannot trust with a traceback; the verdicts printed
-    # here already name those problems, and stderr is kept for one line per error.
-    logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
+    # pyHanko logs every certificate it cannot trust and every revision it rejects with a
+    # traceback; the verdicts printed here already name those problems, and stderr is kept
+    # for one line per error (the libraries' logs come back with --verbose).
+    configure_logging(verbose or debug_enabled())
     ctx.obj = load_settings(data_dir)
 
 

@@ -39,8 +39,13 @@ def init(settings: Settings, as_json: bool) -> None:
             click.echo(f"  {party.id:<10} {party.name} {party.dept} <{party.email}>  "
                        f"web token: {result.demo_tokens[party.id]}")
         click.echo(f"admin web token: {result.demo_tokens['admin']}")
-        click.echo("sign in at http://127.0.0.1:8000/login with one of these tokens "
-                   "(they are shown only now)")
+        click.echo(f"sign in at {settings.base_url.rstrip('/')}/login with one of these "
+                   "tokens (they are shown only now)")
+    else:
+        click.echo("already set up: tokens are shown only when made; make a new one with\n"
+                   "  countersign tokens create --role admin\n"
+                   "  countersign tokens create --role party --party PARTY_ID\n"
+                   f"and sign in at {settings.base_url.rstrip('/')}/login")
 
 
 @click.group()
@@ -155,22 +160,46 @@ def templates_show(key: str, as_json: bool) -> None:
         emit(described)
         return
     click.echo(f"{described['title']} ({described['title_en']})  {key} v{described['version']}")
-    click.echo("fields:")
+    click.echo("fields (* required):")
     for spec in described["fields"]:
-        mark = "*" if spec["required"] else " "
-        click.echo(f"  {mark} {spec['name']:<22} {spec['type']:<9} {spec['label_zh']} "
-                   f"({spec['label_en']})")
+        _print_field(spec, "  ")
     click.echo("roles (in signing order):")
     for role in described["roles"]:
         deadline = (f"{role['deadline_working_days']} working days"
                     if role["deadline_working_days"] else f"{role['deadline_hours']} h")
         group = " parallel group" if role["parallel_group"] else ""
         consent = ", silence = consent" if role["deemed_consent"] else ""
+        needs = (f", fills {', '.join(role['requires_fields'])} first (resolve)"
+                 if role["requires_fields"] else "")
         click.echo(f"  {role['order']}. {role['key']:<12} {role['label_zh']} "
-                   f"({role['label_en']}) deadline {deadline}{group}{consent}")
+                   f"({role['label_en']}) deadline {deadline}{group}{consent}{needs}")
     click.echo(f"numbering: {described['numbering']['pattern']}")
     required = described["closure"]["required_fields"]
     click.echo(f"closure needs: {', '.join(required) if required else 'every signature'}")
+
+
+def _print_field(spec: dict, indent: str) -> None:
+    """One line per field: name, type, labels, and what a value may be; a table's columns
+    or an object's keys follow, indented."""
+    mark = "*" if spec["required"] else " "
+    kind = {"table": "table of", "object": "object of", "list": "list of text"}.get(
+        spec["type"], spec["type"])
+    limits = []
+    if spec.get("values"):
+        limits.append(f"one of {' / '.join(spec['values'])}")
+    if spec["type"] == "date":
+        limits.append("YYYY-MM-DD")
+    if spec["type"] == "datetime":
+        limits.append("YYYY-MM-DDTHH:MM")
+    if spec.get("max_items"):
+        limits.append(f"at most {spec['max_items']} rows")
+    if spec.get("max_length") and spec["type"] in ("text", "multiline", "list"):
+        limits.append(f"≤ {spec['max_length']} characters")
+    extra = f"  [{'; '.join(limits)}]" if limits else ""
+    click.echo(f"{indent}{mark} {spec['name']:<{24 - len(indent)}} {kind:<10} "
+               f"{spec['label_zh']} ({spec['label_en']}){extra}")
+    for column in spec.get("columns", ()):
+        _print_field(column, indent + "    ")
 
 
 @templates.command("check")

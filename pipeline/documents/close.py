@@ -17,15 +17,15 @@ from pipeline.documents.repository import (
 )
 from pipeline.documents.state import Status, blocking, status_of
 from pipeline.documents.status import DocumentStatus
-from pipeline.errors import ClosureRefused, OperationFailed
+from pipeline.errors import ClosureRefused, NotYourTurn, OperationFailed
 from pipeline.forms.manifest import get_template
 from pipeline.record import ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.record.store import Archival, archive_path
 from pipeline.render.libreoffice import ConverterPool
-from pipeline.signing_setup import signing_environment
-from signing.ca import LocalCA
-from signing.ltv import add_long_term_validation
+from pipeline.signing_setup import local_ca, signing_environment
+from signing.ltv import LONG_TERM_CHANGES, add_long_term_validation
+from signing.revisions import check_revision
 from signing.sign import seal_pdf
 from signing.validation import validate_pdf
 
@@ -55,7 +55,13 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
             raise ClosureRefused("文档不能关闭：" + "；".join(reasons),
                                  "the document cannot close: " + "; ".join(reasons))
         env = signing_environment(settings)
-        final = add_long_term_validation(store.get(state.head_revision), env.trust, env.tsa)
+        head = store.get(state.head_revision)
+        final = add_long_term_validation(head, env.trust, env.tsa)
+        stray = check_revision(head, final, LONG_TERM_CHANGES)
+        if stray:
+            raise OperationFailed(f"长期验证数据之外还有修改：{stray[0].zh}",
+                                  f"closing changed more than revision data and the document "
+                                  f"timestamp: {stray[0].en}")
         report = validate_pdf(final, env.trust.offline(), offline=True)
         if not report.valid:
             raise OperationFailed("长期验证后文档验证失败", "the closed document does not "
@@ -75,7 +81,7 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     certificate = seal_pdf(
         pool.convert(certificate_docx(state, template, events, state.head_revision,
                                       settings.zone)),
-        LocalCA.open(settings.ca_dir).system_signer(), env.tsa, env.trust,
+        local_ca(settings).system_signer(), env.tsa, env.trust,
         "完成证明 / certificate of completion")
     retention_until = years_after(datetime.fromisoformat(state.closed_at).date(),
                                   template.retention_years)
@@ -111,3 +117,14 @@ def close_document(settings: Settings, document_id: str, pool: ConverterPool,
     state = append_checked(settings, state, [archived])
     return report_of(settings, state)
 
+
+
+def certificate_of_completion(settings: Settings, document_id: str) -> bytes:
+    """Return the sealed certificate of completion of a closed, archived document."""
+    state = load_state(settings, document_id)
+    if not state.archive:
+        raise NotYourTurn("文档尚未关闭归档，没有完成证明",
+                          f"{document_id} is not closed and archived: it has no certificate "
+                          "of completion yet")
+    store = revision_store(settings)
+    return store.get(json.loads(store.get(state.archive))["certificate_of_completion"])

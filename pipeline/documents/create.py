@@ -38,6 +38,14 @@ def bind_members(template: Template, bindings: list[tuple[str, str]],
             raise BadInput(f"模板 {template.key} 没有角色 {role_key!r}",
                            f"template {template.key} has no role {role_key!r} (roles: "
                            f"{', '.join(roles)})")
+    roles_of: dict[str, list[str]] = {}
+    for role_key, party_id in bindings:
+        roles_of.setdefault(party_id, []).append(role_key)
+    for party_id, held in roles_of.items():
+        if len(set(held)) > 1:
+            raise BadInput(f"{party_id} 不能在同一文档中同时担任多个角色（{'、'.join(held)}）",
+                           f"{party_id} cannot hold two roles of one document "
+                           f"({', '.join(held)})")
     members, parties = [], {}
     for role in template.roles:
         bound = [party_id for key, party_id in bindings if key == role.key]

@@ -25,6 +25,8 @@ class EventKind(StrEnum):
     REASSIGNED = "reassigned"
     PROGRESS_ENTRY = "progress-entry"
     ACTION_ITEM_DONE = "action-item-done"
+    RESOLVED = "resolved"  # an issue's 结果确认, recorded before the responsible signs
+    SUPERSEDED = "superseded"  # a declined document revised into a new one
     CLOSED = "closed"
     ARCHIVED = "archived"
     HOLD_SET = "hold-set"

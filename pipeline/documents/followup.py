@@ -25,9 +25,9 @@ from pipeline.config import Settings
 from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch, record_and_queue
 from pipeline.documents.repository import append_checked, load_state
-from pipeline.documents.state import Status, due_time, next_members
+from pipeline.documents.state import Status, due_time, next_members, unmet_requirements
 from pipeline.forms.manifest import get_template
-from pipeline.outbound.mail import Mail, document_link
+from pipeline.outbound.mail import Mail, signing_link
 from pipeline.outbound.outbox import deliver_mail, mail_row
 from pipeline.people.parties import get_party
 from pipeline.record import database, ledger
@@ -80,14 +80,16 @@ def _follow_document(settings: Settings, document_id: str,
     with database.connection(settings.database_path) as conn:
         events = database.select_events(conn, document_id)
     started = datetime.fromisoformat(state.step_started_at or state.created_at)
-    link = document_link(settings, document_id)
+    link = signing_link(settings, document_id)
     actions = []
     for member in next_members(state):
         role = roles[member.role]
         due = due_time(role, started)
         party = get_party(settings, member.party)
         shown_due = due.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
-        if now >= due and role.deemed_consent:
+        # Silence cannot fill a field the role must write itself: that is escalated instead.
+        deemable = role.deemed_consent and not unmet_requirements(state, template, member)
+        if now >= due and deemable:
             if _already(events, EventKind.DEEMED_CONSENT, member.field):
                 continue
             event = ledger.new_event(document_id, EventKind.DEEMED_CONSENT, "follow-up", {

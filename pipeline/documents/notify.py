@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pipeline.config import Settings
 from pipeline.documents.events import EventKind
@@ -17,13 +19,14 @@ from pipeline.documents.repository import append_checked, load_state
 from pipeline.documents.state import (
     DocumentState,
     Member,
+    Status,
     next_members,
 )
 from pipeline.errors import BadInput
-from pipeline.outbound.mail import Mail, document_link
+from pipeline.outbound.mail import Mail, signing_link
 from pipeline.outbound.outbox import deliver_mail, mail_row, queue_mail
 from pipeline.people.parties import get_party
-from pipeline.record import database, ledger
+from pipeline.record import database, ledger, outbox
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ def _queue_turns(settings: Settings, document_id: str) -> list[str]:
         mail = Mail((party.email, *cc), f"[会签] 请签署 {state.number} / please sign",
                     f"{party.name}，您好：\n请审阅并签署文档 {state.number}。\n"
                     f"Please review and sign {state.number}.\n"
-                    f"{document_link(settings, document_id)}\n")
+                    f"{signing_link(settings, document_id)}\n")
         records.append(turn_event(state, EventKind.SENT, member, mail))
         rows.append(mail_row(mail, document_id, event=len(records) - 1))
         fields.append(member.field)
@@ -99,3 +102,35 @@ def record_and_queue(settings: Settings, state: DocumentState, kind: EventKind, 
     transaction; return the new state (delivery is the caller's next step)."""
     return append_checked(settings, state, [turn_event(state, kind, member, mail)],
                           outbox=[mail_row(mail, state.id, event=0)])
+
+
+@dataclass(frozen=True)
+class Undelivered:
+    """A mail that could not be delivered: the sign that mail delivery is failing."""
+
+    document: str | None
+    number: str
+    to: tuple[str, ...]
+    attempts: int
+    status: str
+    since: str  # UTC ISO time it was queued
+
+
+def undelivered_mail(settings: Settings, older_than: timedelta = timedelta(minutes=5),
+                     now: datetime | None = None) -> list[Undelivered]:
+    """Return the mails queued longer than ``older_than`` that every attempt so far failed
+    to deliver (or that were given up), oldest first."""
+    limit = ((now or datetime.now(UTC)) - older_than).isoformat()
+    found = []
+    with database.connection(settings.database_path) as conn:
+        rows = [row for row in outbox.select_messages(conn)
+                if row["delivered_at"] is None and row["attempts"] > 0
+                and row["created_at"] <= limit]
+        numbers = {row["id"]: row["number"]
+                   for row in database.select_documents(conn, tuple(Status))}
+    for row in rows:
+        payload = row["payload"]
+        found.append(Undelivered(row["document_id"], numbers.get(row["document_id"], ""),
+                                 tuple(payload.get("to", ())), row["attempts"],
+                                 row["last_status"] or "", row["created_at"]))
+    return found

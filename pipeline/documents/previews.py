@@ -1,4 +1,5 @@
-"""Page previews: PNG images of a document's current revision, rendered once by poppler."""
+"""Page previews: PNG images of a document's current revision, rendered once by poppler, sharp
+enough to read a stamp when the page zooms to twice its width."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pipeline.documents.repository import load_state, revision_store
 from pipeline.errors import BadInput, OperationFailed
 from pipeline.record.files import write_atomic
 
+PREVIEW_DPI = 120
+
 
 def page_count(settings: Settings, document_id: str) -> int:
     """Return how many pages the document's current revision has."""
@@ -24,7 +27,7 @@ def page_count(settings: Settings, document_id: str) -> int:
 def page_preview(settings: Settings, document_id: str, page: int) -> bytes:
     """Return page ``page`` (1-based) of the current revision as a PNG (cached per revision)."""
     state = load_state(settings, document_id)
-    cached = settings.data_dir / "previews" / f"{state.head_revision}-{page}.png"
+    cached = settings.data_dir / "previews" / f"{state.head_revision}-{page}-{PREVIEW_DPI}.png"
     if cached.is_file():
         return cached.read_bytes()
     if not 1 <= page <= page_count(settings, document_id):
@@ -32,7 +35,7 @@ def page_preview(settings: Settings, document_id: str, page: int) -> bytes:
     with tempfile.TemporaryDirectory() as scratch:
         pdf = Path(scratch, "doc.pdf")
         pdf.write_bytes(revision_store(settings).get(state.head_revision))
-        result = subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", str(page), "-l",
+        result = subprocess.run(["pdftoppm", "-png", "-r", str(PREVIEW_DPI), "-f", str(page), "-l",
                                  str(page), "-singlefile", str(pdf), str(Path(scratch, "p"))],
                                 capture_output=True, timeout=60)
         if result.returncode != 0:

@@ -22,9 +22,10 @@ from pipeline.documents.state import (
     fold,
     next_members,
     status_of,
+    unmet_requirements,
 )
 from pipeline.documents.status import DocumentStatus
-from pipeline.errors import BadInput, Conflict, NotYourTurn
+from pipeline.errors import BadInput, Conflict, NotYourTurn, OperationFailed, ResolutionRequired
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
 from pipeline.people.throttle import passphrase_attempt
@@ -34,9 +35,16 @@ from pipeline.signing_setup import signing_environment
 from signing.appearance import Stamp
 from signing.fonts import stamp_subset
 from signing.keys import certificate_sha256, load_pkcs12_signer
+from signing.revisions import Permitted, check_revision
 from signing.sign import SignatureRequest, sign_pdf
 
 SIGN_RETRIES = 5
+
+
+def first_signature(state: DocumentState) -> bool:
+    """Whether the next signature is the document's first (deemed consent is no signature):
+    the first one certifies the document."""
+    return not any(not s.deemed for s in state.signed.values())
 
 
 def pending_member(state: DocumentState, party_id: str) -> Member:
@@ -51,6 +59,7 @@ def pending_member(state: DocumentState, party_id: str) -> Member:
     waiting = next_members(state)
     for member in waiting:
         if member.party == party_id:
+            _require_fields(state, member)
             return member
     if all(m.field in state.signed for m in mine):
         raise NotYourTurn(f"{party_id} 已经签过", f"{party_id} has already signed")
@@ -73,6 +82,17 @@ def after_signing(settings: Settings, document_id: str) -> None:
     repeated (the periodic passes do, for whatever a crash left undone)."""
     anchors.anchor_if_due(settings)
     dispatch(settings, document_id)
+
+
+def _require_fields(state: DocumentState, member: Member) -> None:
+    """Raise ResolutionRequired while a field ``member`` must fill first is empty."""
+    missing = unmet_requirements(state, get_template(state.template), member)
+    if missing:
+        zh = "、".join(f"「{spec.label_zh}」" for spec in missing)
+        en = ", ".join(spec.label_en for spec in missing)
+        raise ResolutionRequired(
+            f"{member.party} 须先填写{zh}（resolve）才能签字",
+            f"{member.party} must record the {en} (resolve) before signing: it is empty")
 
 
 def sign_document(settings: Settings, document_id: str, party_id: str,
@@ -106,13 +126,19 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
         member = pending_member(state, party_id)
         template = get_template(state.template)
         role = next(r for r in template.roles if r.key == member.role)
-        certify = not any(not s.deemed for s in state.signed.values())
+        certify = first_signature(state)
         stamp = Stamp(name=party.name, dept=party.dept,
                       reason=f"{role.label_zh}确认 / {role.label_en} approval",
                       signed_at=datetime.now(settings.zone))
         base = store.get(state.head_revision)
         signed = sign_pdf(base, SignatureRequest(member.field, stamp, certify), signer,
                           env.tsa, env.trust, env.font)
+        stray = check_revision(base, signed, Permitted(signature_field=member.field,
+                                                       certify=certify))
+        if stray:  # our own signer wrote more than the signature: store nothing
+            raise OperationFailed(f"签名结果包含意外的修改：{stray[0].zh}",
+                                  f"the signed revision changes more than field "
+                                  f"{member.field}: {stray[0].en}")
         digest = store.put(signed)
         crash_point("sign:after-store")
         event = ledger.new_event(document_id, EventKind.SIGNED, party_id, {

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.documents.events import FIELD_FILLED, EventKind
-from pipeline.forms.manifest import RoleSpec, Template
+from pipeline.forms.manifest import FieldSpec, RoleSpec, Template
 
 
 class Status(StrEnum):
@@ -23,6 +23,7 @@ class Status(StrEnum):
     AWAITING = "awaiting_signatures"
     DECLINED = "declined"
     VOIDED = "voided"
+    SUPERSEDED = "superseded"  # declined, then revised into a new document
     COMPLETED = "completed"
     CLOSED = "closed"
 
@@ -30,7 +31,7 @@ class Status(StrEnum):
 #: Documents still to be finished: they show in ``blocking`` and follow-up looks at them.
 OPEN_STATUSES = (Status.AWAITING, Status.COMPLETED, Status.DECLINED)
 #: Documents nothing more can be added to.
-FINISHED_STATUSES = (Status.CLOSED, Status.VOIDED)
+FINISHED_STATUSES = (Status.CLOSED, Status.VOIDED, Status.SUPERSEDED)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class DocumentState:
     progress: tuple[dict, ...] = ()
     action_items_done: frozenset[int] = frozenset()
     important: bool = False
+    supersedes: str | None = None  # the declined document this one revises
+    superseded_by: str | None = None  # the revision that replaced this one
     legal_hold: bool = False
 
 
@@ -85,9 +88,9 @@ def fold(events: list[dict]) -> DocumentState:
             state = DocumentState(
                 id=event["document_id"], template=data["template"],
                 template_version=data["template_version"], number=data["number"],
-                creator=event["actor"], created_at=event["at"], form=data["form"],
-                members=tuple(Member(**m) for m in data["members"]),
-                important=bool(data.get("important")))
+                creator=data.get("creator") or event["actor"], created_at=event["at"],
+                form=data["form"], members=tuple(Member(**m) for m in data["members"]),
+                important=bool(data.get("important")), supersedes=data.get("supersedes"))
             continue
         assert state is not None, "a document's first event is 'created'"
         if event["revision_after"]:
@@ -120,6 +123,14 @@ def fold(events: list[dict]) -> DocumentState:
                 for m in state.members))
         elif kind == EventKind.PROGRESS_ENTRY:
             state = replace(state, progress=(*state.progress, data))
+            if data.get("rendered"):  # re-rendered into the unsigned PDF: part of the form
+                entry = {"date": data["date"], "text": data["text"]}
+                updates = [*(state.form.get("progress_updates") or ()), entry]
+                state = replace(state, form={**state.form, "progress_updates": updates})
+        elif kind == EventKind.RESOLVED:
+            state = replace(state, form={**state.form, data["field"]: data["text"]})
+        elif kind == EventKind.SUPERSEDED:
+            state = replace(state, superseded_by=data["by"])
         elif kind == EventKind.ACTION_ITEM_DONE:
             state = replace(state, action_items_done=state.action_items_done | {data["item"]})
     assert state is not None, "no events"
@@ -137,11 +148,14 @@ def _group_done(state: DocumentState, field_name: str) -> bool:
 
 
 def status_of(state: DocumentState) -> Status:
-    """Return the contract's status: awaiting_signatures, declined, voided, completed, closed."""
+    """Return the contract's status: awaiting_signatures, declined, voided, superseded,
+    completed, closed."""
     if state.voided:
         return Status.VOIDED
     if state.closed_at:
         return Status.CLOSED
+    if state.superseded_by:
+        return Status.SUPERSEDED
     if state.declined:
         return Status.DECLINED
     if all(m.field in state.signed for m in state.members):
@@ -156,6 +170,14 @@ def next_members(state: DocumentState) -> list[Member]:
     pending = [m for m in state.members if m.field not in state.signed]
     lowest = min(m.order for m in pending)
     return [m for m in pending if m.order == lowest]
+
+
+def unmet_requirements(state: DocumentState, template: Template,
+                       member: Member) -> list[FieldSpec]:
+    """Return the fields ``member``'s role must fill before it signs that are still empty."""
+    role = next(r for r in template.roles if r.key == member.role)
+    return [spec for spec in template.fields
+            if spec.name in role.requires_fields and not state.form.get(spec.name)]
 
 
 def add_working_days(start: datetime, days: int) -> datetime:
@@ -183,15 +205,24 @@ def blocking(state: DocumentState, template: Template, today: str | None = None)
     reasons = []
     if state.voided:
         return [f"文档已作废 / voided: {state.voided['reason']}"]
+    if state.superseded_by:
+        return [f"已由新版本取代 / superseded by {state.superseded_by}"]
     if state.declined:
-        reasons.append(f"{state.declined['party']} 拒签 / declined by {state.declined['party']}:"
-                       f" {state.declined['reason']}")
+        # Nobody can sign a declined document: it waits for a revision (or a void), not
+        # for its parties.
+        return [f"{state.declined['party']} 拒签 / declined by {state.declined['party']}:"
+                f" {state.declined['reason']}",
+                "请修订后重新发起或作废 / revise it (countersign revise) or void it"]
     roles = {role.key: role for role in template.roles}
     for member in state.members:
         if member.field not in state.signed:
             role = roles[member.role]
-            reasons.append(f"等待{role.label_zh} {member.party} 签字 / waiting for "
-                           f"{role.label_en} {member.party} to sign ({member.field})")
+            needs = unmet_requirements(state, template, member)
+            first = "".join(f"填写「{spec.label_zh}」并" for spec in needs)
+            first_en = "".join(f"record the {spec.label_en} and " for spec in needs)
+            reasons.append(f"等待{role.label_zh} {member.party} {first}签字 / waiting for "
+                           f"{role.label_en} {member.party} to {first_en}sign "
+                           f"({member.field})")
     for name in template.closure.required_fields:
         if not state.form.get(name):
             spec = next(f for f in template.fields if f.name == name)

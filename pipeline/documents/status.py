@@ -18,6 +18,7 @@ from pipeline.documents.state import (
     due_time,
     next_members,
     status_of,
+    unmet_requirements,
 )
 from pipeline.forms.manifest import Template
 
@@ -42,6 +43,8 @@ class NextItem(BaseModel):
     party: str
     since: str
     due: str
+    # Fields this member must fill before signing (an issue's result_confirmation).
+    needs: list[str] = []
 
     def is_overdue(self, now: datetime | None = None) -> bool:
         """Return True if the due time is before ``now`` (default: the current time)."""
@@ -79,6 +82,11 @@ class DocumentStatus(BaseModel):
     progress: list[dict[str, Any]] = []
     action_items_done: list[int] = []
     started: str | None = None
+    creator: str | None = None
+    created_at: str | None = None
+    # A revision of a declined document names the one it replaces; that one names it back.
+    supersedes: str | None = None
+    superseded_by: str | None = None
     legal_hold: bool = False
 
     def as_json(self) -> dict[str, Any]:
@@ -110,7 +118,8 @@ def status_report(state: DocumentState, template: Template, zone: tzinfo,
                            deemed_consent=state.signed[m.field].deemed)
                 for m in state.members if m.field in state.signed],
         next=[NextItem(role=m.role, field=m.field, party=m.party, since=shown(started),
-                       due=shown(due_time(roles[m.role], started)))
+                       due=shown(due_time(roles[m.role], started)),
+                       needs=[spec.name for spec in unmet_requirements(state, template, m)])
               for m in next_members(state)],
         blocking=blocking(state, template, today),
         archive=state.archive,
@@ -118,4 +127,7 @@ def status_report(state: DocumentState, template: Template, zone: tzinfo,
         voided=Voided(**state.voided) if state.voided else None,
         progress=list(state.progress),
         action_items_done=sorted(state.action_items_done),
-        started=shown(started), legal_hold=state.legal_hold)
+        started=shown(started), creator=state.creator,
+        created_at=shown(datetime.fromisoformat(state.created_at)),
+        supersedes=state.supersedes, superseded_by=state.superseded_by,
+        legal_hold=state.legal_hold)

@@ -7,9 +7,15 @@ from pipeline.documents.create import render_and_prepare
 from pipeline.documents.events import EventKind
 from pipeline.documents.notify import dispatch, notify_parties
 from pipeline.documents.repository import append_checked, document_status, load_state, report_of
-from pipeline.documents.state import FINISHED_STATUSES, Status, status_of
+from pipeline.documents.state import (
+    OPEN_STATUSES,
+    DocumentState,
+    Status,
+    involves,
+    status_of,
+)
 from pipeline.documents.status import DocumentStatus
-from pipeline.errors import BadInput, NotYourTurn
+from pipeline.errors import BadInput, NotPermitted, NotYourTurn
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form_value
 from pipeline.outbound.mail import document_link
@@ -49,15 +55,22 @@ def decline_document(settings: Settings, document_id: str, party_id: str,
     return report_of(settings, state)
 
 
+def may_void(state: DocumentState, actor: str, admin: bool) -> bool:
+    """Return True if ``actor`` may void the document now: its creator or an administrator,
+    while it is still open (awaiting signatures, declined or completed, not closed)."""
+    return (admin or actor == state.creator) and status_of(state) in OPEN_STATUSES
+
+
 def void_document(settings: Settings, document_id: str, actor: str,
                   reason: str, admin: bool = False) -> DocumentStatus:
-    """Void a document; only its creator (or an administrator) may."""
+    """Void a document, with a reason: its creator or an administrator, before closure."""
     reason = require_reason(reason)
     state = load_state(settings, document_id)
     if actor != state.creator and not admin:
-        raise NotYourTurn(f"只有创建者 {state.creator} 可以作废此文档",
-                          f"only the creator ({state.creator}) may void this document")
-    if status_of(state) in FINISHED_STATUSES:
+        raise NotPermitted(f"只有创建者 {state.creator} 或管理员可以作废此文档",
+                           f"only the creator ({state.creator}) or an administrator may void "
+                           "this document")
+    if status_of(state) not in OPEN_STATUSES:
         raise NotYourTurn(f"文档状态为 {status_of(state)}，不能作废",
                           f"the document is {status_of(state)}; it cannot be voided")
     event = ledger.new_event(document_id, EventKind.VOIDED, actor, {"reason": reason})
@@ -65,8 +78,9 @@ def void_document(settings: Settings, document_id: str, actor: str,
 
 
 def reassign_step(settings: Settings, document_id: str, field: str, to_party: str,
-                  actor: str, reason: str) -> DocumentStatus:
-    """Give an unsigned step to another party of the same department, recording who and why.
+                  actor: str, reason: str, admin: bool = False) -> DocumentStatus:
+    """Give an unsigned step to another party of the same department, recording who and why:
+    the document's creator, the party whose step it is, or an administrator may.
 
     The rendered signature row keeps the first party's name; the signature stamp and the
     ledger show who actually signed.
@@ -76,6 +90,10 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     member = next((m for m in state.members if m.field == field), None)
     if member is None:
         raise BadInput(f"文档没有签字栏 {field!r}", f"the document has no field {field!r}")
+    if not admin and actor not in (state.creator, member.party):
+        raise NotPermitted(f"只有创建者、{member.party} 本人或管理员可以转交此签字步骤",
+                           f"only the creator, {member.party} or an administrator may "
+                           "reassign this step")
     if field in state.signed or status_of(state) != Status.AWAITING:
         raise NotYourTurn(f"签字栏 {field} 已签或文档已结束",
                           f"field {field} is signed or the document is no longer open")
@@ -95,8 +113,17 @@ def reassign_step(settings: Settings, document_id: str, field: str, to_party: st
     return document_status(settings, document_id)
 
 
+def require_party_or_admin(state: DocumentState, actor: str, admin: bool) -> None:
+    """Raise NotPermitted unless ``actor`` is a party of the document (a signer or its
+    creator) or the caller is an administrator."""
+    if not admin and not involves(state, actor):
+        raise NotPermitted(f"{actor} 不是此文档的当事方，也不是管理员",
+                           f"{actor} is neither a party of this document nor an administrator")
+
+
 def add_progress_entry(settings: Settings, document_id: str, entry_date: str, text: str,
-                       actor: str, pool: ConverterPool | None = None) -> DocumentStatus:
+                       actor: str, pool: ConverterPool | None = None,
+                       admin: bool = False) -> DocumentStatus:
     """Append a dated progress entry to an issue document.
 
     Before the first signature the document is rendered again with the entry in its 进展更新
@@ -104,17 +131,19 @@ def add_progress_entry(settings: Settings, document_id: str, entry_date: str, te
     never touched and the entry lives in the ledger (shown by status and the archive).
     """
     state = load_state(settings, document_id)
+    require_party_or_admin(state, actor, admin)
     template = get_template(state.template)
     if "progress_updates" not in template.field_names:
         raise BadInput(f"模板 {template.key} 没有进展更新", f"template {template.key} has no "
                        "progress updates")
-    if status_of(state) in FINISHED_STATUSES:
+    if status_of(state) not in OPEN_STATUSES:
         raise NotYourTurn("文档已结束", f"the document is {status_of(state)}")
     spec = template.fields[[f.name for f in template.fields].index("progress_updates")]
     entry = validate_form_value(spec, [{"date": entry_date, "text": text}])[0]
     events = [ledger.new_event(document_id, EventKind.PROGRESS_ENTRY, actor, entry)]
     if not state.signed and pool is not None:
-        form = {**state.form, "progress_updates": [*state.form["progress_updates"], entry]}
+        form = {**state.form,
+                "progress_updates": [*(state.form.get("progress_updates") or ()), entry]}
         parties = {m.party: get_party(settings, m.party) for m in state.members}
         docx_sha, pdf_sha, prepared_sha = render_and_prepare(
             settings, template, form, state.number, list(state.members), parties, pool)
@@ -127,9 +156,12 @@ def add_progress_entry(settings: Settings, document_id: str, entry_date: str, te
 
 
 def mark_action_item_done(settings: Settings, document_id: str, item: int,
-                          actor: str) -> DocumentStatus:
+                          actor: str, admin: bool = False) -> DocumentStatus:
     """Record that minutes' action item ``item`` (1-based) is done."""
     state = load_state(settings, document_id)
+    require_party_or_admin(state, actor, admin)
+    if status_of(state) not in OPEN_STATUSES:
+        raise NotYourTurn("文档已结束", f"the document is {status_of(state)}")
     items = state.form.get("action_items") or []
     if not 1 <= item <= len(items):
         raise BadInput(f"行动项编号应在 1 到 {len(items)} 之间",

@@ -8,9 +8,14 @@ An upload is accepted only if all of these hold, checked in this order:
    administrator registered for it), whatever names it carries;
 5. every signature, the new one and all earlier ones, is valid under the validation helper
    (intact, trusted with revocation required, timestamped, nothing changed beyond the
-   signature fields).
-A refusal names its reason in Chinese and English, is recorded in the ledger (hash, who,
-why), and leaves the document exactly as it was.
+   signature fields);
+6. compared with the stored current revision (the ground truth), the upload writes nothing
+   but the party's signature into its field (certifying the document if it is the first
+   signature): a first signer who repaints a page in its own signing revision is caught here,
+   where no earlier signature could notice.
+A refusal names its first reason in one sentence, in Chinese and English; every problem
+found goes into the ledger record (hash, who, why, details), and the document stays exactly
+as it was.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pipeline.documents.repository import (
     load_state,
     revision_store,
 )
-from pipeline.documents.sign import pending_member
+from pipeline.documents.sign import first_signature, pending_member
 from pipeline.documents.status import DocumentStatus
 from pipeline.errors import UploadRejected
 from pipeline.people.parties import get_party, registered_certificates
@@ -39,6 +44,7 @@ from pipeline.record.files import read_upload  # noqa: F401 - where callers find
 from pipeline.record.store import sha256
 from pipeline.signing_setup import trust_for
 from signing.keys import certificate_sha256
+from signing.revisions import Permitted, check_revision
 from signing.validation import validate_pdf
 
 # A countersignature is one incremental update; a tool may add its own DSS update too.
@@ -61,11 +67,12 @@ def _identity_problem(cert, party, registered: frozenset[str]) -> tuple[str, str
 
 @dataclass(frozen=True)
 class UploadVerdict:
-    """Either the first rule an upload breaks (zh, en), or the accepted signature's
-    certificate fingerprint."""
+    """Either the first rule an upload breaks (zh, en) with every problem found, or the
+    accepted signature's certificate fingerprint."""
 
     problem: tuple[str, str] | None = None
     certificate_sha256: str | None = None
+    details: tuple[str, ...] = ()
 
 
 def check_upload(settings: Settings, state, party, member, data: bytes,
@@ -74,13 +81,15 @@ def check_upload(settings: Settings, state, party, member, data: bytes,
     problem, report = _first_problem(settings, state, party, member, data,
                                      earlier_revisions)
     if problem:
-        return UploadVerdict(problem=problem)
-    return UploadVerdict(certificate_sha256=report.signatures[-1].certificate_sha256)
+        return UploadVerdict(problem=problem[:2], details=tuple(problem[2:]))
+    new = next(s for s in report.signatures if s.field == member.field)
+    return UploadVerdict(certificate_sha256=new.certificate_sha256)
 
 
 def _first_problem(settings: Settings, state, party, member, data: bytes,
                    earlier_revisions: set[str]):
-    """Return ((zh, en), None) for the first rule broken, or (None, the validation report)."""
+    """Return ((zh, en, *details), None) for the first rule broken, or (None, the
+    validation report)."""
     head = revision_store(settings).get(state.head_revision)
     if not data.startswith(b"%PDF-"):
         return ("不是 PDF 文件", "not a PDF file"), None
@@ -116,7 +125,9 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
                 f"the new signature is in field {new.field_name!r}, not {party.id}'s field "
                 f"{member.field!r}"), None
     report = validate_pdf(data, trust_for(settings))
-    new_report = report.signatures[-1]
+    new_report = next((s for s in report.signatures if s.field == member.field), None)
+    if new_report is None:
+        return ("新签名无法读取", f"the new signature in field {member.field} cannot be read"), None
     identity = _identity_problem(new.signer_cert, party,
                                  registered_certificates(settings, party))
     if identity:
@@ -124,11 +135,24 @@ def _first_problem(settings: Settings, state, party, member, data: bytes,
     if new_report.coverage != "ENTIRE_FILE":
         return ("新签名未覆盖整个文件", f"the new signature does not cover the whole file "
                 f"({new_report.coverage})"), None
+    details = [*report.problems, *(f"{s.field}: {p}" for s in report.signatures
+                                   for p in s.problems)]
     for item in report.signatures:
         if not item.valid:
             which = "新签名" if item is new_report else f"原有签名 {item.field}"
-            return (f"{which}无效：{'；'.join(item.problems)}",
-                    f"signature {item.field} is not valid: {'; '.join(item.problems)}"), None
+            first = item.findings[0]
+            return (f"{which}无效：{first.zh}",
+                    f"signature {item.field} is not valid: {first.en}", *details), None
+    if report.problems:
+        first = report.findings[0]
+        return (first.zh, first.en, *details), None
+    extra = check_revision(head, data, Permitted(signature_field=member.field,
+                                                 certify=first_signature(state),
+                                                 revision_data=True))
+    if extra:
+        return (f"除了在 {member.field} 签字栏签名，上传的文件还修改了文档：{extra[0].zh}",
+                f"besides its signature in field {member.field}, the upload changes the "
+                f"document: {extra[0].en}", *(c.en for c in extra)), None
     return None, report
 
 
@@ -149,7 +173,8 @@ def upload_countersigned(settings: Settings, document_id: str, party_id: str,
     if problem:
         event = ledger.new_event(document_id, EventKind.UPLOAD_REJECTED, party_id, {
             "field": member.field, "party": party_id, "upload_sha256": digest,
-            "reason_zh": problem[0], "reason_en": problem[1]})
+            "reason_zh": problem[0], "reason_en": problem[1],
+            "details": list(verdict.details)})
         append_checked(settings, state, [event])
         raise UploadRejected(f"上传被拒绝：{problem[0]}", f"upload refused: {problem[1]}")
     revision = revision_store(settings).put(data)

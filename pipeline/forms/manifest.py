@@ -54,6 +54,8 @@ class RoleSpec:
     deadline_hours: int | None
     deadline_working_days: int | None
     deemed_consent: bool
+    # Fields a member of this role fills before it may sign (an issue's 结果确认).
+    requires_fields: tuple[str, ...] = ()
 
     @property
     def is_group(self) -> bool:
@@ -124,6 +126,7 @@ class Template:
                     "deadline_hours": role.deadline_hours,
                     "deadline_working_days": role.deadline_working_days,
                     "deemed_consent": role.deemed_consent,
+                    "requires_fields": list(role.requires_fields),
                 }
                 for role in self.roles
             ],
@@ -230,6 +233,7 @@ def load_template(folder: Path) -> Template:
                 deadline_hours=item.get("deadline_hours"),
                 deadline_working_days=item.get("deadline_working_days"),
                 deemed_consent=bool(item.get("deemed_consent", False)),
+                requires_fields=tuple(item.get("requires_fields", ())),
             )
             for item in raw["roles"]
         )
@@ -267,6 +271,10 @@ def load_template(folder: Path) -> Template:
             raise ManifestError(
                 f"角色 {role.key} 未设置反馈时限", f"role {role.key} has no response deadline"
             )
+        unknown = [name for name in role.requires_fields if name not in template.field_names]
+        if unknown:
+            raise ManifestError(f"角色 {role.key} 要求的字段不存在：{unknown}",
+                                f"role {role.key} requires unknown fields {unknown}")
     return template
 
 

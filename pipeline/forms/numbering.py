@@ -6,6 +6,7 @@ department and is allocated atomically in the database.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import date, datetime
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.forms.manifest import Template
 from pipeline.record import database
+
+# A revised document keeps its number with a version mark: ``2026-市场-001 第2版``.
+VERSION_MARK = re.compile(r"\s*第(\d+)版$")
 
 
 def today_in(settings: Settings) -> date:
@@ -46,3 +50,17 @@ def draft_number(template: Template, form: dict[str, Any], today: date) -> str:
     pattern = template.numbering.pattern
     head = pattern.split("{seq", 1)[0]
     return head.format(year=today.year, dept=department_of(template, form)) + "草稿"
+
+
+def version_of(number: str) -> tuple[str, int]:
+    """Return the number without its version mark, and the version (1 when unmarked)."""
+    match = VERSION_MARK.search(number)
+    if not match:
+        return number, 1
+    return number[: match.start()], int(match.group(1))
+
+
+def next_version(number: str) -> str:
+    """Return the number of the next version of ``number``: ``2026-市场-001 第2版``."""
+    base, version = version_of(number)
+    return f"{base} 第{version + 1}版"

@@ -45,6 +45,11 @@ def document_link(settings: Settings, document_id: str) -> str:
     return f"{settings.base_url.rstrip('/')}/documents/{document_id}"
 
 
+def signing_link(settings: Settings, document_id: str) -> str:
+    """Return the link a signer's mail carries: the document page's focused signing view."""
+    return f"{document_link(settings, document_id)}?focus=sign"
+
+
 def header_text(value: str, limit: int = 300) -> str:
     """Return ``value`` as one header line: separators and controls become single spaces."""
     return HEADER_BREAKS.sub(" ", value).strip()[:limit]

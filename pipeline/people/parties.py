@@ -18,7 +18,7 @@ from pipeline.errors import BadInput, UnknownParty
 from pipeline.forms.validate import bad_character
 from pipeline.record import database, security
 from pipeline.record.files import write_atomic
-from signing.ca import LocalCA
+from pipeline.signing_setup import local_ca
 from signing.keys import certificate_sha256, read_pkcs12_certificate, to_asn1, write_pkcs12
 from signing.trust import load_certificates
 
@@ -108,7 +108,7 @@ def add_party(settings: Settings, *, name: str, dept: str, email: str,
         if database.select_party(conn, party_id):
             raise BadInput(f"签署方编号 {party_id!r} 已存在", f"party id {party_id!r} exists")
         if issue_cert:
-            issued = LocalCA.open(settings.ca_dir).issue_party(name, dept, email)
+            issued = local_ca(settings).issue_party(name, dept, email)
             write_pkcs12(key_path, name, issued.key, issued.certificate, list(issued.chain),
                          passphrase)
             fingerprint = certificate_sha256(to_asn1(issued.certificate))

@@ -1,8 +1,9 @@
 """Who may see and do what: the one definition the REST routes and the web pages both ask.
 
 Roles: ``admin`` (parties, create, void, close, legal hold, bulk), ``party`` (sees only the
-documents it created or signs; signs, uploads or declines only its own step: the use cases
-check whose step it is), ``auditor`` (sees and verifies everything, never writes). The
+documents it created or signs; signs, uploads or declines only its own step, voids or revises
+only what it created, resolves only an issue it is responsible for: the use cases check
+whose step or document it is), ``auditor`` (sees and verifies everything, never writes). The
 health check and the template list are public; everything else needs a principal.
 
 A document the caller may not see answers exactly like one that does not exist
@@ -44,12 +45,17 @@ class Action(StrEnum):
     ADD_PARTY = "add_party"
     CREATE_DOCUMENT = "create_document"
     LIST_OPEN = "list_open"
+    LIST_DOCUMENTS = "list_documents"
     READ_DOCUMENT = "read_document"
+    READ_ARCHIVE = "read_archive"
     SIGN = "sign"
     UPLOAD = "upload"
     DECLINE = "decline"
     VOID = "void"
     CLOSE = "close"
+    REASSIGN = "reassign"
+    RESOLVE = "resolve"
+    REVISE = "revise"
     HOLD = "hold"
     ADD_PROGRESS = "add_progress"
     MARK_ACTION_DONE = "mark_action_done"
@@ -71,12 +77,18 @@ RULES: dict[Action, Rule] = {
     Action.ADD_PARTY: Rule(_ADMIN),
     Action.CREATE_DOCUMENT: Rule(_WRITERS),
     Action.LIST_OPEN: Rule(_ANYONE),
+    Action.LIST_DOCUMENTS: Rule(_ANYONE),
     Action.READ_DOCUMENT: Rule(_ANYONE, Scope.SEEN),
+    Action.READ_ARCHIVE: Rule(_ANYONE, Scope.SEEN),
     Action.SIGN: Rule(_PARTY, Scope.SEEN),
     Action.UPLOAD: Rule(_PARTY, Scope.SEEN),
     Action.DECLINE: Rule(_PARTY, Scope.SEEN),
-    Action.VOID: Rule(_ADMIN, Scope.SEEN),
+    # The creator or an administrator: void_document and revise_document check the creator.
+    Action.VOID: Rule(_WRITERS, Scope.SEEN),
     Action.CLOSE: Rule(_ADMIN, Scope.SEEN),
+    Action.REASSIGN: Rule(_WRITERS, Scope.SEEN),
+    Action.RESOLVE: Rule(_WRITERS, Scope.SEEN),
+    Action.REVISE: Rule(_WRITERS, Scope.SEEN),
     Action.HOLD: Rule(_ADMIN, Scope.SEEN),
     Action.ADD_PROGRESS: Rule(_WRITERS, Scope.SEEN),
     Action.MARK_ACTION_DONE: Rule(_WRITERS, Scope.SEEN),

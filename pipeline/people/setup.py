@@ -55,7 +55,7 @@ def initialise(settings: Settings) -> InitResult:
     database.connect(settings.database_path).close()
     created_ca = not LocalCA.exists(settings.ca_dir)
     if created_ca:
-        LocalCA.create(settings.ca_dir)
+        LocalCA.create(settings.ca_dir, settings.ca_passphrase or None)
     demo: list[Party] = []
     tokens: dict[str, str] = {}
     if not list_parties(settings):

@@ -2,6 +2,10 @@
 
 validate → number → render .docx → convert to PDF/A. The CLI and the API call these and
 nothing else; they decide nothing of their own.
+
+``bulk`` output is never tracked (no parties, no signatures, no ledger), so it never takes
+an official number: every row is a draft numbered ``…-草稿``. Official numbers belong to the
+documents the ledger follows (``create``).
 """
 
 from __future__ import annotations
@@ -116,11 +120,11 @@ def _describe(error: CountersignError) -> str:
 
 
 def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: ConverterPool,
-                  settings: Settings, *, draft: bool = False,
+                  settings: Settings, *,
                   on_done: Callable[[RowResult], None] | None = None) -> BulkSummary:
-    """Generate one PDF per row into ``out_dir`` (named by document number).
+    """Generate one draft PDF per row into ``out_dir`` (named ``<draft number>-<line>.pdf``).
 
-    Rows are validated, numbered (in input order) and rendered in a process of their own,
+    Rows are validated, given their draft numbers and rendered in a process of their own,
     ahead of the conversions: rendering is CPU-bound Python, and in this process it would
     hold the GIL while the threads feeding LibreOffice wait to hand over the next document.
     Conversions run as many at a time as the pool has workers (``pool`` may still be
@@ -131,7 +135,7 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
     out_dir.mkdir(parents=True, exist_ok=True)
     renderer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_renderer,
-                                   initargs=(settings, template.key, draft))
+                                   initargs=(settings, template.key))
 
     def convert(rendered: _Rendered) -> RowResult:
         if rendered.error is not None:
@@ -140,9 +144,7 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
             pdf = pool.convert(rendered.docx)
         except KNOWN_ERRORS as exc:
             return RowResult(rendered.line, error=_describe(exc))
-        name = safe_filename(rendered.number)
-        if draft:
-            name = f"{name}-{rendered.line}"
+        name = f"{safe_filename(rendered.number)}-{rendered.line}"
         path = write_atomic(out_dir / f"{name}.pdf", pdf)
         return RowResult(rendered.line, number=rendered.number, path=path)
 
@@ -173,22 +175,19 @@ class _Rendered:
 _renderer: dict[str, Any] = {}
 
 
-def _start_renderer(settings: Settings, template_key: str, draft: bool) -> None:
-    """Set up the render process: the template, and a connection for numbering."""
-    _renderer.update(settings=settings, template=get_template(template_key), draft=draft,
-                     conn=None if draft else database.connect(settings.database_path))
+def _start_renderer(settings: Settings, template_key: str) -> None:
+    """Set up the render process: the settings and the template."""
+    _renderer.update(settings=settings, template=get_template(template_key))
 
 
 def _render_row(row: Row) -> _Rendered:
-    """Validate, number and render one row (in the render process)."""
+    """Validate, number (as a draft) and render one row (in the render process)."""
     if row.error is not None:
         return _Rendered(row.line, error=row.error)
     template, settings = _renderer["template"], _renderer["settings"]
     try:
         form = validate_form(template, row.form)
-        today = today_in(settings)
-        number = (draft_number(template, form, today) if _renderer["draft"]
-                  else allocate_number(_renderer["conn"], template, form, today))
+        number = draft_number(template, form, today_in(settings))
         return _Rendered(row.line, number, render_docx(template, form, number))
     except KNOWN_ERRORS as exc:
         return _Rendered(row.line, error=_describe(exc))

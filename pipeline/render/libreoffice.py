@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.errors import ConversionError, ConversionTimeout
+from pipeline.render.fonts import fontconfig_file
 from pipeline.render.office_profile import fresh_profile, profile_seed
 from pipeline.render.safe_docx import check_docx
 
@@ -56,6 +57,9 @@ class PoolSpec:
     # A .docx converted once by every fresh worker before it takes work, so that the first
     # real document does not pay for loading fonts and filters (about twice the usual time).
     warmup: Path | None = None
+    # Where the SC faces are extracted for the workers (pipeline/render/fonts.py); None:
+    # a per-user folder in the system's temporary directory.
+    fonts_dir: Path | None = None
 
     @property
     def workers(self) -> int:
@@ -84,8 +88,9 @@ class Worker:
     this process ends, the office and its profile go with it.
     """
 
-    def __init__(self, spec: PoolSpec, root: Path, index: int) -> None:
-        self.spec, self.index = spec, index
+    def __init__(self, spec: PoolSpec, root: Path, index: int,
+                 fonts_conf: Path | None = None) -> None:
+        self.spec, self.index, self.fonts_conf = spec, index, fonts_conf
         self.root = root
         self.home = root / f"worker-{index}"
         self.office_pid: int | None = None
@@ -106,6 +111,8 @@ class Worker:
         env = {key: value for key, value in os.environ.items()
                if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
         env.update(SAL_USE_VCLPLUGIN="svp", HOME=str(self.home))
+        if self.fonts_conf is not None:
+            env["FONTCONFIG_FILE"] = str(self.fonts_conf)
         config = {
             "office": [self.spec.soffice, "--headless", "--invisible", "--nologo",
                        "--norestore", "--nodefault", "--nolockcheck", "--nofirststartwizard",
@@ -251,7 +258,9 @@ class ConverterPool:
         self._root = Path(tempfile.mkdtemp(prefix="countersign-lo-"))
         _open_pools.add(self)
         profile_seed(self.spec.profile_cache, self.spec.soffice, create=True)
-        self._workers = [Worker(self.spec, self._root, i) for i in range(self.spec.workers)]
+        self._fonts_conf = fontconfig_file(self.spec.fonts_dir)
+        self._workers = [Worker(self.spec, self._root, i, self._fonts_conf)
+                         for i in range(self.spec.workers)]
         errors: list[BaseException] = []
 
         def boot(worker: Worker) -> None:

@@ -32,6 +32,10 @@ PROFILE_SETTINGS = (
     ("org.openoffice.Office.Common/Save/Document", "CreateBackup", "false"),
     ("org.openoffice.Office.Recovery/AutoSave", "Enabled", "false"),
     ("org.openoffice.Office.Recovery/RecoveryInfo", "Enabled", "false"),
+    # The PDF declares the document's language from the default of the locale's script:
+    # a Chinese locale makes it the East-Asian one (zh-CN), while Latin text keeps its own
+    # language and breaks between words.
+    ("org.openoffice.Setup/L10N", "ooSetupSystemLocale", "zh-CN"),
 )
 
 

@@ -1,6 +1,6 @@
 """Helpers shared by the test modules (fixtures live in ``tests/conftest.py``).
 
-- ``forms``: the example form of each template (``tests/examples``), the template keys;
+- ``forms``: the example form of each template (``examples/`` at the top), the template keys;
 - ``data``: an initialised data folder (local CA, demo parties);
 - ``cli``: the installed ``countersign`` command;
 - ``pdf``: rendered PDFs and the text poppler extracts from them;

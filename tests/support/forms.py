@@ -1,11 +1,12 @@
-"""The example forms (one valid form per template, ``tests/examples``) and template keys."""
+"""The example forms (one valid form per template, ``examples/`` at the top) and template keys."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+# The forms of the README, one valid form per template (the repository's examples/).
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEMPLATE_KEYS = ("requirement_confirmation", "progress_sync", "issue_tracking",
                  "meeting_minutes")
 

@@ -35,7 +35,11 @@ def pdf_text(pdf: bytes | Path, raw: bool = False) -> str:
     return result.stdout.decode("utf-8")
 
 
+# The header of the pages after the first: "<title>　<label>编号：<number>".
+PAGE_HEADER = re.compile(r"^\f?\S+[ \t\u3000]+\S*编号：\S+$", re.MULTILINE)
+
+
 def squash(text: str) -> str:
-    """Return ``text`` without whitespace and page footers (extraction re-wraps long lines,
-    and a value that spans pages has the footer between its parts)."""
-    return re.sub(r"第\d+页/共\d+页", "", "".join(text.split()))
+    """Return ``text`` without whitespace, page headers and footers (extraction re-wraps
+    long lines, and a value that spans pages has them between its parts)."""
+    return re.sub(r"第\d+页/共\d+页", "", "".join(PAGE_HEADER.sub("", text).split()))
