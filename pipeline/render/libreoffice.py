@@ -108,9 +108,7 @@ class Worker:
         shutil.rmtree(self.home, ignore_errors=True)
         fresh_profile(self.home / "profile", self.spec.seed)
         port = _free_port()
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update(SAL_USE_VCLPLUGIN="svp", HOME=str(self.home))
+        env = {**_office_environment(), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(self.home)}
         if self.fonts_conf is not None:
             env["FONTCONFIG_FILE"] = str(self.fonts_conf)
         config = {
@@ -227,6 +225,13 @@ class Worker:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
+def _office_environment() -> dict[str, str]:
+    """The environment LibreOffice and its bridge inherit: this process's, without what
+    points Python at the virtual environment (the bridge runs Debian's own python3)."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+
+
 def _child_running(pid: int, parent: int) -> bool:
     """Whether ``pid`` is a live (not zombie) child of ``parent``: a process id is only
     ever signalled after this check, never a process that merely reuses the number."""
@@ -257,7 +262,8 @@ class ConverterPool:
             raise ConversionError("转换池已关闭", "the conversion pool is closed")
         self._root = Path(tempfile.mkdtemp(prefix="countersign-lo-"))
         _open_pools.add(self)
-        profile_seed(self.spec.profile_cache, self.spec.soffice, create=True)
+        profile_seed(self.spec.profile_cache, self.spec.soffice, create=True,
+                     env=_office_environment())
         self._fonts_conf = fontconfig_file(self.spec.fonts_dir)
         self._workers = [Worker(self.spec, self._root, i, self._fonts_conf)
                          for i in range(self.spec.workers)]

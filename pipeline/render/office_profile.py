@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import shutil
 import subprocess
 import tempfile
@@ -66,10 +65,11 @@ def fresh_profile(profile: Path, seed: Path | None) -> None:
     (user / "registrymodifications.xcu").write_text(profile_xcu(), encoding="utf-8")
 
 
-def profile_seed(cache: Path | None, soffice: str, *, create: bool) -> Path | None:
+def profile_seed(cache: Path | None, soffice: str, *, create: bool,
+                 env: dict[str, str] | None = None) -> Path | None:
     """Return the prepared profile in ``cache`` for this LibreOffice and these settings;
-    with ``create``, prepare it first if it is missing. None when there is no cache or it
-    could not be prepared (workers then make their own)."""
+    with ``create``, prepare it first if it is missing (running ``soffice`` in ``env``).
+    None when there is no cache or it could not be prepared (workers then make their own)."""
     if cache is None:
         return None
     seed = cache / f"libreoffice-profile-{_profile_key(soffice)}"
@@ -79,12 +79,12 @@ def profile_seed(cache: Path | None, soffice: str, *, create: bool) -> Path | No
     work = Path(tempfile.mkdtemp(prefix=".libreoffice-profile-", dir=cache))
     try:
         fresh_profile(work / "profile", None)
-        env = {**os.environ, "SAL_USE_VCLPLUGIN": "svp", "HOME": str(work)}
         subprocess.run([soffice, "--headless", "--invisible", "--nologo", "--norestore",
                         "--nodefault", "--nolockcheck", "--terminate_after_init",
                         f"-env:UserInstallation={(work / 'profile').as_uri()}"],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env=env, cwd=work, timeout=120, check=True)
+                       stderr=subprocess.DEVNULL, cwd=work, timeout=120, check=True,
+                       env={**(env or {}), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(work)})
         try:
             (work / "profile").rename(seed)
         except OSError:
