@@ -44,6 +44,17 @@ def shots(tmp_path) -> Path:
     return folder
 
 
+def signed_in_page(browser, base: str, token: str):
+    """Return a new (context, page) of ``browser`` signed in with ``token`` at ``base``."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("#token", token)
+    page.click("form[action='/login'] button")
+    page.wait_for_url(f"{base}/")
+    return context, page
+
+
 def test_create_sign_upload_close_verify_in_a_browser(server, shots, tmp_path):
     settings, base = server
     tokens = {who: create_token(settings, "party", who) for who in
@@ -54,14 +65,7 @@ def test_create_sign_upload_close_verify_in_a_browser(server, shots, tmp_path):
                                              args=ARGS)
 
         def session(who: str):
-            context = browser.new_context(viewport={"width": 1100, "height": 900},
-                                          locale="zh-CN")
-            page = context.new_page()
-            page.goto(f"{base}/login")
-            page.fill("#token", tokens[who])
-            page.click("form[action='/login'] button")
-            page.wait_for_url(f"{base}/")
-            return context, page
+            return signed_in_page(browser, base, tokens[who])
 
         # The admin fills the form generated from the manifest.
         context, page = session("admin")
@@ -163,14 +167,7 @@ def test_list_search_resolve_revise_and_void_in_a_browser(server, shots):
                                              args=ARGS)
 
         def session(who: str):
-            context = browser.new_context(viewport={"width": 1100, "height": 900},
-                                          locale="zh-CN")
-            page = context.new_page()
-            page.goto(f"{base}/login")
-            page.fill("#token", tokens[who])
-            page.click("form[action='/login'] button")
-            page.wait_for_url(f"{base}/")
-            return context, page
+            return signed_in_page(browser, base, tokens[who])
 
         # An issue is created with 结果确认 empty; a first try without the due time keeps
         # every value and names the field by its label.
