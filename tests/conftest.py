@@ -91,12 +91,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if it left a LibreOffice pool folder behind, then remove its folder."""
+    """Fail the run if it left a LibreOffice pool folder, or LibreOffice's own temporary
+    folder (``lu*.tmp``: an office that was killed), behind; then remove its folder."""
     deadline = time.monotonic() + 20  # bridges of services just stopped may still be at it
-    while (left := sorted(p.name for p in RUN_TMP.glob("countersign-lo-*"))) \
-            and time.monotonic() < deadline:
+    while (left := sorted(p.name for pattern in ("countersign-lo-*", "lu*.tmp")
+                          for p in RUN_TMP.glob(pattern))) and time.monotonic() < deadline:
         time.sleep(0.2)
     shutil.rmtree(RUN_TMP, ignore_errors=True)
     if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\nLibreOffice pool folders left behind by this run: {left}")
+        print(f"\nLibreOffice folders left behind by this run: {left}")

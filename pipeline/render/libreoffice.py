@@ -108,7 +108,12 @@ class Worker:
         shutil.rmtree(self.home, ignore_errors=True)
         fresh_profile(self.home / "profile", self.spec.seed)
         port = _free_port()
-        env = {**_office_environment(), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(self.home)}
+        # LibreOffice's own temporary files go in the worker's folder too: an office that is
+        # killed leaves them behind, and the folder goes with the worker.
+        scratch = self.home / "tmp"
+        scratch.mkdir()
+        env = {**_office_environment(), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(self.home),
+               "TMPDIR": str(scratch)}
         if self.fonts_conf is not None:
             env["FONTCONFIG_FILE"] = str(self.fonts_conf)
         config = {

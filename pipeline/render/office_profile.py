@@ -84,7 +84,8 @@ def profile_seed(cache: Path | None, soffice: str, *, create: bool,
                         f"-env:UserInstallation={(work / 'profile').as_uri()}"],
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, cwd=work, timeout=120, check=True,
-                       env={**(env or {}), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(work)})
+                       env={**(env or {}), "SAL_USE_VCLPLUGIN": "svp", "HOME": str(work),
+                            "TMPDIR": str(work)})
         try:
             (work / "profile").rename(seed)
         except OSError:
