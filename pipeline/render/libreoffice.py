@@ -106,7 +106,7 @@ class Worker:
     def start(self) -> None:
         """Start the bridge, which starts soffice; return once it is connected."""
         shutil.rmtree(self.home, ignore_errors=True)
-        fresh_profile(self.home / "profile", self.spec.seed)
+        fresh_profile(self.home / "profile", self.spec.seed, self.spec.soffice)
         port = _free_port()
         # LibreOffice's own temporary files go in the worker's folder too: an office that is
         # killed leaves them behind, and the folder goes with the worker.

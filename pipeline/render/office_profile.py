@@ -6,15 +6,22 @@ itself before it takes work. So a profile is prepared once (``soffice
 --terminate_after_init``), kept in the pool's profile cache — the data folder's
 ``cache/`` — under a name derived from the LibreOffice build and the settings, and copied
 into each new worker.
+
+The profile also records that this LibreOffice version has run in it
+(``ooSetupLastVersion``). LibreOffice only records that from its interface, never headless,
+and an office that finds it missing runs its graphics self-tests before it takes work
+(``GraphicsRenderTests``, about 0.6 s of CPU, the largest part of a start).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
+from functools import cache
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -38,12 +45,36 @@ PROFILE_SETTINGS = (
 )
 
 
-def profile_xcu() -> str:
-    """Return registrymodifications.xcu holding PROFILE_SETTINGS."""
+def profile_settings(soffice: str) -> tuple[tuple[str, str, str], ...]:
+    """Return PROFILE_SETTINGS and, when the version of ``soffice`` can be read, the setting
+    that says this version has already run in the profile."""
+    version = office_version(soffice)
+    if version is None:
+        return PROFILE_SETTINGS
+    return (*PROFILE_SETTINGS, ("org.openoffice.Setup/Product", "ooSetupLastVersion", version))
+
+
+@cache
+def office_version(soffice: str) -> str | None:
+    """Return the version of ``soffice`` as its configuration states it ("7.4"), or None."""
+    program = shutil.which(soffice)
+    if not program:
+        return None
+    registry = Path(program).resolve().parent.parent / "share" / "registry" / "main.xcd"
+    try:
+        text = registry.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = re.search(r'<prop oor:name="ooSetupVersion">\s*<value>([0-9.]+)</value>', text)
+    return found.group(1) if found else None
+
+
+def profile_xcu(settings: tuple[tuple[str, str, str], ...] = PROFILE_SETTINGS) -> str:
+    """Return registrymodifications.xcu holding ``settings``."""
     items = "".join(
         f'<item oor:path="/{path}"><prop oor:name="{name}" oor:op="fuse">'
         f"<value>{value}</value></prop></item>\n"
-        for path, name, value in PROFILE_SETTINGS
+        for path, name, value in settings
     )
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<oor:items xmlns:oor="http://openoffice.org/2001/registry" '
@@ -52,8 +83,9 @@ def profile_xcu() -> str:
             f"{items}</oor:items>\n")
 
 
-def fresh_profile(profile: Path, seed: Path | None) -> None:
-    """Make a worker's profile folder: a copy of ``seed``, or one holding only the settings."""
+def fresh_profile(profile: Path, seed: Path | None, soffice: str = "soffice") -> None:
+    """Make a worker's profile folder: a copy of ``seed``, or one holding only the settings
+    (profile_settings of ``soffice``)."""
     if seed is not None:
         try:
             shutil.copytree(seed, profile, symlinks=True)
@@ -62,7 +94,8 @@ def fresh_profile(profile: Path, seed: Path | None) -> None:
             shutil.rmtree(profile, ignore_errors=True)
     user = profile / "user"
     user.mkdir(parents=True)
-    (user / "registrymodifications.xcu").write_text(profile_xcu(), encoding="utf-8")
+    (user / "registrymodifications.xcu").write_text(profile_xcu(profile_settings(soffice)),
+                                                    encoding="utf-8")
 
 
 def profile_seed(cache: Path | None, soffice: str, *, create: bool,
@@ -78,7 +111,7 @@ def profile_seed(cache: Path | None, soffice: str, *, create: bool,
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".libreoffice-profile-", dir=cache))
     try:
-        fresh_profile(work / "profile", None)
+        fresh_profile(work / "profile", None, soffice)
         subprocess.run([soffice, "--headless", "--invisible", "--nologo", "--norestore",
                         "--nodefault", "--nolockcheck", "--terminate_after_init",
                         f"-env:UserInstallation={(work / 'profile').as_uri()}"],
@@ -107,4 +140,5 @@ def _profile_key(soffice: str) -> str:
             build = versionrc.read_text(encoding="utf-8", errors="replace")
         except OSError:
             build = program
-    return hashlib.sha256(f"{build}\0{profile_xcu()}".encode()).hexdigest()[:16]
+    settings = profile_xcu(profile_settings(soffice))
+    return hashlib.sha256(f"{build}\0{settings}".encode()).hexdigest()[:16]
