@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import io
 import threading
+import zipfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from docx.opc.constants import CONTENT_TYPE as CT
+from docx.opc.oxml import parse_xml, serialize_part_xml
 from docxtpl import DocxTemplate
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
@@ -83,6 +87,57 @@ class _Template(DocxTemplate):
             self._patched[src_xml] = patched
         return patched
 
+    def resolve_listing(self, xml: str) -> str:
+        # docxtpl turns tabs, line breaks and page breaks in values into WordprocessingML
+        # with a regular-expression pass over every paragraph and run of the part: the
+        # same text back when there are none (most documents).
+        if not any(char in xml for char in "\t\a\n\f"):
+            return xml
+        return super().resolve_listing(xml)
+
+
+# The core properties docxtpl renders (DocxTemplate.render_properties).
+RENDERED_PROPERTIES = ("author", "comments", "identifier", "language", "subject", "title")
+
+
+@dataclass
+class _Prepared:
+    """A template's .docx opened once: the archive's members as they are, and the parts
+    docxtpl renders — the body, each header and footer, the core properties — as patched
+    sources, rendered for each document and put back in place of the originals."""
+
+    document: _Template
+    members: list[tuple[str, bytes]]
+    body: str
+    headers_footers: list[tuple[str, str]]  # (archive member, patched source)
+    core: str  # the core properties' archive member
+    properties: dict[str, str]
+    lock: threading.Lock
+
+
+@cache
+def _prepared(path: Path) -> _Prepared:
+    data = path.read_bytes()
+    document = _Template(io.BytesIO(data))
+    document.render_init()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = [(name, archive.read(name)) for name in archive.namelist()]
+    parts = []
+    for uri in (document.HEADER_URI, document.FOOTER_URI):
+        for _, part in document.get_headers_footers(uri):
+            parts.append((part.partname.lstrip("/"),
+                          document.patch_xml(document.get_part_xml(part))))
+    footnotes = [part for part in document.docx.part.package.iter_parts()
+                 if part.content_type == CT.WML_FOOTNOTES]
+    if footnotes:  # docxtpl renders them too; no template here has any
+        raise RenderError(f"模板 {path.name} 含脚注，不支持", f"template {path.name} has footnotes")
+    (core,) = [part for part in document.docx.part.package.iter_parts()
+               if part.content_type == CT.OPC_CORE_PROPERTIES]
+    properties = {name: getattr(document.docx.core_properties, name)
+                  for name in RENDERED_PROPERTIES}
+    return _Prepared(document, members, document.patch_xml(document.get_xml()), parts,
+                     core.partname.lstrip("/"), properties, threading.Lock())
+
 
 @cache
 def _environment() -> _CompileOnceEnvironment:
@@ -145,14 +200,36 @@ def render_context(template: Template, form: dict[str, Any], number: str,
 
 def render_docx(template: Template, form: dict[str, Any], number: str,
                 signers: dict[str, list[dict[str, str]]] | None = None) -> bytes:
-    """Return the .docx bytes of ``template`` filled with a validated ``form``."""
-    document = _Template(io.BytesIO(_docx_bytes(template.docx_path)))
+    """Return the .docx bytes of ``template`` filled with a validated ``form``.
+
+    What docxtpl's render and save do, without opening and re-writing the whole package for
+    each document: the template is opened once (``_prepared``), and each document renders
+    only the parts that hold template code, with docxtpl's own steps.
+    """
+    prepared = _prepared(template.docx_path)
+    context = render_context(template, form, number, signers)
+    env = _environment()
+    document = prepared.document
     try:
-        document.render(render_context(template, form, number, signers),
-                        jinja_env=_environment(), autoescape=True)
+        with prepared.lock:  # the document's element tree and properties are shared
+            document.render_init()
+            body = document.fix_tables(document.render_xml_part(
+                prepared.body, document.docx._part, context, env))
+            document.fix_docpr_ids(body)
+            document.map_tree(body)
+            rendered = {"word/document.xml": serialize_part_xml(document.docx._element)}
+            for name, source in prepared.headers_footers:
+                xml = document.render_xml_part(source, None, context, env)
+                rendered[name] = serialize_part_xml(parse_xml(xml.encode("utf-8")))
+            core = document.docx.core_properties
+            for name, initial in prepared.properties.items():
+                setattr(core, name, env.from_string(initial).render(context))
+            rendered[prepared.core] = serialize_part_xml(core._element)
     except jinja2.TemplateError as exc:
         raise RenderError(f"模板 {template.key} 渲染失败：{exc}",
                           f"template {template.key} failed to render: {exc}") from None
     out = io.BytesIO()
-    document.save(out)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, data in prepared.members:
+            archive.writestr(name, rendered.get(name, data))
     return out.getvalue()

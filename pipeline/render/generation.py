@@ -10,11 +10,11 @@ documents the ledger follows (``create``).
 
 from __future__ import annotations
 
-import multiprocessing
+import queue
 import re
 import sqlite3
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from pipeline.render.libreoffice import ConverterPool, PoolSpec
 
 # Uses every font and table feature the shipped templates use.
 WARMUP_TEMPLATE = "meeting_minutes"
+# Rows rendered ahead of the conversions, per LibreOffice worker.
+RENDER_AHEAD = 3
 
 
 @dataclass(frozen=True)
@@ -124,18 +126,15 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
                   on_done: Callable[[RowResult], None] | None = None) -> BulkSummary:
     """Generate one draft PDF per row into ``out_dir`` (named ``<draft number>-<line>.pdf``).
 
-    Rows are validated, given their draft numbers and rendered in a process of their own,
-    ahead of the conversions: rendering is CPU-bound Python, and in this process it would
-    hold the GIL while the threads feeding LibreOffice wait to hand over the next document.
-    Conversions run as many at a time as the pool has workers (``pool`` may still be
-    starting: the first conversion waits for its first worker). A bad row is recorded with
-    its line number and the others go on. ``on_done`` is called once per row as it
-    finishes (the CLI's progress bar).
+    This thread validates each row, gives it its draft number and renders it, a few rows
+    ahead of the conversions (rendering is a few milliseconds of Python against tens of
+    milliseconds of LibreOffice per document, so the threads feeding LibreOffice seldom
+    wait for the GIL). Conversions run as many at a time as the pool has workers (``pool``
+    may still be starting: the first conversion waits for its first worker). A bad row is
+    recorded with its line number and the others go on. ``on_done`` is called once per row
+    as it finishes (the CLI's progress bar), in this thread.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    renderer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start_renderer,
-                                   initargs=(settings, template.key))
 
     def convert(rendered: _Rendered) -> RowResult:
         if rendered.error is not None:
@@ -149,22 +148,40 @@ def bulk_generate(template: Template, rows: Iterable[Row], out_dir: Path, pool: 
         return RowResult(rendered.line, number=rendered.number, path=path)
 
     results: list[RowResult] = []
+    finished: queue.Queue[Future[RowResult]] = queue.Queue()
+
+    def collect(block: bool = True) -> None:
+        """Record finished rows: one, waiting for it (``block``), or all that are done."""
+        while True:
+            try:
+                done = finished.get(block=block)
+            except queue.Empty:
+                return
+            results.append(done.result())
+            if on_done:
+                on_done(results[-1])
+            if block:
+                return
+
+    submitted, ahead = 0, RENDER_AHEAD * pool.spec.workers
     # Twice as many threads as workers: while one thread writes a finished PDF to disk,
     # another is already handing its worker the next document.
-    with renderer, ThreadPoolExecutor(max_workers=2 * pool.spec.workers) as converters:
-        futures = [converters.submit(convert, rendered)
-                   for rendered in renderer.map(_render_row, rows)]
-        for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            if on_done:
-                on_done(result)
+    with ThreadPoolExecutor(max_workers=2 * pool.spec.workers) as converters:
+        for row in rows:
+            rendered = _render_row(template, settings, row)
+            while submitted - len(results) >= ahead:
+                collect()
+            converters.submit(convert, rendered).add_done_callback(finished.put)
+            submitted += 1
+            collect(block=False)
+        while len(results) < submitted:
+            collect()
     return BulkSummary(sorted(results, key=lambda result: result.line))
 
 
 @dataclass(frozen=True)
 class _Rendered:
-    """A row rendered by the render process: its number and .docx, or why it failed."""
+    """A rendered row: its number and .docx, or why it failed."""
 
     line: int
     number: str = ""
@@ -172,19 +189,10 @@ class _Rendered:
     error: str | None = None
 
 
-_renderer: dict[str, Any] = {}
-
-
-def _start_renderer(settings: Settings, template_key: str) -> None:
-    """Set up the render process: the settings and the template."""
-    _renderer.update(settings=settings, template=get_template(template_key))
-
-
-def _render_row(row: Row) -> _Rendered:
-    """Validate, number (as a draft) and render one row (in the render process)."""
+def _render_row(template: Template, settings: Settings, row: Row) -> _Rendered:
+    """Validate, number (as a draft) and render one row."""
     if row.error is not None:
         return _Rendered(row.line, error=row.error)
-    template, settings = _renderer["template"], _renderer["settings"]
     try:
         form = validate_form(template, row.form)
         number = draft_number(template, form, today_in(settings))
