@@ -1,12 +1,12 @@
 """.docx → PDF/A-2b through a pool of warm LibreOffice processes.
 
 Each worker is one ``soffice`` with its own user profile and UNO port, driven by a bridge
-process on Debian's Python (``uno_bridge.py``) that converts in memory and is the office's
-watchdog: LibreOffice never outlives the process that owns the pool, however that process
-ends (a normal exit, an error, SIGTERM or SIGKILL). A conversion that exceeds its timeout
-kills that worker; a worker that crashes is replaced and the document retried on a fresh one,
-so one bad process never fails other requests; a worker that has done ``recycle_after``
-conversions is replaced to keep LibreOffice's memory in check.
+process on Debian's Python (``uno_bridge.py``) that converts through files in the worker's
+folder and is the office's watchdog: LibreOffice never outlives the process that owns the
+pool, however that process ends (a normal exit, an error, SIGTERM or SIGKILL). A conversion
+that exceeds its timeout kills that worker; a worker that crashes is replaced and the document
+retried on a fresh one, so one bad process never fails other requests; a worker that has done
+``recycle_after`` conversions is replaced to keep LibreOffice's memory in check.
 
 LibreOffice never reaches the network: each profile blocks untrusted referer links and link
 updates, documents load with ``UpdateDocMode=NO_UPDATE`` and macros off, and a .docx that
@@ -150,24 +150,22 @@ class Worker:
                                       "LibreOffice failed to warm up") from None
             self.conversions = 0
 
-    def _fill(self, size: int, deadline: float) -> None:
-        """Read from the bridge until ``size`` bytes are buffered (or a line if size < 0)."""
+    def _read_line(self, timeout: float) -> dict:
+        """Return the bridge's next JSON line. Raises TimeoutError or _WorkerDied."""
         assert self.bridge and self.bridge.stdout
         fd = self.bridge.stdout.fileno()
-        while (b"\n" not in self._buffer) if size < 0 else (len(self._buffer) < size):
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             ready, _, _ = select.select([fd], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(fd, 1 << 20)
+            chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise _WorkerDied("bridge closed its output")
             self._buffer += chunk
-
-    def _read_line(self, timeout: float) -> dict:
-        self._fill(-1, time.monotonic() + timeout)
         line, _, self._buffer = self._buffer.partition(b"\n")
         return json.loads(line)
 
@@ -178,14 +176,11 @@ class Worker:
         assert self.bridge and self.bridge.stdin
         if not self.alive():
             raise _WorkerDied("office process exited")
-        deadline = time.monotonic() + timeout
         try:
             self.bridge.stdin.write(json.dumps({"docx": len(docx)}).encode() + b"\n" + docx)
             self.bridge.stdin.flush()
             answer = self._read_line(timeout)
-            if answer.get("ok"):
-                self._fill(answer["pdf"], deadline)
-                pdf, self._buffer = self._buffer[:answer["pdf"]], self._buffer[answer["pdf"]:]
+            pdf = Path(answer["pdf"]).read_bytes() if answer.get("ok") else b""
         except TimeoutError:
             raise ConversionTimeout(f"转换超时（超过 {timeout:g} 秒）",
                                     f"conversion timed out after {timeout:g} s") from None
