@@ -59,7 +59,6 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path,
     (…-草稿). A bad row is reported with its line number and the others still complete;
     exit 1 if any row failed.
     """
-    from pipeline.forms.bulk_input import read_rows
     from pipeline.forms.manifest import get_template
     from pipeline.render.generation import RowResult, bulk_generate, converter_pool
 
@@ -67,6 +66,8 @@ def bulk(settings: Settings, template_key: str, rows_path: Path, out_dir: Path,
     # LibreOffice starts while the rows are read and the first ones rendered; each worker
     # warms up on its first document.
     pool = converter_pool(settings, warm=False).start_in_background()
+    from pipeline.forms.bulk_input import read_rows
+
     try:
         rows = list(read_rows(rows_path, template))
         show_progress = sys.stderr.isatty() and not as_json

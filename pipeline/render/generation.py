@@ -27,7 +27,6 @@ from pipeline.forms.numbering import allocate_number, draft_number, today_in
 from pipeline.forms.validate import validate_form
 from pipeline.record import database
 from pipeline.record.files import write_atomic
-from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
 
 # Uses every font and table feature the shipped templates use.
@@ -70,6 +69,8 @@ def generate_document(template: Template, data: Any, pool: ConverterPool, settin
     A draft takes no number from the sequence (its number reads ``…-草稿``). Raises
     ValidationFailed before anything is numbered or rendered.
     """
+    from pipeline.render.docx import render_docx  # see _render_row
+
     form = validate_form(template, data)
     today = today_in(settings)
     if draft:
@@ -191,6 +192,10 @@ class _Rendered:
 
 def _render_row(template: Template, settings: Settings, row: Row) -> _Rendered:
     """Validate, number (as a draft) and render one row."""
+    # docxtpl and python-docx are imported once the pool is starting (a tenth of a second
+    # more of LibreOffice's start-up done while they load).
+    from pipeline.render.docx import render_docx
+
     if row.error is not None:
         return _Rendered(row.line, error=row.error)
     try:
