@@ -23,6 +23,7 @@ from pipeline.errors import ConversionError, ConversionTimeout, NotADocx
 from pipeline.forms.manifest import get_template
 from pipeline.forms.validate import validate_form
 from pipeline.render.docx import render_docx
+from pipeline.render.fonts import common_characters
 from pipeline.render.libreoffice import ConverterPool, PoolSpec, Worker, check_docx
 from pipeline.render.office_profile import PROFILE_SETTINGS
 from tests.support.docx_samples import PNG, linked_image_docx, plain_docx
@@ -49,6 +50,23 @@ def embedded_fonts(pdf: bytes) -> list[dict]:
                 font = font["/DescendantFonts"][0].get_object()
             fonts.append(font)
     return fonts
+
+
+def embedded_glyphs(pdf: bytes) -> dict[str, set[str]]:
+    """Return the glyph names of each embedded Type 1 font, by its name in the PDF. The
+    names keep the CIDs of the face they were cut from, so they tell which face was used."""
+    glyphs: dict[str, set[str]] = {}
+    for font in embedded_fonts(pdf):
+        program = font["/FontDescriptor"].get_object().get("/FontFile")
+        if program is None:
+            continue
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"font-{os.getpid()}.pfa"
+        path.write_bytes(program.get_object().get_data())
+        t1 = T1Font(str(path))
+        t1.parse()
+        glyphs[str(font["/BaseFont"])[1:]] = set(t1.font["CharStrings"].keys())
+        path.unlink()
+    return glyphs
 
 
 @pytest.mark.parametrize("key", TEMPLATE_KEYS)
@@ -80,20 +98,30 @@ def test_simplified_chinese_glyphs_not_japanese(pool):
     jp, sc = (collection.fonts[i].getBestCmap() for i in (0, 2))
     distinct = [c for c in "骨直角门" if jp[ord(c)] != sc[ord(c)]]
     assert len(distinct) >= 3
-    glyphs: set[str] = set()
-    for font in embedded_fonts(pdf):
-        program = font["/FontDescriptor"].get_object().get("/FontFile")
-        if program is None:
-            continue
-        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"font-{os.getpid()}.pfa"
-        path.write_bytes(program.get_object().get_data())
-        t1 = T1Font(str(path))
-        t1.parse()
-        glyphs |= set(t1.font["CharStrings"].keys())
-        path.unlink()
+    glyphs = set().union(*embedded_glyphs(pdf).values())
     for char in distinct:
         assert sc[ord(char)] in glyphs, (char, sc[ord(char)])
         assert jp[ord(char)] not in glyphs, (char, jp[ord(char)])
+
+
+def test_rare_characters_come_from_the_full_face(pool):
+    """The faces the documents name map everyday characters only; a rarer one (not in GB
+    2312) comes from the same face with its full map, the same SC glyph."""
+    template = get_template("requirement_confirmation")
+    rare = "堃喆玥珺祎㐀龘"
+    assert not set(map(ord, rare)) & common_characters()
+    form = example("requirement_confirmation") | {"background": f"罕见字{rare}。"}
+    pdf = pool.convert(render_docx(template, validate_form(template, form), "N-1"))
+    assert f"罕见字{rare}。" in pdf_text(pdf)
+    sc = TTCollection(SERIF_TTC).fonts[2].getBestCmap()
+    glyphs = embedded_glyphs(pdf)
+    names = {name.split("+")[-1] for name in glyphs}
+    assert names == {"NotoSerifCJKsc-Regular-VKana", "NotoSerifCJKsc-Bold-VKana",
+                     "NotoSansCJKsc-Bold-VKana"}, names
+    cids = {int(name[3:]) for name in set().union(*glyphs.values()) if name.startswith("cid")}
+    assert all(int(sc[ord(char)][3:]) in cids for char in rare)
+    # The everyday text and the rare characters come from two embedded faces.
+    assert sum(1 for name in glyphs if name.endswith("NotoSerifCJKsc-Regular-VKana")) == 2
 
 
 def test_killed_office_during_batch_every_document_still_comes_out():
@@ -176,6 +204,18 @@ def test_workers_start_from_a_prepared_profile_that_keeps_the_settings(tmp_path)
         assert "2024-测试-002" in pdf_text(pool.convert(rendered("progress_sync",
                                                                    "2024-测试-002")))
     assert [path.name for path in (tmp_path / "cache").iterdir()] == [seed.name]
+
+
+def test_workers_skip_the_graphics_self_tests(tmp_path):
+    """LibreOffice runs its graphics self-tests (and logs them in the profile) at every start
+    unless the profile records that this version has run in it; headless, it never does."""
+    for spec in (PoolSpec(size=1), PoolSpec(size=1, profile_cache=tmp_path / "cache")):
+        with ConverterPool(spec) as pool:
+            assert "2024-测试-001" in pdf_text(pool.convert(rendered("requirement_confirmation")))
+            user = pool.workers()[0].home / "profile" / "user"
+            xcu = (user / "registrymodifications.xcu").read_text(encoding="utf-8")
+            assert '<prop oor:name="ooSetupLastVersion"' in xcu
+            assert not (user / "GraphicsRenderTests.log").exists()
 
 
 def test_worker_is_recycled_after_n_conversions():

@@ -198,3 +198,28 @@ def test_an_extracted_face_is_named_after_its_region():
     assert font["name"].getDebugName(6) == "NotoSansCJKsc-Bold"
     assert font["CFF "].cff.fontNames == ["NotoSansCJKsc-Bold"]
     assert all("CJKsc-" in fd.FontName for fd in font["CFF "].cff.topDictIndex[0].FDArray)
+
+
+def test_each_face_comes_as_everyday_primary_and_full_fallback():
+    from fontTools.ttLib import TTFont
+
+    from pipeline.render.fonts import (
+        FALLBACK_SUFFIX,
+        _face_tables,
+        common_characters,
+        primary_and_fallback,
+    )
+
+    collection = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc").read_bytes()
+    primary, fallback = (TTFont(io.BytesIO(face)) for face in primary_and_fallback(
+        _face_tables(collection, "NotoSansCJKsc-Regular"), "Noto Sans CJK SC"))
+    assert set(primary.getBestCmap()) <= common_characters()
+    assert {ord("的"), ord("（"), ord("A"), ord("①")} <= set(primary.getBestCmap())
+    assert len(fallback.getBestCmap()) > 40000
+    assert primary["name"].getDebugName(1) == "Noto Sans CJK SC"
+    assert fallback["name"].getDebugName(1) == f"Noto Sans CJK SC{FALLBACK_SUFFIX}"
+    # Same glyphs, same PostScript name: the PDF names either face the same way.
+    for face in (primary, fallback):
+        assert face["name"].getDebugName(6) == "NotoSansCJKsc-Regular"
+        assert face["maxp"].numGlyphs == 65535
+    assert primary.getBestCmap()[ord("的")] == fallback.getBestCmap()[ord("的")]
