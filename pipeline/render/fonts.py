@@ -24,8 +24,8 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from functools import cache
+from html import escape
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from signing.files import write_atomic
 
