@@ -174,7 +174,8 @@ class Converter:
                 previous.close(True)
             except Exception:  # noqa: BLE001 - already gone with its frame
                 pass
-        self.frame = document.getCurrentController().getFrame()
+        if self.frame is None:  # documents after the first load into the same frame
+            self.frame = document.getCurrentController().getFrame()
         try:
             uno.invoke(document, "storeToURL", (self.result_url, props(
                 FilterName="writer_pdf_Export", FilterData=self.filter_data, Overwrite=True)))
