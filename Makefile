@@ -12,13 +12,13 @@ PORT ?= 8000
 # Links in mails and the address init prints point at the service as it is run here.
 export COUNTERSIGN_BASE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: run test test-fast screenshots install system lint bench templates fuzz
+.PHONY: run test test-fast screenshots install system postgres lint bench templates fuzz
 
 run: install
 	$(BIN)/countersign init
 	$(BIN)/countersign serve --host $(HOST) --port $(PORT)
 
-test: install
+test: install postgres
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
@@ -42,6 +42,17 @@ system:
 		echo "installing Debian packages:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# PostgreSQL for the tests of the scale-out backend (not for `make run`): the machine's own
+# when one answers on 127.0.0.1:5432; otherwise Debian's server, which the test run starts as
+# a private cluster and stops (tests/support/pgcluster.py).
+postgres:
+	@if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null \
+			&& ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
+		echo "nothing answers on 127.0.0.1:5432: installing Debian packages: postgresql"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends postgresql; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -1,0 +1,150 @@
+"""PostgreSQL for the tests of the scale-out backend: one server for the run, a fresh empty
+database for each test, and the parameters that run a test on both backends.
+
+The server, in this order: the one ``COUNTERSIGN_TEST_POSTGRES_URL`` names (a URL of its
+maintenance database, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``); the machine's
+own on 127.0.0.1:5432 when it lets user ``postgres`` in without a password (this project's
+machines run one); else a private cluster this run starts and stops (``pgcluster``).
+If none can be had, the tests that need it FAIL, naming why: a skipped test would hide a
+missing backend. A developer without PostgreSQL sets ``COUNTERSIGN_TEST_SKIP_POSTGRES=1`` to
+skip them instead.
+
+Each test's database is ``countersign_test_<random>``, created from ``template0`` and dropped
+afterwards with any connection still open to it ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from tests.support.pgcluster import URL_VARIABLE, ClusterError, private_cluster
+
+MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SKIP_VARIABLE = "COUNTERSIGN_TEST_SKIP_POSTGRES"
+DATABASE_PREFIX = "countersign_test_"
+
+# Parameters of a fixture that runs its tests on each backend; the PostgreSQL ones are slow
+# (``pytest -m "not slow"`` runs the SQLite ones only).
+BACKENDS = (pytest.param("sqlite", id="sqlite"),
+            pytest.param("postgresql", id="postgresql", marks=pytest.mark.slow))
+
+
+def refusal(url: str) -> str | None:
+    """Return why the server at ``url`` does not let us in (one line), or None if it does."""
+    try:
+        psycopg2.connect(url, connect_timeout=5).close()
+    except psycopg2.Error as error:
+        return " ".join(str(error).split()) or type(error).__name__
+    return None
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Fail the test that needs PostgreSQL, naming ``reason`` and the ways out (or skip it,
+    when the developer asked for that)."""
+    if os.environ.get(SKIP_VARIABLE):
+        pytest.skip(f"PostgreSQL unavailable ({SKIP_VARIABLE} is set): {reason}")
+    pytest.fail(f"PostgreSQL is needed and unavailable: {reason} — `make test` installs "
+                f"Debian's postgresql and starts a private cluster; or point {URL_VARIABLE} "
+                f"at a server (postgresql://user@host:port/postgres); or set "
+                f"{SKIP_VARIABLE}=1 to skip these tests", pytrace=False)
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Yield the URL of the run's PostgreSQL server (its maintenance database, as a user
+    that may create databases): see the module's docstring for which one."""
+    if named := os.environ.get(URL_VARIABLE):
+        if reason := refusal(named):
+            unavailable(f"{URL_VARIABLE}={named}: {reason}")
+        yield named
+        return
+    if refusal(MACHINE_URL) is None:
+        yield MACHINE_URL
+        return
+    # Nothing lets us in on 5432: a private cluster (on 5432 itself when the port is free).
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(private_cluster())
+        except ClusterError as error:
+            unavailable(f"nothing lets user postgres in at 127.0.0.1:5432, and {error}")
+        yield url
+
+
+def with_database(server_url: str, name: str) -> str:
+    """Return ``server_url`` with its database replaced by ``name``."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(server_url: str):
+    """Return an autocommit connection to the server (CREATE/DROP DATABASE need one)."""
+    connection = psycopg2.connect(server_url, connect_timeout=10)
+    connection.autocommit = True
+    return connection
+
+
+def create_database(server_url: str, prefix: str = DATABASE_PREFIX) -> str:
+    """Create an empty UTF-8 database of a new random name; return its name."""
+    name = prefix + uuid.uuid4().hex[:16]
+    connection = _admin(server_url)
+    try:
+        with connection.cursor() as cursor:
+            # template0: never connected to, so concurrent runs can copy it at once.
+            cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'")
+                           .format(sql.Identifier(name)))
+    finally:
+        connection.close()
+    return name
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database ``name``, ending the connections still open to it first."""
+    connection = _admin(server_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            # WITH (FORCE) (PostgreSQL 13+) ends any that connected again in the meantime.
+            force = sql.SQL(" WITH (FORCE)") if connection.server_version >= 130000 \
+                else sql.SQL("")
+            cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
+                sql.Identifier(name), force))
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """Yield the URL of a new empty database on the server; drop it afterwards."""
+    name = create_database(server_url)
+    try:
+        yield with_database(server_url, name)
+    finally:
+        drop_database(server_url, name)
+
+
+def sqlite_url(folder: Path) -> str:
+    """Return the URL of the SQLite database where a data folder ``folder`` keeps it by
+    default (``countersign.db``)."""
+    return f"sqlite:///{folder / 'countersign.db'}"
+
+
+def backend_database(request: pytest.FixtureRequest, folder: Path) -> str:
+    """Return the URL of a fresh database of the backend ``request.param`` names ("sqlite":
+    in the data folder ``folder``; "postgresql": a new database, dropped after the test).
+    For fixtures parametrised with ``BACKENDS``."""
+    if request.param == "sqlite":
+        return sqlite_url(folder)
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_database")
+    raise ValueError(f"unknown database backend {request.param!r}")
