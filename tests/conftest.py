@@ -78,6 +78,22 @@ def pool():
         yield shared
 
 
+@pytest.fixture(params=BACKENDS)
+def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database a record-layer test runs on, once per backend: an SQLite file, or a
+    fresh PostgreSQL database (its URL; slow)."""
+    return backend_database(request, tmp_path)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """An initialised data folder whose records live in SQLite, then in PostgreSQL: a module
+    runs its tests on both by defining ``settings`` as this fixture."""
+    if request.param == "sqlite":
+        return initialised(tmp_path / "data")
+    return initialised(tmp_path / "data", database_url=backend_database(request, tmp_path))
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """A real S3 API (moto_server) on loopback for the whole run: its endpoint URL. Each test
@@ -101,13 +117,6 @@ def postgres_database(postgres_server: str) -> Iterator[str]:
     afterwards, with any connection left open to it ended."""
     with fresh_database(postgres_server) as url:
         yield url
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """This test's database on each backend: ``sqlite:///`` in ``tmp_path/data`` (where the
-    ``settings`` fixture's data folder keeps it), or a fresh PostgreSQL database (slow)."""
-    return backend_database(request, tmp_path / "data")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-import sqlalchemy
 
 from tests.support import postgres
 from tests.support.net import free_port
@@ -27,6 +26,7 @@ from tests.support.postgres import (
     running_postgres,
 )
 from tests.support.processes import descendants
+from tests.support.sql import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,25 +154,16 @@ def test_the_database_is_dropped_with_connections_left_open(postgres_server):
     forgotten.close()
 
 
-def test_the_backends_fixture_gives_a_working_database(database_url, tmp_path):
-    if database_url.startswith("sqlite:"):
-        (tmp_path / "data").mkdir()
-        assert database_url == f"sqlite:///{tmp_path / 'data' / 'countersign.db'}"
-        engine = sqlalchemy.create_engine(database_url)
+def test_the_backends_fixture_gives_a_working_database(database_target, tmp_path):
+    on_sqlite = "://" not in database_target
+    if on_sqlite:
+        assert database_target == str(tmp_path / "countersign.db")
     else:
-        assert database_url.startswith("postgresql://")
-        # SQLAlchemy 2.1 takes plain postgresql:// for psycopg 3; the project's driver is
-        # psycopg2, named explicitly.
-        url = sqlalchemy.make_url(database_url).set(drivername="postgresql+psycopg2")
-        engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sqlalchemy.text("CREATE TABLE t (x TEXT)"))
-            connection.execute(sqlalchemy.text("INSERT INTO t VALUES ('会议纪要')"))
-        with engine.connect() as connection:
-            assert connection.execute(sqlalchemy.text("SELECT x FROM t")).all() == [("会议纪要",)]
-    finally:
-        engine.dispose()
+        assert database_target.startswith("postgresql://")
+    sql(database_target, "CREATE TABLE t (x TEXT)")
+    sql(database_target, "INSERT INTO t VALUES (:x)", {"x": "会议纪要"})
+    assert sql(database_target, "SELECT x FROM t") == [("会议纪要",)]
+    assert (tmp_path / "countersign.db").exists() == on_sqlite
 
 
 def run_one_postgres_test(**environment: str) -> subprocess.CompletedProcess:

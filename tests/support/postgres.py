@@ -9,7 +9,7 @@ If none can be had, the tests that need it FAIL, naming why: a skipped test woul
 missing backend. A developer without PostgreSQL sets ``COUNTERSIGN_TEST_SKIP_POSTGRES=1`` to
 skip them instead.
 
-Each test's database is ``countersign_test_<random>``, created from ``template0`` and dropped
+Each test's database is ``cs_test_<random>``, created from ``template0`` and dropped
 afterwards with any connection still open to it ended.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -31,18 +31,25 @@ from tests.support.pgcluster import URL_VARIABLE, ClusterError, private_cluster
 
 MACHINE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 SKIP_VARIABLE = "COUNTERSIGN_TEST_SKIP_POSTGRES"
-DATABASE_PREFIX = "countersign_test_"
+DATABASE_PREFIX = "cs_test"
 
-# Parameters of a fixture that runs its tests on each backend; the PostgreSQL ones are slow
-# (``pytest -m "not slow"`` runs the SQLite ones only).
+# Parameters of a fixture that runs its tests on each backend (see ``backend_database``);
+# the PostgreSQL ones are slow: ``pytest -m "not slow"`` runs the SQLite ones only.
 BACKENDS = (pytest.param("sqlite", id="sqlite"),
             pytest.param("postgresql", id="postgresql", marks=pytest.mark.slow))
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` as libpq (psycopg2.connect) takes it: without SQLAlchemy's
+    ``+driver``."""
+    scheme, rest = url.split("://", 1)
+    return scheme.split("+", 1)[0] + "://" + rest
 
 
 def refusal(url: str) -> str | None:
     """Return why the server at ``url`` does not let us in (one line), or None if it does."""
     try:
-        psycopg2.connect(url, connect_timeout=5).close()
+        psycopg2.connect(libpq_url(url), connect_timeout=5).close()
     except psycopg2.Error as error:
         return " ".join(str(error).split()) or type(error).__name__
     return None
@@ -66,7 +73,7 @@ def running_postgres() -> Iterator[str]:
     if named := os.environ.get(URL_VARIABLE):
         if reason := refusal(named):
             unavailable(f"{URL_VARIABLE}={named}: {reason}")
-        yield named
+        yield libpq_url(named)
         return
     if refusal(MACHINE_URL) is None:
         yield MACHINE_URL
@@ -82,20 +89,19 @@ def running_postgres() -> Iterator[str]:
 
 def with_database(server_url: str, name: str) -> str:
     """Return ``server_url`` with its database replaced by ``name``."""
-    parts = urlsplit(server_url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
 def _admin(server_url: str):
     """Return an autocommit connection to the server (CREATE/DROP DATABASE need one)."""
-    connection = psycopg2.connect(server_url, connect_timeout=10)
+    connection = psycopg2.connect(libpq_url(server_url), connect_timeout=10)
     connection.autocommit = True
     return connection
 
 
 def create_database(server_url: str, prefix: str = DATABASE_PREFIX) -> str:
     """Create an empty UTF-8 database of a new random name; return its name."""
-    name = prefix + uuid.uuid4().hex[:16]
+    name = f"{prefix}_{secrets.token_hex(6)}"
     connection = _admin(server_url)
     try:
         with connection.cursor() as cursor:
@@ -109,6 +115,9 @@ def create_database(server_url: str, prefix: str = DATABASE_PREFIX) -> str:
 
 def drop_database(server_url: str, name: str) -> None:
     """Drop database ``name``, ending the connections still open to it first."""
+    from pipeline.record.engine import dispose_all
+
+    dispose_all()  # this process's pooled connections, closed rather than cut
     connection = _admin(server_url)
     try:
         with connection.cursor() as cursor:
@@ -124,27 +133,22 @@ def drop_database(server_url: str, name: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """Yield the URL of a new empty database on the server; drop it afterwards."""
-    name = create_database(server_url)
+def fresh_database(server_url: str, prefix: str = DATABASE_PREFIX) -> Iterator[str]:
+    """Yield the URL (``postgresql://…``) of a new empty database on the server; drop it
+    afterwards."""
+    name = create_database(server_url, prefix)
     try:
         yield with_database(server_url, name)
     finally:
         drop_database(server_url, name)
 
 
-def sqlite_url(folder: Path) -> str:
-    """Return the URL of the SQLite database where a data folder ``folder`` keeps it by
-    default (``countersign.db``)."""
-    return f"sqlite:///{folder / 'countersign.db'}"
-
-
 def backend_database(request: pytest.FixtureRequest, folder: Path) -> str:
-    """Return the URL of a fresh database of the backend ``request.param`` names ("sqlite":
-    in the data folder ``folder``; "postgresql": a new database, dropped after the test).
-    For fixtures parametrised with ``BACKENDS``."""
+    """Return the database of the backend ``request.param`` names, for fixtures
+    parametrised with ``BACKENDS``: "sqlite", the path of an SQLite file in ``folder``;
+    "postgresql", the URL of a fresh database (the ``postgres_database`` fixture's)."""
     if request.param == "sqlite":
-        return sqlite_url(folder)
+        return str(folder / "countersign.db")
     if request.param == "postgresql":
         return request.getfixturevalue("postgres_database")
     raise ValueError(f"unknown database backend {request.param!r}")
