@@ -44,9 +44,9 @@ system:
 			apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# PostgreSQL for the tests of the scale-out backend (not for `make run`): the machine's own
-# when one answers on 127.0.0.1:5432; otherwise Debian's server, which the test run starts as
-# a private cluster and stops (tests/support/pgcluster.py).
+# PostgreSQL for the tests and benchmarks of the scale-out backend (not for `make run`): the
+# machine's own when one answers on 127.0.0.1:5432; otherwise Debian's server, which the test
+# run (or bench/scale.py) starts as a private cluster and stops (tests/support/pgcluster.py).
 postgres:
 	@if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null \
 			&& ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then \
@@ -66,12 +66,12 @@ lint: install
 # Every figure against its outside peer, measured side by side in this one run; the table at
 # the end is what docs/PERFORMANCE.md records.
 BENCH_RESULTS := $(VENV)/bench-results.jsonl
-bench: install
+bench: install postgres
 	rm -f $(BENCH_RESULTS)
 	$(BIN)/python bench/generate.py --results $(BENCH_RESULTS)
 	$(BIN)/python bench/sign.py --results $(BENCH_RESULTS)
 	$(BIN)/python bench/load.py --clients 50 --results $(BENCH_RESULTS)
-	$(BIN)/python bench/ledger.py
+	$(BIN)/python bench/scale.py --results $(BENCH_RESULTS)
 	$(BIN)/python bench/summary.py $(BENCH_RESULTS)
 
 # Rebuild the shipped .docx templates from doc_templates/build_docx.py.

@@ -66,13 +66,18 @@ def unavailable(reason: str) -> NoReturn:
                 f"{SKIP_VARIABLE}=1 to skip these tests", pytrace=False)
 
 
+class PostgresUnavailable(RuntimeError):
+    """No PostgreSQL server could be had; the message says why."""
+
+
 @contextlib.contextmanager
-def running_postgres() -> Iterator[str]:
-    """Yield the URL of the run's PostgreSQL server (its maintenance database, as a user
-    that may create databases): see the module's docstring for which one."""
+def find_postgres() -> Iterator[str]:
+    """Yield the URL of a PostgreSQL server's maintenance database, as a user that may
+    create databases (see the module's docstring for which server); raise
+    PostgresUnavailable, naming why, when there is none."""
     if named := os.environ.get(URL_VARIABLE):
         if reason := refusal(named):
-            unavailable(f"{URL_VARIABLE}={named}: {reason}")
+            raise PostgresUnavailable(f"{URL_VARIABLE}={named}: {reason}")
         yield libpq_url(named)
         return
     if refusal(MACHINE_URL) is None:
@@ -83,7 +88,20 @@ def running_postgres() -> Iterator[str]:
         try:
             url = stack.enter_context(private_cluster())
         except ClusterError as error:
-            unavailable(f"nothing lets user postgres in at 127.0.0.1:5432, and {error}")
+            raise PostgresUnavailable("nothing lets user postgres in at 127.0.0.1:5432, and "
+                                      f"{error}") from None
+        yield url
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """Yield the URL of the run's PostgreSQL server (``find_postgres``); fail the test that
+    needs it when there is none."""
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(find_postgres())
+        except PostgresUnavailable as error:
+            unavailable(str(error))
         yield url
 
 
