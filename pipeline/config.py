@@ -64,6 +64,9 @@ class Settings:
     # ``s3://bucket[/prefix]`` for an S3-compatible object store (MinIO, Ceph RGW, AWS S3)
     # reached at ``s3_endpoint`` (empty: AWS itself) with the standard AWS credentials.
     store_url: str = ""
+    # Where the records live: empty for SQLite in the data folder, or a SQLAlchemy URL such
+    # as ``postgresql://user@host/db`` shared by every server and worker.
+    database_url: str = field(default="", repr=False)
     s3_endpoint: str = ""
     s3_region: str = ""
     # Unset keys let boto3 look further (shared config file, instance role); the secrets are
@@ -92,6 +95,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "countersign.db"
+
+    @property
+    def database(self) -> str:
+        """The database to connect to: the configured URL, or the SQLite file's path."""
+        return self.database_url or str(self.database_path)
 
     @property
     def ca_dir(self) -> Path:
@@ -170,6 +178,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         rate_limit_storage=env.get("COUNTERSIGN_RATE_LIMIT_STORAGE", "memory://"),
         max_json_bytes=int(env.get("COUNTERSIGN_MAX_JSON_BYTES", str(2 * 1024 * 1024))),
         store_url=env.get("COUNTERSIGN_STORE_URL", "").strip(),
+        database_url=env.get("COUNTERSIGN_DATABASE_URL", "").strip(),
         s3_endpoint=env.get("COUNTERSIGN_S3_ENDPOINT", "").strip(),
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),

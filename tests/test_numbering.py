@@ -31,12 +31,12 @@ def test_sequences_are_per_template():
     assert draft_number(issue, example("issue_tracking"), date(2024, 5, 1)) == "WT-2024-研发-草稿"
 
 
-def test_eight_processes_fifty_each_no_duplicate_no_gap(tmp_path: Path):
-    db = tmp_path / "numbers.sqlite"
+def test_eight_processes_fifty_each_no_duplicate_no_gap(database_target: str):
+    db = database_target
     database.connect(db).close()
     root = Path(__file__).resolve().parent.parent
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.support.numbering_worker", str(db), "50"],
+        subprocess.Popen([sys.executable, "-m", "tests.support.numbering_worker", db, "50"],
                          stdout=subprocess.PIPE, text=True, cwd=root)
         for _ in range(8)
     ]

@@ -99,14 +99,14 @@ def create_document(settings: Settings, template_key: str, data: Any,
     """
     scoped_key = request_scope(actor, request_key) if request_key else None
     if scoped_key:
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             existing = database.document_for_request(conn, scoped_key)
         if existing:
             return document_status(settings, existing)
     template = get_template(template_key)
     form = validate_form(template, data)
     members, parties = bind_members(template, bindings, settings)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         number = allocate_number(conn, template, form, today_in(settings))
     rendered = render_and_prepare(settings, template, form, number, members, parties, pool)
     docx_sha, pdf_sha, prepared_sha = rendered
@@ -125,7 +125,7 @@ def create_document(settings: Settings, template_key: str, data: Any,
     ]
     state = fold([{**e, "seq": 0} for e in events])
     crash_point("create:after-store")
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, events,
                       projection={**projection(state), "request_key": scoped_key})
     crash_point("create:after-ledger")

@@ -7,9 +7,10 @@ department and is allocated atomically in the database.
 from __future__ import annotations
 
 import re
-import sqlite3
 from datetime import date, datetime
 from typing import Any
+
+from sqlalchemy import Connection
 
 from pipeline.config import Settings
 from pipeline.forms.manifest import Template
@@ -36,7 +37,7 @@ def department_of(template: Template, form: dict[str, Any]) -> str:
     return dept
 
 
-def allocate_number(conn: sqlite3.Connection, template: Template, form: dict[str, Any],
+def allocate_number(conn: Connection, template: Template, form: dict[str, Any],
                     today: date) -> str:
     """Return a fresh document number for ``form``; never the same twice."""
     year, dept = today.year, department_of(template, form)
