@@ -53,13 +53,13 @@ QUEUE_FILE = "queue.db"
 def queue_target(settings: Settings) -> str:
     """Return where the queue lives: the PostgreSQL URL the records use, or the path of
     the embedded queue file."""
-    url = getattr(settings, "database_url", "")
+    url = settings.database_url
     return url or str(settings.data_dir / QUEUE_FILE)
 
 
 def is_shared(settings: Settings) -> bool:
     """Return True when the queue is shared by several machines (PostgreSQL)."""
-    return bool(getattr(settings, "database_url", ""))
+    return bool(settings.database_url)
 
 
 def _database(target: str) -> Database:

@@ -22,6 +22,7 @@ from pipeline.jobs.identity import Owner
 from pipeline.jobs.passes import PassScheduler
 from pipeline.jobs.queue import JobQueue, build_queue, shared_queue
 from pipeline.jobs.record import stamp, utc_now
+from pipeline.jobs.recovery import recover_stalled
 from pipeline.jobs.tasks import JobContext
 from pipeline.record import database
 from pipeline.record import jobs as records
@@ -80,7 +81,14 @@ class JobRunner:
         return self
 
     def _supervise(self) -> None:
-        """Replace a worker or scheduler thread that died (Huey's health check)."""
+        """Take back at once the jobs of holders on this machine that have ended (a server
+        killed and started again: the recovery pass's slot may have been taken already
+        this period); then replace a worker or scheduler thread that dies (Huey's health
+        check)."""
+        try:
+            recover_stalled(self.settings)
+        except Exception:  # noqa: BLE001 - the recovery pass runs again soon
+            log.exception("recovering stalled jobs at start failed")
         while not self._stopped.wait(10):
             try:
                 self.consumer.check_worker_health()
@@ -124,7 +132,7 @@ def serve_consumes(settings: Settings) -> bool:
     embedded database (with PostgreSQL, ``countersign worker`` processes run the jobs)."""
     if settings.serve_worker is not None:
         return settings.serve_worker
-    return not getattr(settings, "database_url", "")
+    return not settings.database_url
 
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> list[str]:

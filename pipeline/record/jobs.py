@@ -163,15 +163,17 @@ def queued_since(conn: Connection, before: str) -> list[str]:
 
 
 def queue_counts(conn: Connection, now: str) -> dict:
-    """Return {pending, oldest_pending_at, running, stalled} over the job records."""
+    """Return {pending, oldest_pending_at, running, stalled, last_pass_at} over the job
+    records (``last_pass_at``: when some consumer last claimed a periodic pass)."""
     pending, oldest = run(conn, "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = "
                           "'queued'").fetchone()
     running, stalled = run(conn,
                            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN lease_until < :now THEN 1 "
                            "ELSE 0 END), 0) FROM jobs WHERE status = 'running'",
                            {"now": now}).fetchone()
+    (last_pass,) = run(conn, "SELECT MAX(claimed_at) FROM job_slots").fetchone()
     return {"pending": pending, "oldest_pending_at": oldest, "running": running,
-            "stalled": int(stalled)}
+            "stalled": int(stalled), "last_pass_at": last_pass}
 
 
 # --- periodic passes ----------------------------------------------------------------------
@@ -213,8 +215,8 @@ def prune_slots(conn: Connection, before: str) -> int:
 
 def queue_health(conn: Connection, now: str) -> dict:
     """Return the queue's part of /api/health: {ok, pending, oldest_pending_s, running,
-    stalled} (``stalled``: running jobs whose lease has passed, which the recovery pass
-    will queue again)."""
+    stalled, last_pass_at} (``stalled``: running jobs whose lease has passed, which the
+    recovery pass will queue again; ``last_pass_at``: whether any consumer is at work)."""
     counts = queue_counts(conn, now)
     oldest = counts.pop("oldest_pending_at")
     age = None
