@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from huey import Huey
 from huey.api import TaskWrapper
@@ -190,17 +190,34 @@ class JobQueue:
         self.huey.storage.close()
 
 
-def build_queue(settings: Settings, context: Any = None) -> JobQueue:
-    """Return a new queue on the configured storage. A consumer builds its own, whose tasks
-    run with its ``context`` (``pipeline/jobs/runner.py``); one without a context only
-    sends (see :func:`shared_queue`)."""
-    from pipeline.jobs.tasks import register_tasks
+class Consumer(Protocol):
+    """What runs the messages a consumer's queue takes (``tasks.JobContext``)."""
 
+    def run_job(self, job_id: str) -> None: ...
+
+    def run_pass(self, name: str, slot: int) -> None: ...
+
+
+def build_queue(settings: Settings, consumer: Consumer | None = None) -> JobQueue:
+    """Return a new queue on the configured storage. A consumer builds its own, whose
+    messages ``consumer`` runs; one without only sends (see :func:`shared_queue`)."""
     huey = Huey(QUEUE_NAME, results=False, store_none=False, utc=True,
                 serializer=JsonSerializer(), storage_class=QueueStorage,
                 database=_database(queue_target(settings)))
-    job, periodic = register_tasks(huey, context)
-    return JobQueue(huey, job, periodic)
+
+    def job(job_id: str) -> None:
+        _present(consumer).run_job(job_id)
+
+    def periodic(name: str, slot: int) -> None:
+        _present(consumer).run_pass(name, slot)
+
+    return JobQueue(huey, huey.task(name="job")(job), huey.task(name="pass")(periodic))
+
+
+def _present(consumer: Consumer | None) -> Consumer:
+    if consumer is None:
+        raise RuntimeError("this queue instance only sends messages")
+    return consumer
 
 
 _shared: dict[tuple[int, str], JobQueue] = {}

@@ -13,11 +13,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from huey import Huey
-from huey.api import TaskWrapper
-
 from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS
+from pipeline.jobs import passes
 from pipeline.jobs.bulk import Interrupted, run_bulk
 from pipeline.jobs.identity import Owner
 from pipeline.jobs.record import JobKind, JobSpec, JobStatus, Lease, submit
@@ -35,27 +33,11 @@ class JobContext:
     pool: Callable[[], object]
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    def run_job(self, job_id: str) -> None:
+        run_job(self, job_id)
 
-def register_tasks(huey: Huey, context: JobContext | None
-                   ) -> tuple[TaskWrapper, TaskWrapper]:
-    """Register the two tasks on ``huey``: ``job`` (run a job by id) and ``pass`` (run a
-    periodic pass for a slot). Without a context the instance only sends them."""
-
-    def job(job_id: str) -> None:
-        run_job(_present(context), job_id)
-
-    def periodic(name: str, slot: int) -> None:
-        from pipeline.jobs.passes import run_pass
-
-        run_pass(_present(context), name, slot)
-
-    return huey.task(name="job")(job), huey.task(name="pass")(periodic)
-
-
-def _present(context: JobContext | None) -> JobContext:
-    if context is None:
-        raise RuntimeError("this queue instance only sends messages")
-    return context
+    def run_pass(self, name: str, slot: int) -> None:
+        passes.run_pass(self, name, slot)
 
 
 def run_job(context: JobContext, job_id: str) -> None:
