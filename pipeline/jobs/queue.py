@@ -75,7 +75,9 @@ def _database(target: str) -> Database:
 
     # SQLAlchemy's spelling of the driver (postgresql+psycopg2://) means the same database.
     scheme, rest = target.split("://", 1)
-    return connect("postgresql://" + rest if scheme.startswith("postgres") else target)
+    # User and password are %-escaped in a URL, as SQLAlchemy reads them.
+    return connect("postgresql://" + rest if scheme.startswith("postgres") else target,
+                   unquote_password=True, unquote_user=True)
 
 
 class QueueStorage(SqlStorage):
