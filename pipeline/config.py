@@ -79,6 +79,9 @@ class Settings:
     # The chain head is timestamped by the TSA once this many events are unanchored, or once
     # the oldest unanchored event is this many minutes old (0 turns a rule off); the tokens
     # are kept locked in the store this many years.
+    # A number reserved for a document that was never recorded (its process was killed)
+    # goes to the next document after this long.
+    number_lease_minutes: float = 15.0
     anchor_every_events: int = 1000
     anchor_every_minutes: float = 60.0
     anchor_retention_years: int = 10
@@ -184,6 +187,7 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
         aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+        number_lease_minutes=float(env.get("COUNTERSIGN_NUMBER_LEASE_MINUTES", "15")),
         anchor_every_events=int(env.get("COUNTERSIGN_ANCHOR_EVERY_EVENTS", "1000")),
         anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
         anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),

@@ -49,11 +49,59 @@ def next_in_sequence(conn: Connection, scope: str) -> int:
     two processes or servers never get the same number.
     """
     with transaction(conn):
-        (value,) = run(conn,
-                       "INSERT INTO number_sequences (scope, last) VALUES (:scope, 1) "
-                       "ON CONFLICT (scope) DO UPDATE SET last = number_sequences.last + 1 "
-                       "RETURNING last", {"scope": scope}).fetchone()
-    return value
+        return _increment(conn, scope)
+
+
+def _increment(conn: Connection, scope: str) -> int:
+    return run(conn, "INSERT INTO number_sequences (scope, last) VALUES (:scope, 1) "
+                     "ON CONFLICT (scope) DO UPDATE SET last = number_sequences.last + 1 "
+                     "RETURNING last", {"scope": scope}).scalar_one()
+
+
+def reserve_in_sequence(conn: Connection, scope: str, holder: str, now: str,
+                        lease_until: str, used_by: str | None = None) -> int:
+    """Reserve a number of ``scope`` for ``holder`` until ``lease_until``; return it.
+
+    The lowest number whose reservation ran out unused is given again before a new one is
+    drawn, so a failed or killed creation leaves no gap. With ``used_by`` the number is
+    taken for good at once. The sequence row is locked for the whole transaction, so two
+    servers never reserve the same number.
+    """
+    with transaction(conn):
+        # Lock (or create) the scope's row before looking for a number to give again.
+        run(conn, "INSERT INTO number_sequences (scope, last) VALUES (:scope, 0) "
+                  "ON CONFLICT (scope) DO UPDATE SET last = number_sequences.last",
+            {"scope": scope})
+        free = run(conn, "SELECT seq FROM number_reservations WHERE scope = :scope AND "
+                         "used_by IS NULL AND lease_until < :now ORDER BY seq LIMIT 1",
+                   {"scope": scope, "now": now}).fetchone()
+        params = {"scope": scope, "holder": holder, "lease_until": lease_until,
+                  "used_by": used_by}
+        if free:
+            params["seq"] = free[0]
+            run(conn, "UPDATE number_reservations SET holder = :holder, lease_until = "
+                      ":lease_until, used_by = :used_by WHERE scope = :scope AND seq = :seq",
+                params)
+        else:
+            params["seq"] = _increment(conn, scope)
+            run(conn, "INSERT INTO number_reservations (scope, seq, holder, lease_until, "
+                      "used_by) VALUES (:scope, :seq, :holder, :lease_until, :used_by)", params)
+    return params["seq"]
+
+
+def use_reservation(conn: Connection, scope: str, seq: int, holder: str, used_by: str) -> bool:
+    """Take reserved number ``seq`` for good (inside the caller's transaction); return False
+    if ``holder`` no longer holds it (its lease ran out and another took it)."""
+    return run(conn, "UPDATE number_reservations SET used_by = :used_by WHERE scope = :scope "
+                     "AND seq = :seq AND holder = :holder AND used_by IS NULL",
+               {"used_by": used_by, "scope": scope, "seq": seq, "holder": holder}).rowcount == 1
+
+
+def release_reservation(conn: Connection, scope: str, seq: int, holder: str) -> None:
+    """Give reserved number ``seq`` back at once (the creation it was for failed)."""
+    run(conn, "UPDATE number_reservations SET lease_until = '' WHERE scope = :scope AND "
+              "seq = :seq AND holder = :holder AND used_by IS NULL",
+        {"scope": scope, "seq": seq, "holder": holder})
 
 
 def insert_party(conn: Connection, party: dict) -> None:
@@ -99,7 +147,8 @@ PROJECTION_UPSERT = (
 def append_events(conn: Connection, events: list[dict],
                   hasher: Callable[[dict], str], *, expect_head: str | None = None,
                   check_head: bool = False, projection: dict | list[dict] | None = None,
-                  outbox: list[dict] | None = None) -> list[dict]:
+                  outbox: list[dict] | None = None,
+                  within: Callable[[Connection], None] | None = None) -> list[dict]:
     """Append ``events`` to the chain in one transaction; return them as stored.
 
     The transaction holds the chain lock (SQLite's write lock; PostgreSQL's advisory lock),
@@ -110,6 +159,7 @@ def append_events(conn: Connection, events: list[dict],
     next_due, state; or a list of them) updates the documents table in the same
     transaction, and so do ``outbox`` rows (see ``outbox.insert_messages``; an ``event``
     key holding an index into ``events`` links a row to the event it announces).
+    ``within(conn)`` runs last in the same transaction; what it raises undoes the append.
     """
     with transaction(conn, chain=True):
         if check_head:
@@ -140,6 +190,8 @@ def append_events(conn: Connection, events: list[dict],
             insert_messages(conn, [{**row, "event_seq": stored[row["event"]]["seq"]
                                     if row.get("event") is not None else None}
                                    for row in outbox])
+        if within is not None:
+            within(conn)
     return stored
 
 
