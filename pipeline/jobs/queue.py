@@ -92,7 +92,7 @@ class QueueStorage(SqlStorage):
     def create_models(self):
         """Return Huey's four models (as in huey.contrib.sql_huey, Huey 3.5) under the names
         ``queue_kv``, ``queue_schedule``, ``queue_task`` and ``queue_counter``; the
-        migration ``0002_jobs`` makes the same tables on PostgreSQL."""
+        migration ``0003_jobs`` makes the same tables on PostgreSQL."""
         database = self.database
 
         class Base(Model):

@@ -1,8 +1,8 @@
 """Job records, their finished rows and the periodic passes' slots; on PostgreSQL also the
 job queue's own tables (Huey's SQL storage, named ``queue_*``).
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-29
 
 The embedded install keeps its queue in a file of its own (``data/queue.db``, made by the
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
