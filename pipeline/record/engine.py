@@ -186,13 +186,15 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
 
 
 def _revision(conn: Connection) -> str | None:
-    """Return the Alembic revision the database is at, or None (no schema yet)."""
+    """Return the Alembic revision the database is at, or None (no schema yet). Ends the
+    transaction the question opened, so that the migrations' own transactions commit."""
     try:
         row = conn.execute(text("SELECT version_num FROM alembic_version")).fetchone()
     except DBAPIError:
+        row = None
+    finally:
         if conn.in_transaction():
             conn.rollback()
-        return None
     return row[0] if row else None
 
 
