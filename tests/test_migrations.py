@@ -3,7 +3,6 @@ upgrade that is reported, then rolled back, would leave every server on the old 
 
 from __future__ import annotations
 
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, text
@@ -38,15 +37,7 @@ def version(target: str) -> str:
         reader.dispose()
 
 
-def test_migrate_brings_an_older_database_to_the_newest_schema(database_target, request):
-    if "://" in database_target:
-        # engine._migration_lock (PostgreSQL) hands Alembic a connection already inside a
-        # transaction (the revision check began it), so Alembic leaves the commit to the
-        # caller, and the lock's `finally: conn.rollback()` undoes the upgrade. A fresh
-        # database is not affected (the failed check rolled back first). Remove this mark
-        # when fixed: strict, so the passing test says so.
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="PostgreSQL: the upgrade of an existing schema is rolled back"))
+def test_migrate_brings_an_older_database_to_the_newest_schema(database_target):
     assert engine.migrate(database_target) == (None, engine.HEAD_REVISION)
     downgrade(database_target, FIRST)
     assert version(database_target) == FIRST
