@@ -52,7 +52,7 @@ def initialise(settings: Settings) -> InitResult:
     store = open_store(settings)
     store.prepare()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    database.connect(settings.database_path).close()
+    database.connect(settings.database).close()
     created_ca = not LocalCA.exists(settings.ca_dir)
     if created_ca:
         LocalCA.create(settings.ca_dir, settings.ca_passphrase or None)
