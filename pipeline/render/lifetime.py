@@ -1,6 +1,6 @@
 """Helper processes end with the process that started them.
 
-Python's process pools (the bulk renderer, the service's signer processes) hand each child
+Python's process pools (the service's signer processes) hand each child
 both ends of their task queue, so a child whose parent is killed with SIGKILL never sees the
 queue close and waits for work for ever. ``end_with_parent`` runs in the child (as or in its
 pool initializer) and ends it once its parent is gone. LibreOffice has its own watchdog, the
