@@ -50,6 +50,7 @@ from pipeline.record.store import (
     MissingRevision,
     StoreMisconfigured,
     StoreUnavailable,
+    archive_location,
     check_archive_path,
     sha256,
 )
@@ -151,11 +152,7 @@ class S3Store:
         return f"{self.prefix}objects/{digest[:2]}/{digest[2:]}"
 
     def _archive_key(self, path: str) -> str:
-        check_archive_path(path)
-        if path.split("/")[0] in ("objects", KEY_FOLDER):
-            raise StoreMisconfigured(f"归档目录不能名为 {path.split('/')[0]}",
-                                     f"an archive folder cannot be named {path.split('/')[0]!r}")
-        return self.prefix + path
+        return self.prefix + archive_location(path)
 
     def _head(self, key: str, version: str | None = None) -> dict | None:
         try:
@@ -282,7 +279,7 @@ class S3Store:
     def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
         """Return the newest stored version of every key under ``folder`` (after the
         archive path ``after``), even one a delete marker hides, by archive path."""
-        prefix = self.prefix + check_archive_path(folder) + "/"
+        prefix = self._archive_key(folder) + "/"
         newest: dict[str, dict] = {}
         # S3 lists keys in UTF-8 byte order, which is the order of ``after`` comparisons.
         marker: dict[str, str] = {"KeyMarker": self.prefix + after} if after else {}

@@ -92,6 +92,16 @@ def check_archive_path(path: str) -> str:
     return path
 
 
+def archive_location(path: str) -> str:
+    """Return ``path`` if archived objects may be filed or listed there: a sound relative
+    path outside the content objects and the keys (StoreMisconfigured otherwise)."""
+    top = check_archive_path(path).split("/")[0]
+    if top in ("objects", KEY_FOLDER):
+        raise StoreMisconfigured(f"归档目录不能名为 {top}",
+                                 f"an archive folder cannot be named {top!r}")
+    return path
+
+
 class Store(Protocol):
     """What the pipeline needs of a content-addressed store with an archive."""
 
@@ -184,7 +194,7 @@ class FilesystemStore:
             write_atomic(target, data)
         if archive is not None:
             target.chmod(0o444)
-            self._file(target, check_archive_path(archive.path))
+            self._file(target, archive_location(archive.path))
         return digest
 
     def _file(self, target: Path, path: str) -> None:
@@ -234,7 +244,7 @@ class FilesystemStore:
     def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
         """Return the files under ``archive/<folder>`` (those whose path sorts after
         ``after``), by archive path."""
-        base = self.archive_root / check_archive_path(folder)
+        base = self.archive_root / archive_location(folder)
         if not base.is_dir():
             return {}
         found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
