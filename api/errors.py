@@ -29,6 +29,7 @@ from pipeline.errors import (
     as_pipeline_error,
 )
 from pipeline.people.throttle import TooManyAttempts
+from pipeline.record.engine import DatabaseUnavailable
 from pipeline.record.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def status_for(error: CountersignError) -> int:
         return 404
     if isinstance(error, Conflict | NotYourTurn | ClosureRefused | NotArchived):
         return 409
-    if isinstance(error, StoreUnavailable):
+    if isinstance(error, StoreUnavailable | DatabaseUnavailable):
         return 503
     if isinstance(error, ValidationFailed):
         return 422

@@ -39,7 +39,7 @@ def populate(settings: Settings, count: int) -> int:
                asdict(Member("receiver", 2, None, "lina", "receiver"))]
     start = datetime(2026, 1, 1, tzinfo=UTC)
     written = 0
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         for chunk_start in range(0, count, CHUNK):
             events, projections = [], []
             for index in range(chunk_start, min(count, chunk_start + CHUNK)):
@@ -84,7 +84,7 @@ def main() -> None:
           f"({events / (time.perf_counter() - started):,.0f} events/s appended)")
 
     urgent_s, urgent = timed(lambda: blocking_documents(settings, limit=100), 20)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         count_s, count = timed(lambda: database.count_open_documents(conn), 20)
     print(f"blocking --limit 100        {1000 * urgent_s:8.1f} ms  (median of 20; "
           f"{len(urgent)} documents, target <= 50 ms)")
@@ -93,7 +93,7 @@ def main() -> None:
     print(f"blocking (all)              {1000 * all_s:8.1f} ms  ({len(everything)} documents)")
 
     def verify():
-        return ledger.verify_ledger(settings.database_path)
+        return ledger.verify_ledger(settings.database)
 
     verify_s, report = timed(verify, 5)
     assert report.ok and report.events == events, report.problems[:3]

@@ -64,6 +64,9 @@ class Settings:
     # ``s3://bucket[/prefix]`` for an S3-compatible object store (MinIO, Ceph RGW, AWS S3)
     # reached at ``s3_endpoint`` (empty: AWS itself) with the standard AWS credentials.
     store_url: str = ""
+    # Where the records live: empty for SQLite in the data folder, or a SQLAlchemy URL such
+    # as ``postgresql://user@host/db`` shared by every server and worker.
+    database_url: str = field(default="", repr=False)
     s3_endpoint: str = ""
     s3_region: str = ""
     # Unset keys let boto3 look further (shared config file, instance role); the secrets are
@@ -77,6 +80,9 @@ class Settings:
     # The chain head is timestamped by the TSA once this many events are unanchored, or once
     # the oldest unanchored event is this many minutes old (0 turns a rule off); the tokens
     # are kept locked in the store this many years.
+    # A number reserved for a document that was never recorded (its process was killed)
+    # goes to the next document after this long.
+    number_lease_minutes: float = 15.0
     anchor_every_events: int = 1000
     anchor_every_minutes: float = 60.0
     anchor_retention_years: int = 10
@@ -84,6 +90,11 @@ class Settings:
     @property
     def database_path(self) -> Path:
         return self.data_dir / "countersign.db"
+
+    @property
+    def database(self) -> str:
+        """The database to connect to: the configured URL, or the SQLite file's path."""
+        return self.database_url or str(self.database_path)
 
     @property
     def ca_dir(self) -> Path:
@@ -164,11 +175,13 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         rate_limit_storage=env.get("COUNTERSIGN_RATE_LIMIT_STORAGE", "memory://"),
         max_json_bytes=int(env.get("COUNTERSIGN_MAX_JSON_BYTES", str(2 * 1024 * 1024))),
         store_url=env.get("COUNTERSIGN_STORE_URL", "").strip(),
+        database_url=env.get("COUNTERSIGN_DATABASE_URL", "").strip(),
         s3_endpoint=env.get("COUNTERSIGN_S3_ENDPOINT", "").strip(),
         s3_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION", ""),
         aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", ""),
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", ""),
         aws_session_token=env.get("AWS_SESSION_TOKEN", ""),
+        number_lease_minutes=float(env.get("COUNTERSIGN_NUMBER_LEASE_MINUTES", "15")),
         anchor_every_events=int(env.get("COUNTERSIGN_ANCHOR_EVERY_EVENTS", "1000")),
         anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
         anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),

@@ -16,6 +16,7 @@ from pipeline.render.libreoffice import ConverterPool, PoolSpec
 from tests.support import processes
 from tests.support.data import initialised
 from tests.support.mail import Inbox, smtp_server
+from tests.support.postgres import fresh_database
 from tests.support.s3 import moto_server
 
 # Every temporary folder of this run — LibreOffice profiles included, also those of the
@@ -67,6 +68,28 @@ def pool():
     """A warm two-process LibreOffice pool shared by the end-to-end tests."""
     with ConverterPool(PoolSpec(size=2, timeout_s=60)) as shared:
         yield shared
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def database_target(request, tmp_path):
+    """The database a record-layer test runs on, once per backend: an SQLite file, or a
+    fresh PostgreSQL database (its URL)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "countersign.db")
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def backend_settings(request, tmp_path: Path):
+    """An initialised data folder whose records live in SQLite, then in PostgreSQL: a module
+    runs its tests on both by defining ``settings`` as this fixture."""
+    if request.param == "sqlite":
+        yield initialised(tmp_path / "data")
+        return
+    with fresh_database() as url:
+        yield initialised(tmp_path / "data", database_url=url)
 
 
 @pytest.fixture(scope="session")

@@ -63,7 +63,7 @@ def test_a_party_sees_only_documents_it_created_or_signs():
 
 def test_authorize_refuses_in_the_order_the_scope_says(tmp_path):
     settings = Settings(data_dir=tmp_path)
-    database.connect(settings.database_path).close()
+    database.connect(settings.database).close()
     # A step on a document: one the caller cannot see answers as missing, whatever the role.
     with pytest.raises(UnknownDocument) as hidden:
         authorize(settings, party("lina"), Action.VOID, MISSING)

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -35,6 +34,7 @@ from signing.ca import LocalCA
 from signing.timestamps import check_timestamp_tokens, timestamp_digest
 from tests.support.cli import COUNTERSIGN
 from tests.support.s3 import s3_client, s3_settings
+from tests.support.sql import sql
 
 
 @pytest.fixture(scope="module")
@@ -68,38 +68,35 @@ def settings(tmp_path, with_ca) -> Settings:
 
 
 def add_events(settings: Settings, count: int) -> None:
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, [ledger.new_event("doc-anchored", "progress-entry", "zhangwei",
                                               {"text": f"entry {i}"}) for i in range(count)])
 
 
 def rewrite_and_rehash(settings: Settings, seq: int, **changes: str) -> None:
     """Change event ``seq`` and re-hash it and every event after it: a chain that verifies."""
-    with sqlite3.connect(settings.database_path) as conn:
-        previous = conn.execute("SELECT hash FROM events WHERE seq = ?",
-                                (seq - 1,)).fetchone()
-        previous = previous[0] if previous else ledger.GENESIS
-        rows = conn.execute(f"SELECT {', '.join(database.EVENT_COLUMNS)} FROM events "
-                            "WHERE seq >= ? ORDER BY seq", (seq,)).fetchall()
-        for row in rows:
-            record = dict(zip(database.EVENT_COLUMNS, row, strict=True))
-            if record["seq"] == seq:
-                record.update(changes)
-            record["prev_hash"] = previous
-            record["hash"] = previous = ledger.event_hash(record)
-            conn.execute("UPDATE events SET actor = ?, data = ?, prev_hash = ?, hash = ? "
-                         "WHERE seq = ?", (record["actor"], record["data"],
-                                           record["prev_hash"], record["hash"], record["seq"]))
+    target = settings.database
+    previous = sql(target, "SELECT hash FROM events WHERE seq = :seq", {"seq": seq - 1})
+    previous = previous[0][0] if previous else ledger.GENESIS
+    rows = sql(target, f"SELECT {', '.join(database.EVENT_COLUMNS)} FROM events "
+                       "WHERE seq >= :seq ORDER BY seq", {"seq": seq})
+    for row in rows:
+        record = dict(zip(database.EVENT_COLUMNS, row, strict=True))
+        if record["seq"] == seq:
+            record.update(changes)
+        record["prev_hash"] = previous
+        record["hash"] = previous = ledger.event_hash(record)
+        sql(target, "UPDATE events SET actor = :actor, data = :data, prev_hash = :prev_hash, "
+                    "hash = :hash WHERE seq = :seq", record)
 
 
 def event_hash_at(settings: Settings, seq: int) -> str:
-    with sqlite3.connect(settings.database_path) as conn:
-        return conn.execute("SELECT hash FROM events WHERE seq = ?", (seq,)).fetchone()[0]
+    return sql(settings.database, "SELECT hash FROM events WHERE seq = :seq", {"seq": seq})[0][0]
 
 
 def replace_token(settings: Settings, seq: int, token: bytes) -> None:
-    with sqlite3.connect(settings.database_path) as conn:
-        conn.execute("UPDATE ledger_anchors SET token = ? WHERE seq = ?", (token, seq))
+    sql(settings.database, "UPDATE ledger_anchors SET token = :token WHERE seq = :seq",
+        {"token": token, "seq": seq})
 
 
 def test_the_head_is_anchored_once_and_kept_in_database_and_store(settings):
@@ -109,7 +106,7 @@ def test_the_head_is_anchored_once_and_kept_in_database_and_store(settings):
     assert (anchor.seq, anchor.new) == (5, True)
     assert anchor.head_hash == event_hash_at(settings, 5)
     assert anchor_head(settings).new is False  # the same head: the same anchor
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         (row,) = database.select_anchors(conn)
     stored = open_store(settings).archived("ledger-anchors")
     assert stored == {anchor_path(5): row["token"]}
@@ -133,7 +130,7 @@ def anchored(settings) -> Settings:
 
 def test_a_rewritten_and_rehashed_chain_is_detected(anchored):
     rewrite_and_rehash(anchored, 7, actor="mallory")
-    chain_only = ledger.verify_ledger(anchored.database_path)
+    chain_only = ledger.verify_ledger(anchored.database)
     assert chain_only.ok  # the attack the chain alone cannot see
     report = verify_ledger(anchored)
     assert not report.ok and report.anchored_through == 5
@@ -164,12 +161,11 @@ def test_a_forged_anchor_token_is_refused(anchored, tmp_path):
     assert any("first divergence lies in events 6..10" in p for p in problems), problems
 
     # A genuine token whose imprint is edited to the rewritten hash: its signature breaks.
-    with database.connection(anchored.database_path) as conn:
+    with database.connection(anchored.database) as conn:
         genuine = next(a for a in database.select_anchors(conn) if a["seq"] == 5)["token"]
     old, new = bytes.fromhex(event_hash_at(anchored, 5)), bytes.fromhex("00" * 32)
     replace_token(anchored, 5, bytes(genuine).replace(old, new))
-    with sqlite3.connect(anchored.database_path) as conn:
-        conn.execute("UPDATE events SET hash = ? WHERE seq = 5", ("00" * 32,))
+    sql(anchored.database, "UPDATE events SET hash = :hash WHERE seq = 5", {"hash": "00" * 32})
     problems = verify_ledger(anchored).problems
     assert any("the anchor of event 5 (database) is refused" in p
                and "forged or altered" in p for p in problems), problems
@@ -193,8 +189,7 @@ def test_every_token_is_verified_even_once_its_tsa_is_known(settings, tmp_path):
 
 def test_deleting_anchor_rows_hides_nothing(anchored):
     rewrite_and_rehash(anchored, 3, data=json.dumps({"text": "rewritten"}))
-    with sqlite3.connect(anchored.database_path) as conn:
-        conn.execute("DELETE FROM ledger_anchors")
+    sql(anchored.database, "DELETE FROM ledger_anchors")
     problems = verify_ledger(anchored).problems
     assert any("the anchor of event 5 is missing from the database (the store still holds "
                "it)" in p for p in problems)
@@ -203,11 +198,10 @@ def test_deleting_anchor_rows_hides_nothing(anchored):
 
 def test_a_broken_chain_is_not_anchored(settings):
     add_events(settings, 3)
-    with sqlite3.connect(settings.database_path) as conn:
-        conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
+    sql(settings.database, "UPDATE events SET actor = 'mallory' WHERE seq = 2")
     with pytest.raises(ChainBroken, match="events 1..3 does not verify"):
         anchor_head(settings)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         assert database.select_anchors(conn) == []
 
 
@@ -251,7 +245,7 @@ def test_a_crash_between_store_and_database_is_repaired_by_the_next_anchor(setti
     add_events(settings, 2)
     anchor = anchor_head(settings)
     assert anchor.seq == 5
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         assert [a["seq"] for a in database.select_anchors(conn)] == [3, 5]
     report = verify_ledger(settings)
     assert report.ok, report.problems
@@ -275,7 +269,6 @@ def test_anchor_tokens_are_locked_in_s3(tmp_path, s3_endpoint, with_ca):
     # Hidden behind a delete marker and removed from the database, the anchor still counts.
     attacker.delete_object(Bucket=store.bucket, Key=key)
     rewrite_and_rehash(settings, 1, actor="mallory")
-    with sqlite3.connect(settings.database_path) as conn:
-        conn.execute("DELETE FROM ledger_anchors")
+    sql(settings.database, "DELETE FROM ledger_anchors")
     problems = verify_ledger(settings).problems
     assert any("first divergence lies in events 1..2" in p for p in problems), problems

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import sqlite3
 import subprocess
 
 import pytest
@@ -18,6 +17,7 @@ from pipeline.documents.sign import sign_document
 from pipeline.people.setup import initialise
 from tests.support.cli import COUNTERSIGN
 from tests.support.forms import example
+from tests.support.sql import sql
 
 pytestmark = pytest.mark.slow  # every document here is rendered by LibreOffice
 
@@ -90,9 +90,8 @@ def test_verify_a_ledger_document_records_the_verdict(closed):
     result = cli(settings, "verify", "--document", doc, "--json")
     assert result.returncode == 0, result.stdout
     assert json.loads(result.stdout)["valid"]
-    with sqlite3.connect(settings.database_path) as conn:
-        kinds = [r[0] for r in conn.execute("SELECT kind FROM events WHERE document_id = ?",
-                                            (doc,))]
+    kinds = [r[0] for r in sql(settings.database, "SELECT kind FROM events WHERE "
+                                                  "document_id = :doc ORDER BY seq", {"doc": doc})]
     assert kinds[-1] == "verified"
 
 

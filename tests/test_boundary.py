@@ -5,7 +5,6 @@ LibreOffice: documents are made from a blank page with a signature field."""
 from __future__ import annotations
 
 import http.server
-import sqlite3
 import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from tests.support.external import external_sign
 from tests.support.forms import example
 from tests.support.hostile import blank_with_field, signed_blank, with_empty_updates
 from tests.support.net import free_port
+from tests.support.sql import sql
 
 
 @pytest.fixture(scope="module")
@@ -104,13 +104,13 @@ def test_a_squatted_request_key_does_not_hand_over_the_squatters_document(base):
 def test_line_separators_in_a_one_line_field_are_a_field_error(base, char):
     form = example(TEMPLATE)
     form["requester"]["dept"] = f"市场{char}部"
-    with database.connection(base.database_path) as conn:
+    with database.connection(base.database) as conn:
         before = database.highest_event_seq(conn)
     with pytest.raises(ValidationFailed) as caught:
         create_document(base, TEMPLATE, form, [("requester", "zhangwei"),
                                                ("receiver", "lina")], None, actor="zhangwei")
     assert [p.path for p in caught.value.problems] == ["requester.dept"]
-    with database.connection(base.database_path) as conn:
+    with database.connection(base.database) as conn:
         assert database.highest_event_seq(conn) == before  # nothing recorded
 
 
@@ -157,7 +157,7 @@ def test_a_relay_that_is_down_never_fails_a_committed_step(base, smtp):
     doc = quick_document(down)
     assert dispatch(down, doc) == ["receiver"]  # committed and queued, not raised
     assert "sent" in event_kinds(down, doc)
-    with database.connection(down.database_path) as conn:
+    with database.connection(down.database) as conn:
         (row,) = outbox.select_messages(conn, doc, pending_only=True)
     assert row["attempts"] == 1 and "could not send mail" in row["last_status"]
     # The relay comes back: the queued mail goes out once, on the next delivery pass.
@@ -192,9 +192,8 @@ def test_revoking_a_token_ends_it_and_its_sessions(base):
 
 def test_sessions_expire_and_time_out_when_idle(base):
     session = access.open_session(base, access.Principal("party", "lina", "t"))
-    with database.connection(base.database_path) as conn:
-        conn.execute("UPDATE sessions SET last_seen_at = ?", (
-            (datetime.now(UTC) - timedelta(minutes=base.session_idle_minutes + 1)).isoformat(),))
+    sql(base.database, "UPDATE sessions SET last_seen_at = :at", {"at": (
+        datetime.now(UTC) - timedelta(minutes=base.session_idle_minutes + 1)).isoformat()})
     assert access.session_for(base, session.id) is None
     short = replace(base, session_hours=-1)
     assert access.session_for(short, access.open_session(short, access.Principal(
@@ -202,26 +201,21 @@ def test_sessions_expire_and_time_out_when_idle(base):
 
 
 def test_a_link_sign_in_mints_no_token_and_works_once(base):
-    with database.connection(base.database_path) as conn:
-        tokens_before = len(conn.execute("SELECT * FROM api_tokens").fetchall())
+    tokens_before = len(sql(base.database, "SELECT * FROM api_tokens"))
     party, code = access.create_login_code(base, "LINA@example.com")
     assert party == "lina"
-    with sqlite3.connect(base.database_path) as conn:  # stored as a hash only
-        assert not conn.execute("SELECT 1 FROM login_codes WHERE code_sha256 = ?",
-                                (code,)).fetchall()
+    # stored as a hash only
+    assert not sql(base.database, "SELECT 1 FROM login_codes WHERE code_sha256 = :code",
+                   {"code": code})
     assert access.sign_in_with_code(base, code, "10.0.0.7").principal.party == "lina"
     assert access.sign_in_with_code(base, code, "10.0.0.7") is None
-    with database.connection(base.database_path) as conn:
-        assert len(conn.execute("SELECT * FROM api_tokens").fetchall()) == tokens_before
+    assert len(sql(base.database, "SELECT * FROM api_tokens")) == tokens_before
 
 
 def test_expired_sign_in_codes_are_purged(base):
-    with database.connection(base.database_path) as conn:
-        conn.execute("INSERT INTO login_codes VALUES ('stale', 'lina', '2000-01-01')")
+    sql(base.database, "INSERT INTO login_codes VALUES ('stale', 'lina', '2000-01-01')")
     access.create_login_code(base, "lina@example.com")
-    with database.connection(base.database_path) as conn:
-        assert not conn.execute("SELECT 1 FROM login_codes WHERE code_sha256 = 'stale'"
-                                ).fetchall()
+    assert not sql(base.database, "SELECT 1 FROM login_codes WHERE code_sha256 = 'stale'")
 
 
 def test_guessed_tokens_are_throttled_per_client(base):
@@ -279,7 +273,7 @@ def test_webhooks_without_a_secret_refuse_to_run(tmp_path):
     try:
         settings = Settings(data_dir=tmp_path, webhook_urls=(
             f"http://127.0.0.1:{server.server_port}/hook",))
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             ledger.append(conn, [ledger.new_event("doc-1", "progress-entry", "t", {})])
         with pytest.raises(WebhookSecretMissing, match="COUNTERSIGN_WEBHOOK_SECRET"):
             deliver_webhooks(settings)

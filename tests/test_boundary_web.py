@@ -164,7 +164,7 @@ def test_another_callers_request_key_reveals_nothing_over_http(settings, client)
 def test_a_line_separator_in_a_department_is_a_422_and_nothing_is_recorded(settings, client):
     form = example("requirement_confirmation")
     form["requester"]["dept"] = "市场\u2028部"
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         before = database.highest_event_seq(conn)
     response = client.post("/api/documents", headers=bearer(settings, "admin"), json={
         "template": "requirement_confirmation", "data": form,
@@ -172,7 +172,7 @@ def test_a_line_separator_in_a_department_is_a_422_and_nothing_is_recorded(setti
                     {"role": "receiver", "party": "lina"}]})
     assert response.status_code == 422
     assert [p["field"] for p in response.json()["problems"]] == ["requester.dept"]
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         assert database.highest_event_seq(conn) == before
 
 

@@ -53,11 +53,9 @@ def first_machine(kind: str, tmp_path: Path, request) -> Settings:
 
 def other_machine(first: Settings, data_dir: Path) -> Settings:
     """Return a machine with an empty data folder of its own that shares ``first``'s store
-    and database (one SQLite file both open, linked in, as a shared PostgreSQL would be)."""
-    data_dir.mkdir(parents=True)
-    other = replace(first, data_dir=data_dir)
-    other.database_path.symlink_to(first.database_path)
-    return other
+    and database (the first one's SQLite file, as it would share a PostgreSQL)."""
+    return replace(first, data_dir=data_dir,
+                   database_url=first.database_url or f"sqlite:///{first.database_path}")
 
 
 def key_objects(settings: Settings) -> dict[str, bytes]:

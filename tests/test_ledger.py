@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -33,9 +30,16 @@ from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
 from pipeline.signing_setup import signing_environment
 from signing.validation import validate_pdf
-from tests.support.cli import COUNTERSIGN
+from tests.support.cli import COUNTERSIGN, environment
 from tests.support.forms import example
 from tests.support.pdf import pdf_text, squash
+from tests.support.sql import sql
+
+
+@pytest.fixture
+def settings(backend_settings: Settings) -> Settings:
+    """The ledger's tests run on SQLite and on PostgreSQL."""
+    return backend_settings
 
 
 def open_ids(settings: Settings) -> set[str]:
@@ -178,14 +182,9 @@ def signed_document(settings, pool):
     return doc
 
 
-def _db(settings: Settings) -> sqlite3.Connection:
-    return sqlite3.connect(settings.database_path)
-
-
 @pytest.mark.slow
 def test_altered_ledger_row_is_named(settings, signed_document):
-    with _db(settings) as conn:
-        conn.execute("UPDATE events SET actor = 'mallory' WHERE seq = 2")
+    sql(settings.database, "UPDATE events SET actor = 'mallory' WHERE seq = 2")
     report = verify_ledger(settings)
     assert not report.ok
     assert any("event 2 (rendered" in p and "altered" in p for p in report.problems)
@@ -193,17 +192,15 @@ def test_altered_ledger_row_is_named(settings, signed_document):
 
 @pytest.mark.slow
 def test_deleted_ledger_row_is_named(settings, signed_document):
-    with _db(settings) as conn:
-        conn.execute("DELETE FROM events WHERE seq = 3")
+    sql(settings.database, "DELETE FROM events WHERE seq = 3")
     report = verify_ledger(settings)
     assert any("events 3..3 are missing" in p for p in report.problems), report.problems
 
 
 @pytest.mark.slow
 def test_deleted_last_ledger_row_is_named(settings, signed_document):
-    with _db(settings) as conn:
-        (last,) = conn.execute("SELECT MAX(seq) FROM events").fetchone()
-        conn.execute("DELETE FROM events WHERE seq = ?", (last,))
+    [(last,)] = sql(settings.database, "SELECT MAX(seq) FROM events")
+    sql(settings.database, "DELETE FROM events WHERE seq = :seq", {"seq": last})
     report = verify_ledger(settings)
     assert any(f"the last events {last}..{last} were deleted" in p for p in report.problems)
 
@@ -218,7 +215,8 @@ def test_changed_stored_byte_is_named(settings, signed_document):
     report = verify_ledger(settings)
     assert report.problems == [f"修订版本 {head} 被改动 / stored revision {head} is altered"]
     result = subprocess.run([COUNTERSIGN, "--data-dir", str(settings.data_dir), "ledger",
-                             "verify"], capture_output=True, text=True, timeout=60)
+                             "verify"], capture_output=True, text=True, timeout=60,
+                            env=environment(settings))
     assert result.returncode == 1 and head in result.stderr
 
 
@@ -230,7 +228,7 @@ def test_concurrent_signers_in_separate_processes_fork_nothing(settings, pool):
                           [("responsible", "wangqiang"), ("supporter", "zhangwei"),
                            ("supporter", "lina")], pool).id
     sign_document(settings, doc, "wangqiang", "demo")
-    env = {**os.environ, "COUNTERSIGN_PASSPHRASE": "demo"}
+    env = environment(settings, COUNTERSIGN_PASSPHRASE="demo")
     procs = [subprocess.Popen([COUNTERSIGN, "--data-dir", str(settings.data_dir), "sign", doc,
                                "--as", party, "--json"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=env)
@@ -241,10 +239,9 @@ def test_concurrent_signers_in_separate_processes_fork_nothing(settings, pool):
     final = document_status(settings, doc)
     assert final.status == "completed"
     assert {s.party for s in final.signed} == {"wangqiang", "zhangwei", "lina"}
-    with _db(settings) as conn:
-        rows = conn.execute("SELECT revision_before, revision_after FROM events "
-                            "WHERE document_id = ? AND revision_after IS NOT NULL "
-                            "ORDER BY seq", (doc,)).fetchall()
+    rows = sql(settings.database, "SELECT revision_before, revision_after FROM events "
+                                  "WHERE document_id = :doc AND revision_after IS NOT NULL "
+                                  "ORDER BY seq", {"doc": doc})
     for (_, after), (before, _) in zip(rows[1:], rows[2:], strict=False):
         assert before == after  # one linear history: each revision builds on the last
     report = validate_pdf(download_revision(settings, doc), signing_environment(settings).trust)
@@ -260,24 +257,26 @@ def test_cli_create_status_blocking(settings, tmp_path):
     created = subprocess.run([*base, "create", "issue_tracking", "--data", str(form),
                               "--party", "responsible=wangqiang", "--party",
                               "reporter=liuyang", "--json"], capture_output=True, text=True,
-                             timeout=120)
+                             timeout=120, env=environment(settings))
     assert created.returncode == 0, created.stderr
     payload = json.loads(created.stdout)
     assert {"id", "number", "status"} <= set(payload)
     status = json.loads(subprocess.run([*base, "status", payload["id"], "--json"],
-                                       capture_output=True, text=True).stdout)
+                                       capture_output=True, text=True,
+                                       env=environment(settings)).stdout)
     assert {"id", "number", "template", "status", "signed", "next", "blocking"} <= set(status)
     assert status["next"][0]["party"] == "wangqiang"
     # 问题解决不超过3个工作日: the responsible department's due time skips weekends.
     listed = json.loads(subprocess.run([*base, "blocking", "--json"], capture_output=True,
-                                       text=True).stdout)
+                                       text=True, env=environment(settings)).stdout)
     assert [item["id"] for item in listed] == [payload["id"]]
     bad = subprocess.run([*base, "create", "issue_tracking", "--data", str(form), "--party",
-                          "responsible"], capture_output=True, text=True, timeout=60)
+                          "responsible"], capture_output=True, text=True, timeout=60,
+                         env=environment(settings))
     assert bad.returncode == 2 and "ROLE=PARTY_ID" in bad.stderr
 
 
-def _synthetic_ledger(path: Path, count: int) -> None:
+def _synthetic_ledger(path: str, count: int) -> None:
     from pipeline.record import database, ledger
 
     with database.connection(path) as conn:
@@ -293,16 +292,15 @@ def _synthetic_ledger(path: Path, count: int) -> None:
     ("DELETE FROM events WHERE seq = 100", "the last events 100..100 were deleted"),
     ("UPDATE events SET prev_hash = hash WHERE seq = 51", "event 51: previous hash"),
 ])
-def test_parallel_chain_check_finds_tampering_at_segment_edges(tmp_path, monkeypatch, tamper,
-                                                               expected):
+def test_parallel_chain_check_finds_tampering_at_segment_edges(database_target, monkeypatch,
+                                                               tamper, expected):
     from pipeline.record import ledger
 
-    path = tmp_path / "ledger.db"
+    path = database_target
     _synthetic_ledger(path, 100)
     monkeypatch.setattr(ledger, "PARALLEL_FROM", 10)
     assert ledger.verify_ledger(path, workers=2).ok
-    with sqlite3.connect(path) as conn:
-        conn.execute(tamper)
+    sql(path, tamper)
     report = ledger.verify_ledger(path, workers=2)
     assert any(expected in problem for problem in report.problems), report.problems
     assert report.problems == ledger.verify_ledger(path, workers=1).problems

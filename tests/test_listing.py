@@ -45,7 +45,7 @@ def record(settings: Settings, index: int, template: str, parties: list[tuple[st
     for kind in extra:
         events.append(ledger.new_event(document_id, kind, parties[-1][1],
                                        {"party": parties[-1][1], "reason": "x"}))
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, events, projection=projection(fold([{**e, "seq": 0}
                                                                 for e in events])))
     return document_id

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from pipeline.forms.manifest import get_template
-from pipeline.forms.numbering import allocate_number, department_of, draft_number
+from pipeline.forms.numbering import (
+    NumberTakenOver,
+    allocate_number,
+    department_of,
+    draft_number,
+    record_number,
+    release_number,
+    reserve_number,
+)
 from pipeline.record import database
 from tests.support.forms import example
 
@@ -31,12 +41,12 @@ def test_sequences_are_per_template():
     assert draft_number(issue, example("issue_tracking"), date(2024, 5, 1)) == "WT-2024-研发-草稿"
 
 
-def test_eight_processes_fifty_each_no_duplicate_no_gap(tmp_path: Path):
-    db = tmp_path / "numbers.sqlite"
+def test_eight_processes_fifty_each_no_duplicate_no_gap(database_target: str):
+    db = database_target
     database.connect(db).close()
     root = Path(__file__).resolve().parent.parent
     procs = [
-        subprocess.Popen([sys.executable, "-m", "tests.support.numbering_worker", str(db), "50"],
+        subprocess.Popen([sys.executable, "-m", "tests.support.numbering_worker", db, "50"],
                          stdout=subprocess.PIPE, text=True, cwd=root)
         for _ in range(8)
     ]
@@ -58,3 +68,37 @@ def test_a_revision_keeps_the_number_with_a_version_mark():
     assert next_version("2026-市场-001 第2版") == "2026-市场-001 第3版"
     assert version_of("WT-2026-研发-003 第12版") == ("WT-2026-研发-003", 12)
     assert version_of("2026-市场-001") == ("2026-市场-001", 1)
+
+
+def test_a_number_given_back_or_left_unrecorded_goes_to_the_next_document(database_target):
+    template, form = get_template("requirement_confirmation"), example("requirement_confirmation")
+    today = date(2024, 5, 20)
+    with database.connection(database_target) as conn:
+        first = reserve_number(conn, template, form, today)
+        second = reserve_number(conn, template, form, today)
+        third = reserve_number(conn, template, form, today, lease=timedelta(0))
+        record_number(conn, first, "doc-1")
+        release_number(conn, second)  # its render failed
+        # The third's process was killed: its lease has ended, so it is given again too.
+        again = [reserve_number(conn, template, form, today) for _ in range(3)]
+        assert [r.number for r in again] == ["2024-市场-002", "2024-市场-003", "2024-市场-004"]
+        with pytest.raises(NumberTakenOver, match="2024-市场-003"):
+            record_number(conn, third, "doc-late")  # too late: another creation holds it
+        for reservation, doc in zip(again, ("doc-2", "doc-3", "doc-4"), strict=True):
+            record_number(conn, reservation, doc)
+        release_number(conn, first)  # a recorded number is never given back
+        assert reserve_number(conn, template, form, today).number == "2024-市场-005"
+
+
+def test_a_taken_over_number_undoes_the_whole_append(database_target):
+    from pipeline.record import ledger
+
+    template, form = get_template("requirement_confirmation"), example("requirement_confirmation")
+    with database.connection(database_target) as conn:
+        late = reserve_number(conn, template, form, date(2024, 5, 20), lease=timedelta(0))
+        taker = reserve_number(conn, template, form, date(2024, 5, 20))
+        assert taker.number == late.number
+        with pytest.raises(NumberTakenOver):
+            ledger.append(conn, [ledger.new_event("doc-late", "created", "cli")],
+                          within=lambda c: record_number(c, late, "doc-late"))
+        assert database.select_events(conn) == []

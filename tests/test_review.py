@@ -110,7 +110,7 @@ def test_review_turnaround_per_template_party_and_department(tmp_path):
     before = document("d", "progress_sync", [("responsible", "wangqiang"),
                                              ("supporter", "zhaomin")], -24)
     events.append(signed("d", before["responsible"], hours=-20))  # created before --since
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, events)
 
     report = review(settings, "2024-05-20", "2024-05-21", now=T0 + timedelta(hours=100))

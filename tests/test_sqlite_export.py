@@ -167,7 +167,7 @@ def test_export_of_a_quarter_reopened_with_sqlite_utils(lifecycle, tmp_path):
     assert TABLES <= set(db.table_names())
     assert {"review", "longest_waits"} <= set(db.view_names())
     # Rows: every event of the ledger, byte for byte; the chain links from the genesis.
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         live = database.select_events(conn)
     rows = [dict(row) for row in db["events"].rows_where(order_by="seq")]
     assert rows == live

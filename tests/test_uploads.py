@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import sqlite3
 import subprocess
 
 import pytest
@@ -23,6 +22,7 @@ from tests.support.cli import COUNTERSIGN
 from tests.support.data import initialised
 from tests.support.external import external_sign
 from tests.support.forms import example
+from tests.support.sql import sql
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,8 @@ def document(settings, pool):
 
 
 def rejections(settings: Settings, doc: str) -> list[dict]:
-    with sqlite3.connect(settings.database_path) as conn:
-        rows = conn.execute("SELECT data FROM events WHERE document_id = ? AND kind = "
-                            "'upload-rejected' ORDER BY seq", (doc,)).fetchall()
+    rows = sql(settings.database, "SELECT data FROM events WHERE document_id = :doc AND kind "
+                                  "= 'upload-rejected' ORDER BY seq", {"doc": doc})
     return [json.loads(row[0]) for row in rows]
 
 

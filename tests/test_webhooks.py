@@ -43,7 +43,7 @@ def receiver():
 
 
 def add_events(settings: Settings, count: int) -> None:
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, [ledger.new_event("doc-1", "progress-entry", "t", {"i": i})
                              for i in range(count)])
 
@@ -58,7 +58,7 @@ def test_events_delivered_signed_in_order_once(tmp_path, receiver):
     expected = hmac.new(SECRET.encode(), headers["X-Countersign-Timestamp"].encode() + b"."
                         + raw, hashlib.sha256).hexdigest()
     assert headers["X-Countersign-Signature"] == f"sha256={expected}"
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         stored = dict(zip(database.EVENT_COLUMNS, next(database.iter_events(conn, 1, 1)),
                           strict=True))
     assert body == {**stored, "data": {"i": 0}}  # the ledger's event, hash and all
@@ -79,7 +79,7 @@ def test_failures_are_retried_with_backoff_and_recorded(tmp_path, receiver):
     Receiver.status = 200
     later = deliver_webhooks(settings, now + backoff(1) + timedelta(seconds=1))
     assert [(r.seq, r.delivered) for r in later] == [(1, True), (2, True)]
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         record = database.webhook_delivery(conn, receiver, 1)
     assert record["attempts"] == 2 and record["delivered_at"] and record["last_status"] == "200"
     assert backoff(1) == timedelta(seconds=30) and backoff(3) == timedelta(seconds=120)

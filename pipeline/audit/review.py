@@ -84,7 +84,7 @@ def collect_steps(settings: Settings, since: datetime, until: datetime
     depts = {party.id: party.dept for party in list_parties(settings)}
     steps: list[Step] = []
     rejected: dict[str, int] = defaultdict(int)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         by_document: dict[str, list[dict]] = defaultdict(list)
         for row in database.iter_events(conn):
             event = dict(zip(database.EVENT_COLUMNS, row, strict=True))

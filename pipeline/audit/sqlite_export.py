@@ -116,7 +116,7 @@ def select_events(settings: Settings, document_ids: Iterable[str] = (),
                        "give document ids, or both --since and --until")
     first, last = period(settings, since, until)
     by_document: dict[str, list[dict]] = defaultdict(list)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         for row in database.iter_events(conn):
             event = dict(zip(database.EVENT_COLUMNS, row, strict=True))
             by_document[event["document_id"]].append(event)

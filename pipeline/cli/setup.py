@@ -49,6 +49,23 @@ def init(settings: Settings, as_json: bool) -> None:
                    f"and sign in at {settings.base_url.rstrip('/')}/login")
 
 
+@click.command()
+@json_option
+@click.pass_obj
+def migrate(settings: Settings, as_json: bool) -> None:
+    """Bring the database schema to the newest version (run once before new servers start;
+    every process also does it on first connection)."""
+    from pipeline.record.engine import migrate as migrate_database
+
+    before, after = migrate_database(settings.database)
+    if as_json:
+        emit({"before": before, "after": after})
+    elif before == after:
+        click.echo(f"database schema already at revision {after}")
+    else:
+        click.echo(f"database schema migrated: {before or 'empty'} → {after}")
+
+
 @click.group()
 def parties() -> None:
     """The people who sign: list, add."""
@@ -271,4 +288,4 @@ def tokens_revoke(settings: Settings, credential_id: str, as_json: bool) -> None
     emit(revoked) if as_json else click.echo(f"revoked {revoked['kind']} {revoked['id']}")
 
 
-COMMANDS = (init, parties, templates, tokens)
+COMMANDS = (init, migrate, parties, templates, tokens)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from pipeline.config import Settings
@@ -14,7 +15,13 @@ from pipeline.documents.state import Member, fold
 from pipeline.documents.status import DocumentStatus
 from pipeline.errors import BadInput, RenderError
 from pipeline.forms.manifest import Template, get_template
-from pipeline.forms.numbering import allocate_number, today_in
+from pipeline.forms.numbering import (
+    NumberReservation,
+    record_number,
+    release_number,
+    reserve_number,
+    today_in,
+)
 from pipeline.forms.validate import validate_form
 from pipeline.people.parties import Party, get_party
 from pipeline.record import anchors, database, ledger
@@ -99,15 +106,35 @@ def create_document(settings: Settings, template_key: str, data: Any,
     """
     scoped_key = request_scope(actor, request_key) if request_key else None
     if scoped_key:
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             existing = database.document_for_request(conn, scoped_key)
         if existing:
             return document_status(settings, existing)
     template = get_template(template_key)
     form = validate_form(template, data)
     members, parties = bind_members(template, bindings, settings)
-    with database.connection(settings.database_path) as conn:
-        number = allocate_number(conn, template, form, today_in(settings))
+    with database.connection(settings.database) as conn:
+        reservation = reserve_number(conn, template, form, today_in(settings),
+                                     timedelta(minutes=settings.number_lease_minutes))
+    try:
+        document_id = _create(settings, template, form, reservation, members, parties, pool,
+                              actor, scoped_key, important)
+    except BaseException:
+        # The number goes to the next document at once (after a kill, when its lease ends).
+        with database.connection(settings.database) as conn:
+            release_number(conn, reservation)
+        raise
+    crash_point("create:after-ledger")
+    anchors.anchor_if_due(settings)
+    dispatch(settings, document_id)
+    return document_status(settings, document_id)
+
+
+def _create(settings: Settings, template: Template, form: dict, reservation: NumberReservation,
+            members: list[Member], parties: dict[str, Party], pool: ConverterPool, actor: str,
+            scoped_key: str | None, important: bool) -> str:
+    """Render, store and record the document under its reserved number; return its id."""
+    number = reservation.number
     rendered = render_and_prepare(settings, template, form, number, members, parties, pool)
     docx_sha, pdf_sha, prepared_sha = rendered
     document_id = f"doc-{secrets.token_hex(6)}"
@@ -125,11 +152,9 @@ def create_document(settings: Settings, template_key: str, data: Any,
     ]
     state = fold([{**e, "seq": 0} for e in events])
     crash_point("create:after-store")
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, events,
-                      projection={**projection(state), "request_key": scoped_key})
-    crash_point("create:after-ledger")
-    anchors.anchor_if_due(settings)
-    dispatch(settings, document_id)
-    return document_status(settings, document_id)
+                      projection={**projection(state), "request_key": scoped_key},
+                      within=lambda c: record_number(c, reservation, document_id))
+    return document_id
 

@@ -54,7 +54,7 @@ def follow_up(settings: Settings, now: datetime | None = None) -> list[FollowUpA
     """Run one follow-up pass at ``now`` (default: the current time); return what it did."""
     now = now or datetime.now(settings.zone)
     actions: list[FollowUpAction] = []
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         open_ids = [row["id"] for row in database.select_documents(conn, (Status.AWAITING,))]
     for document_id in open_ids:
         try:
@@ -77,7 +77,7 @@ def _follow_document(settings: Settings, document_id: str,
     state = load_state(settings, document_id)
     template = get_template(state.template)
     roles = {role.key: role for role in template.roles}
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         events = database.select_events(conn, document_id)
     started = datetime.fromisoformat(state.step_started_at or state.created_at)
     link = signing_link(settings, document_id)

@@ -85,7 +85,7 @@ class DocumentPage(BaseModel):
 
 
 def _all_states(settings: Settings) -> list[tuple[DocumentState, str]]:
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         rows = database.select_documents(conn, tuple(Status))
         return [(state_from_json(row["state"]) if row["state"]
                  else fold(database.select_events(conn, row["id"])), row["updated_at"])

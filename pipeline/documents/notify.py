@@ -67,7 +67,7 @@ def dispatch(settings: Settings, document_id: str) -> list[str]:
 
 def _queue_turns(settings: Settings, document_id: str) -> list[str]:
     state = load_state(settings, document_id)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         events = database.select_events(conn, document_id)
     already = {(data.get("field"), data.get("party")) for data in
                (json.loads(e["data"]) for e in events if e["kind"] == EventKind.SENT)}
@@ -122,7 +122,7 @@ def undelivered_mail(settings: Settings, older_than: timedelta = timedelta(minut
     to deliver (or that were given up), oldest first."""
     limit = ((now or datetime.now(UTC)) - older_than).isoformat()
     found = []
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         rows = [row for row in outbox.select_messages(conn)
                 if row["delivered_at"] is None and row["attempts"] > 0
                 and row["created_at"] <= limit]

@@ -41,7 +41,7 @@ def projection(state: DocumentState) -> dict[str, Any]:
 
 def load_state(settings: Settings, document_id: str) -> DocumentState:
     """Return the state of ``document_id`` folded from its events, or raise UnknownDocument."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         events = database.select_events(conn, document_id)
     if not events:
         raise UnknownDocument.named(document_id)
@@ -64,7 +64,7 @@ def blocking_documents(settings: Settings, limit: int | None = None,
     """Return the status of open documents (awaiting, declined or completed), the most
     urgent first; ``limit`` caps how many (None: all); ``party`` keeps only the documents
     that party created or signs."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         rows = database.select_open_documents(conn, limit)
         # Rows written before the state was kept in the table are folded from their events.
         states = [state_from_json(row["state"]) if row["state"]
@@ -75,7 +75,7 @@ def blocking_documents(settings: Settings, limit: int | None = None,
 
 def document_events(settings: Settings, document_id: str) -> list[dict]:
     """Return the ledger events of one document, in chain order."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         return database.select_events(conn, document_id)
 
 
@@ -99,7 +99,7 @@ def append_checked(settings: Settings, state: DocumentState, events: list[dict],
     is still ``state``'s; return the new state."""
     after = fold([*document_events(settings, state.id), *({**e, "seq": 0} for e in events)])
     try:
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             ledger.append(conn, events, expect_head=state.head_revision, check_head=True,
                           projection=projection(after), outbox=outbox)
     except database.HeadMoved:
@@ -113,11 +113,11 @@ def verify_ledger(settings: Settings) -> ledger.LedgerReport:
     """Walk the chain, re-hash every stored revision it names, and check every anchor of
     the chain head against the events as they are now."""
     store = revision_store(settings)
-    report = ledger.verify_ledger(settings.database_path, store)
+    report = ledger.verify_ledger(settings.database, store)
     anchored = anchors.verify_anchors(settings, store)
     report.problems += anchored.problems
     report.anchors, report.anchored_through = anchored.anchors, anchored.anchored_through
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         head = database.chain_head(conn)
     report.unanchored = (head[0] if head else 0) - anchored.anchored_through
     return report

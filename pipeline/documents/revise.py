@@ -79,7 +79,7 @@ def revise_document(settings: Settings, document_id: str, data: Any, actor: str,
     old_after = fold([*document_events(settings, old.id), {**superseded, "seq": 0}])
     new_state = fold([{**e, "seq": 0} for e in created])
     try:
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             ledger.append(conn, [superseded, *created], expect_head=old.head_revision,
                           check_head=True,
                           projection=[projection(old_after), projection(new_state)])

@@ -147,7 +147,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
             revision_before=state.head_revision, revision_after=digest)
         after = fold([*document_events(settings, document_id), {**event, "seq": 0}])
         try:
-            with database.connection(settings.database_path) as conn:
+            with database.connection(settings.database) as conn:
                 ledger.append(conn, [event], expect_head=state.head_revision, check_head=True,
                               projection=projection(after))
         except database.HeadMoved:

@@ -7,11 +7,15 @@ department and is allocated atomically in the database.
 from __future__ import annotations
 
 import re
-import sqlite3
-from datetime import date, datetime
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
+
 from pipeline.config import Settings
+from pipeline.errors import OperationFailed
 from pipeline.forms.manifest import Template
 from pipeline.record import database
 
@@ -36,13 +40,67 @@ def department_of(template: Template, form: dict[str, Any]) -> str:
     return dept
 
 
-def allocate_number(conn: sqlite3.Connection, template: Template, form: dict[str, Any],
-                    today: date) -> str:
-    """Return a fresh document number for ``form``; never the same twice."""
-    year, dept = today.year, department_of(template, form)
-    scope = f"{template.key}|{year}|{dept}"
-    seq = database.next_in_sequence(conn, scope)
-    return template.numbering.pattern.format(year=year, dept=dept, seq=seq)
+@dataclass(frozen=True)
+class NumberReservation:
+    """A document number held for one creation until it is recorded or given back."""
+
+    scope: str
+    seq: int
+    holder: str
+    number: str
+
+
+class NumberTakenOver(OperationFailed):
+    """The creation took longer than its number's lease and another document took it."""
+
+    code = "number_taken_over"
+
+
+def _scope(template: Template, form: dict[str, Any], today: date) -> tuple[str, str]:
+    dept = department_of(template, form)
+    return f"{template.key}|{today.year}|{dept}", dept
+
+
+def reserve_number(conn: Connection, template: Template, form: dict[str, Any], today: date,
+                   lease: timedelta = timedelta(minutes=15)) -> NumberReservation:
+    """Return a number held for one creation for ``lease``: ``record_number`` takes it for
+    good in the transaction that records the document, ``release_number`` gives it back.
+    A number whose creation died unrecorded goes to the next document once its lease ends:
+    sequences have no gaps and never a duplicate."""
+    scope, dept = _scope(template, form, today)
+    holder = secrets.token_hex(8)
+    now = datetime.now(UTC)
+    seq = database.reserve_in_sequence(conn, scope, holder, now.isoformat(),
+                                       (now + lease).isoformat())
+    return NumberReservation(scope, seq, holder, template.numbering.pattern.format(
+        year=today.year, dept=dept, seq=seq))
+
+
+def record_number(conn: Connection, reservation: NumberReservation, used_by: str) -> None:
+    """Take ``reservation`` for good inside the caller's transaction; raise NumberTakenOver
+    (undoing that transaction) if its lease ran out and another document took it."""
+    if not database.use_reservation(conn, reservation.scope, reservation.seq,
+                                    reservation.holder, used_by):
+        raise NumberTakenOver(
+            f"编号 {reservation.number} 的保留已过期并被另一文件使用，请重试",
+            f"number {reservation.number} was held too long and went to another document; "
+            "try again")
+
+
+def release_number(conn: Connection, reservation: NumberReservation) -> None:
+    """Give ``reservation`` back at once: the next document takes it."""
+    database.release_reservation(conn, reservation.scope, reservation.seq, reservation.holder)
+
+
+def allocate_number(conn: Connection, template: Template, form: dict[str, Any],
+                    today: date, used_by: str = "generated") -> str:
+    """Return a fresh document number for ``form``, taken for good at once (a file made
+    outside the ledger); never the same twice."""
+    scope, dept = _scope(template, form, today)
+    now = datetime.now(UTC).isoformat()
+    seq = database.reserve_in_sequence(conn, scope, secrets.token_hex(8), now, now,
+                                       used_by=used_by)
+    return template.numbering.pattern.format(year=today.year, dept=dept, seq=seq)
 
 
 def draft_number(template: Template, form: dict[str, Any], today: date) -> str:

@@ -53,7 +53,7 @@ def queue_mail(settings: Settings, mails: list[Mail], document_id: str | None = 
     rows = [mail_row(mail, document_id) for mail in mails]
     for row in rows:
         row.pop("event")
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         outbox.queue_messages(conn, rows)
 
 
@@ -62,7 +62,7 @@ def deliver_mail(settings: Settings, now: datetime | None = None,
     """Try every queued mail that is due; return what was attempted. Never raises for a
     mail: each failure is recorded on its row and retried later."""
     moment = now or datetime.now(UTC)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         rows = outbox.claim_due(conn, MAIL, stamp(moment), stamp(moment + LEASE), limit)
         return [_attempt(settings, conn, row, moment) for row in rows]
 

@@ -72,7 +72,7 @@ def deliver_webhooks(settings: Settings, now: datetime | None = None,
     now = now or datetime.now(UTC)
     stamp = now.isoformat()
     results: list[DeliveryResult] = []
-    with database.connection(settings.database_path) as conn, \
+    with database.connection(settings.database) as conn, \
             httpx.Client(timeout=timeout_s) as client:
         for url in settings.webhook_urls:
             database.queue_webhook_deliveries(conn, url, stamp)

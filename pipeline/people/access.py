@@ -62,7 +62,7 @@ def create_token(settings: Settings, role: str, party: str | None = None,
     if role is Role.PARTY and not party:
         raise BadInput("party 角色的令牌需要 --party", "a party token needs --party")
     token = secrets.token_urlsafe(32)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         # Checked here rather than through pipeline.people.parties, which loads the signing
         # library: the command line imports this module for its role names.
         if party and database.select_party(conn, party) is None:
@@ -74,7 +74,7 @@ def create_token(settings: Settings, role: str, party: str | None = None,
 
 def principal_for(settings: Settings, token: str) -> Principal | None:
     """Return who holds ``token``, or None for an unknown token."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         row = database.select_token(conn, _digest(token))
     if row is None:
         return None
@@ -113,7 +113,7 @@ def open_session(settings: Settings, principal: Principal, *, token: str | None 
     session = Session(id=secrets.token_urlsafe(32), principal=principal,
                       csrf=secrets.token_urlsafe(32),
                       expires_at=(now + timedelta(hours=settings.session_hours)).isoformat())
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         security.purge_sessions(conn, (now - timedelta(days=30)).isoformat())
         security.insert_session(conn, {
             "session_sha256": _digest(session.id), "role": principal.role,
@@ -131,7 +131,7 @@ def session_for(settings: Settings, session_id: str) -> Session | None:
         return None
     now = _now()
     digest = _digest(session_id)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         row = security.select_session(conn, digest)
         if (row is None or row["revoked_at"] or row["token_revoked"]
                 or datetime.fromisoformat(row["expires_at"]) <= now):
@@ -147,7 +147,7 @@ def session_for(settings: Settings, session_id: str) -> Session | None:
 
 def close_session(settings: Settings, session_id: str) -> None:
     """Revoke the session behind ``session_id`` (signing out)."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         security.revoke_sessions(conn, _now().isoformat(), session_sha256=_digest(session_id))
 
 
@@ -174,7 +174,7 @@ def create_login_code(settings: Settings, email: str) -> tuple[str, str] | None:
     wanted = (email or "").strip().lower()
     code = secrets.token_urlsafe(24)
     now = _now()
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         party = next((row["id"] for row in database.select_parties(conn)
                       if row["email"].lower() == wanted), None)
         if party is None:
@@ -188,7 +188,7 @@ def sign_in_with_code(settings: Settings, code: str, client: str | None) -> Sess
     """Open a session for a one-time ``code`` (consumed either way); None if it is unknown,
     used or expired (counted as a failed sign-in of the client)."""
     throttle.check(settings, throttle.SIGN_IN, client=client)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         party = security.take_login_code(conn, _digest(code), _now().isoformat())
     if party is None:
         throttle.failed(settings, throttle.SIGN_IN, client=client, detail={"with": "link"})
@@ -208,7 +208,7 @@ def credential_id(kind: str, digest: str) -> str:
 def list_credentials(settings: Settings) -> list[dict]:
     """Return every token (revoked ones marked) and every open session."""
     now = _now().isoformat()
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         tokens = security.select_tokens(conn)
         sessions = security.select_sessions(conn, now)
     return ([{"id": credential_id("tok", t["token_sha256"]), "kind": "token", "role": t["role"],
@@ -225,7 +225,7 @@ def revoke(settings: Settings, credential: str) -> dict:
     it); return what was revoked. UnknownCredential when nothing active has that id."""
     now = _now().isoformat()
     kind, _, prefix = credential.partition("-")
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         if kind == "tok" and len(prefix) >= 8:
             match = [t for t in security.select_tokens(conn)
                      if t["token_sha256"].startswith(prefix) and not t["revoked_at"]]

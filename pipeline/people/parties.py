@@ -10,9 +10,10 @@ administrator registered with ``register_certificate``) — never by a name in a
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.config import Settings
 from pipeline.errors import BadInput, UnknownParty
@@ -54,7 +55,7 @@ class Party:
 
 
 def _connect(settings: Settings):
-    return database.connection(settings.database_path)
+    return database.connection(settings.database)
 
 
 def _check_text(value: str, what_zh: str, what_en: str, limit: int = 50) -> str:
@@ -121,7 +122,7 @@ def add_party(settings: Settings, *, name: str, dept: str, email: str,
                       key_file=key_file, created_at=datetime.now(UTC).isoformat())
         try:
             database.insert_party(conn, asdict(party))
-        except sqlite3.IntegrityError:
+        except IntegrityError:
             if key_file:
                 keyring.remove_party_key(settings, key_file)
             raise BadInput(f"邮箱 {email} 已被其他签署方使用",

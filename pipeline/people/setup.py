@@ -55,7 +55,7 @@ def initialise(settings: Settings) -> InitResult:
     store = open_store(settings)
     store.prepare()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    database.connect(settings.database_path).close()
+    database.connect(settings.database).close()
     # The CA and the keys live in the store: a second machine with an empty data folder
     # finds the first one's there (and an older data folder's are moved into it).
     created_ca = keyring.ensure_ca(settings, store)

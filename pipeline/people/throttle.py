@@ -63,7 +63,7 @@ def check(settings: Settings, action: str, party: str | None = None,
           client: str | None = None, now: datetime | None = None) -> None:
     """Raise TooManyAttempts if the party or the client must still wait."""
     moment = _now(now)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         rows = security.select_throttle(conn, _keys(action, party, client))
     until = max((datetime.fromisoformat(r["blocked_until"]) for r in rows
                  if r["blocked_until"]), default=None)
@@ -85,7 +85,7 @@ def failed(settings: Settings, action: str, party: str | None = None,
     moment = _now(now)
     stamp = moment.isoformat()
     counts = []
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         for key in _keys(action, party, client):
             counts.append(security.record_throttle_failure(
                 conn, key, stamp, lambda n: (moment + wait_after(n)).isoformat()
@@ -102,7 +102,7 @@ def failed(settings: Settings, action: str, party: str | None = None,
 def succeeded(settings: Settings, action: str, party: str | None = None,
               client: str | None = None) -> None:
     """Forget the failures of the party and the client."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         security.clear_throttle(conn, _keys(action, party, client))
 
 
@@ -118,7 +118,7 @@ def passphrase_attempt(settings: Settings, party: str, client: str | None,
         failures = failed(settings, PASSPHRASE, party, client, {"document": document_id})
         event = ledger.new_event(document_id, "passphrase-failed", party,
                                  {"party": party, "client": client, "failures": failures})
-        with database.connection(settings.database_path) as conn:
+        with database.connection(settings.database) as conn:
             ledger.append(conn, [event])
         raise
     succeeded(settings, PASSPHRASE, party, client)
@@ -128,5 +128,5 @@ def passphrase_attempt(settings: Settings, party: str, client: str | None,
 def security_events(settings: Settings, party: str | None = None,
                     limit: int = 20) -> list[dict]:
     """Return the newest security events concerning ``party`` (or everyone)."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         return security.select_security_events(conn, party, limit)

@@ -75,7 +75,7 @@ def _adopt_stored(settings: Settings, store: Store) -> None:
     """Record the anchors the store holds past the database's last one: the process that
     made them died between the two writes. Only tokens that are valid for the events as they
     are now are adopted; any other stays for ``ledger verify`` to name."""
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         last = database.last_anchor(conn)
         after = anchor_path(last["seq"]) if last else ""
         stored = _stored_anchors(store, [], after)
@@ -86,7 +86,7 @@ def _adopt_stored(settings: Settings, store: Store) -> None:
         return
     checks = check_timestamp_tokens([(token, bytes.fromhex(current))
                                      for _, token, current in found], trust_for(settings))
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         for (seq, token, current), check in zip(found, checks, strict=True):
             if check.valid:
                 database.insert_anchor(conn, {
@@ -103,7 +103,7 @@ def anchor_head(settings: Settings) -> Anchor | None:
     store's errors if either is unavailable (nothing is recorded then)."""
     store = open_store(settings)
     _adopt_stored(settings, store)
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         head = database.chain_head(conn)
         last = database.last_anchor(conn)
     if head is None:
@@ -112,7 +112,7 @@ def anchor_head(settings: Settings) -> Anchor | None:
     if last and last["seq"] >= seq:
         return _anchor_of(last, new=False)
     low = last["seq"] + 1 if last else 1
-    problems, first, previous, last_hash = ledger.check_range(settings.database_path, low, seq)
+    problems, first, previous, last_hash = ledger.check_range(settings.database, low, seq)
     expected_previous = last["head_hash"] if last else ledger.GENESIS
     if problems or first != low or previous != expected_previous or last_hash != head_hash:
         raise ChainBroken(
@@ -134,7 +134,7 @@ def anchor_head(settings: Settings) -> Anchor | None:
     row = {"seq": seq, "head_hash": head_hash, "token": token, "token_sha256": sha256(token),
            "timestamped_at": check.time.isoformat() if check.time else "",
            "recorded_at": ledger.now_utc()}
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         new = database.insert_anchor(conn, row)
         if not new:  # another process anchored the same head first: keep its token
             row = next(a for a in database.select_anchors(conn) if a["seq"] == seq)
@@ -145,7 +145,7 @@ def anchor_due(settings: Settings, now: datetime | None = None) -> bool:
     """Return True if unanchored events are as many, or as old, as the settings allow."""
     if settings.anchor_every_events <= 0 and settings.anchor_every_minutes <= 0:
         return False
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         last = database.last_anchor(conn)
         count, oldest = database.unanchored_events(conn, last["seq"] if last else 0)
     if count == 0:
@@ -196,7 +196,7 @@ def verify_anchors(settings: Settings, store: Store | None = None) -> AnchorRepo
     authentic RFC 3161 token of a trusted TSA over the hash event ``seq`` has *now*."""
     store = store or open_store(settings)
     report = AnchorReport()
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         in_database = {row["seq"]: row["token"] for row in database.select_anchors(conn)}
         in_store = _stored_anchors(store, report.problems)
         seqs = sorted(set(in_database) | set(in_store))

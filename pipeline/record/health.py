@@ -6,27 +6,35 @@ reads); ``ready`` is true only when every part is, each part saying what it foun
 
 from __future__ import annotations
 
-import sqlite3
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS
 from pipeline.forms.manifest import list_templates
 from pipeline.record import database
 from pipeline.record.backends import open_store
+from pipeline.record.engine import DatabaseUnavailable, database_url
 from pipeline.render.libreoffice import ConverterPool
 
 
-def database_health(path: Path) -> dict[str, Any]:
-    """Return {backend, ok, events, anchored_through}: whether the database answers."""
+def database_health(target: str) -> dict[str, Any]:
+    """Return {backend, ok, path or url, events, anchored_through}: whether the database
+    answers. A URL is shown without its password."""
+    url = make_url(database_url(target))
+    backend = "postgresql" if url.get_backend_name() == "postgresql" else "sqlite"
+    where = {"path": url.database} if backend == "sqlite" else \
+        {"url": url.render_as_string(hide_password=True)}
     try:
-        with database.connection(path) as conn:
+        with database.connection(target) as conn:
             head, anchor = database.chain_head(conn), database.last_anchor(conn)
-    except sqlite3.Error as exc:
-        return {"backend": "sqlite", "ok": False, "path": str(path), "problem": str(exc)}
-    return {"backend": "sqlite", "ok": True, "path": str(path),
+    except (database.DatabaseError, DatabaseUnavailable) as exc:
+        problem = exc.en if isinstance(exc, DatabaseUnavailable) else \
+            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return {"backend": backend, "ok": False, **where, "problem": problem}
+    return {"backend": backend, "ok": True, **where,
             "events": head[0] if head else 0, "anchored_through": anchor["seq"] if anchor else 0}
 
 
@@ -42,7 +50,7 @@ def service_health(settings: Settings, pool: ConverterPool | None,
         store = open_store(settings).health()
     except KNOWN_ERRORS as exc:  # a store URL that cannot even be parsed
         store = {"backend": "s3", "ok": False, "problem": str(exc)}
-    parts = {"database": database_health(settings.database_path), "store": store,
+    parts = {"database": database_health(settings.database), "store": store,
              "libreoffice": libreoffice}
     return {"status": "ok", "ready": all(part["ok"] for part in parts.values()),
             "version": version("countersign"), "templates": len(list_templates()), **parts}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection
 
 from pipeline.record import database
 from pipeline.record.store import Store
@@ -61,7 +62,7 @@ def new_event(document_id: str, kind: str, actor: str, data: dict | None = None,
             "data": canonical(data or {})}
 
 
-def append(conn: sqlite3.Connection, events: list[dict], **kwargs: Any) -> list[dict]:
+def append(conn: Connection, events: list[dict], **kwargs: Any) -> list[dict]:
     """Append ``events`` (see database.append_events for ``expect_head``/``projection``)."""
     return database.append_events(conn, events, event_hash, **kwargs)
 
@@ -97,7 +98,7 @@ class _Segment:
     revisions: set[str] = field(default_factory=set)
 
 
-def _verify_segment(args: tuple[Path, int, int, bool]) -> _Segment:
+def _verify_segment(args: tuple[str | Path, int, int, bool]) -> _Segment:
     """Check the events ``low``..``high`` (inclusive): hashes, links, gaps; collect the
     revisions they name when ``revisions`` is set (sending them back costs time)."""
     path, low, high, collect = args
@@ -133,8 +134,9 @@ def _verify_segment(args: tuple[Path, int, int, bool]) -> _Segment:
     return segment
 
 
-def check_range(path: Path, low: int, high: int) -> tuple[list[str], int, str, str]:
-    """Check the events ``low``..``high`` of the database at ``path`` (hashes, links, gaps);
+def check_range(path: str | Path, low: int, high: int) -> tuple[list[str], int, str, str]:
+    """Check the events ``low``..``high`` of the database ``path`` (a URL or an SQLite
+    file; hashes, links, gaps);
     return (problems, first event number, its previous hash, the last event's hash)."""
     segment = _verify_segment((path, low, high, False))
     return segment.problems, segment.first_seq, segment.first_prev, segment.last_hash
@@ -144,11 +146,11 @@ def check_range(path: Path, low: int, high: int) -> tuple[list[str], int, str, s
 PARALLEL_FROM = 50_000
 
 
-def verify_ledger(path: Path, store: Store | None = None,
+def verify_ledger(path: str | Path, store: Store | None = None,
                   workers: int | None = None) -> LedgerReport:
-    """Walk the whole chain of the database at ``path``; with ``store``, re-hash every
-    revision the events name. Large ledgers are checked in parallel ranges (one per core),
-    then the ranges' ends are linked."""
+    """Walk the whole chain of the database ``path`` (a URL or an SQLite file); with
+    ``store``, re-hash every revision the events name. Large ledgers are checked in
+    parallel ranges (one per core), then the ranges' ends are linked."""
     with database.connection(path) as conn:
         low, high = database.event_seq_range(conn)
         highest = database.highest_event_seq(conn)

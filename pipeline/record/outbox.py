@@ -9,34 +9,22 @@ process that dies while sending leaves the row due again once the lease has pass
 from __future__ import annotations
 
 import json
-import sqlite3
 
-OUTBOX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    channel TEXT NOT NULL,
-    document_id TEXT,
-    event_seq INTEGER,
-    payload TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at TEXT NOT NULL,
-    delivered_at TEXT,
-    gave_up_at TEXT,
-    last_status TEXT,
-    message_id TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, gave_up_at, next_attempt_at);
-"""
+from sqlalchemy import Connection
+
+from pipeline.record.engine import run, transaction
+
 OUTBOX_COLUMNS = ("id", "channel", "document_id", "event_seq", "payload", "created_at",
                   "attempts", "next_attempt_at", "delivered_at", "gave_up_at", "last_status",
                   "message_id")
 
 
-def insert_messages(conn: sqlite3.Connection, rows: list[dict]) -> None:
+def insert_messages(conn: Connection, rows: list[dict]) -> None:
     """Insert outbox rows ({channel, document_id?, event_seq?, payload (a dict),
     created_at}); the caller owns the transaction."""
-    conn.executemany(
+    if not rows:
+        return
+    run(conn,
         "INSERT INTO outbox (channel, document_id, event_seq, payload, created_at, "
         "next_attempt_at) VALUES (:channel, :document_id, :event_seq, :payload, :created_at, "
         ":created_at)",
@@ -45,15 +33,10 @@ def insert_messages(conn: sqlite3.Connection, rows: list[dict]) -> None:
          for row in rows])
 
 
-def queue_messages(conn: sqlite3.Connection, rows: list[dict]) -> None:
+def queue_messages(conn: Connection, rows: list[dict]) -> None:
     """Insert outbox rows in a transaction of their own."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(conn):
         insert_messages(conn, rows)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def _row(values: tuple) -> dict:
@@ -62,44 +45,42 @@ def _row(values: tuple) -> dict:
     return row
 
 
-def claim_due(conn: sqlite3.Connection, channel: str, now: str, lease_until: str,
+def claim_due(conn: Connection, channel: str, now: str, lease_until: str,
               limit: int = 100) -> list[dict]:
     """Return up to ``limit`` undelivered rows of ``channel`` due at ``now`` (oldest first),
     each claimed until ``lease_until``."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        rows = conn.execute(
-            f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM outbox WHERE channel = ? AND "
-            "delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ? "
-            "ORDER BY id LIMIT ?", (channel, now, limit)).fetchall()
-        conn.executemany("UPDATE outbox SET next_attempt_at = ? WHERE id = ?",
-                         [(lease_until, row[0]) for row in rows])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    with transaction(conn):
+        rows = run(conn,
+                   f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM outbox WHERE channel = :channel "
+                   "AND delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= "
+                   ":now ORDER BY id LIMIT :limit",
+                   {"channel": channel, "now": now, "limit": limit}).fetchall()
+        if rows:
+            run(conn, "UPDATE outbox SET next_attempt_at = :until WHERE id = :id",
+                [{"until": lease_until, "id": row[0]} for row in rows])
     return [_row(row) for row in rows]
 
 
-def record_attempt(conn: sqlite3.Connection, row_id: int, *, status: str,
+def record_attempt(conn: Connection, row_id: int, *, status: str,
                    delivered_at: str | None = None, message_id: str | None = None,
                    next_attempt_at: str | None = None, gave_up_at: str | None = None) -> None:
     """Record one delivery attempt of row ``row_id``."""
-    conn.execute(
-        "UPDATE outbox SET attempts = attempts + 1, last_status = ?, delivered_at = ?, "
-        "message_id = COALESCE(?, message_id), next_attempt_at = COALESCE(?, "
-        "next_attempt_at), gave_up_at = ? WHERE id = ?",
-        (status[:300], delivered_at, message_id, next_attempt_at, gave_up_at, row_id))
+    run(conn,
+        "UPDATE outbox SET attempts = attempts + 1, last_status = :status, delivered_at = "
+        ":delivered_at, message_id = COALESCE(:message_id, message_id), next_attempt_at = "
+        "COALESCE(:next_attempt_at, next_attempt_at), gave_up_at = :gave_up_at WHERE id = :id",
+        {"status": status[:300], "delivered_at": delivered_at, "message_id": message_id,
+         "next_attempt_at": next_attempt_at, "gave_up_at": gave_up_at, "id": row_id})
 
 
-def select_messages(conn: sqlite3.Connection, document_id: str | None = None,
+def select_messages(conn: Connection, document_id: str | None = None,
                     pending_only: bool = False) -> list[dict]:
     """Return outbox rows (of one document, or all), oldest first."""
     sql = f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM outbox WHERE 1 = 1"
-    args: list = []
+    params: dict = {}
     if document_id is not None:
-        sql += " AND document_id = ?"
-        args.append(document_id)
+        sql += " AND document_id = :document"
+        params["document"] = document_id
     if pending_only:
         sql += " AND delivered_at IS NULL AND gave_up_at IS NULL"
-    return [_row(row) for row in conn.execute(sql + " ORDER BY id", args)]
+    return [_row(row) for row in run(conn, sql + " ORDER BY id", params)]

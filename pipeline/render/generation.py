@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import multiprocessing
 import re
-import sqlite3
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection
 
 from pipeline.config import Settings
 from pipeline.errors import KNOWN_ERRORS, CountersignError, ValidationFailed, as_pipeline_error
@@ -61,7 +62,7 @@ def converter_pool(settings: Settings, size: int | None = None, warm: bool = Tru
 
 
 def generate_document(template: Template, data: Any, pool: ConverterPool, settings: Settings,
-                      *, draft: bool = False, conn: sqlite3.Connection | None = None
+                      *, draft: bool = False, conn: Connection | None = None
                       ) -> Generated:
     """Validate ``data``, number it, render and convert it; return the result.
 
@@ -74,7 +75,7 @@ def generate_document(template: Template, data: Any, pool: ConverterPool, settin
         number = draft_number(template, form, today)
     else:
         own = conn is None
-        conn = conn or database.connect(settings.database_path)
+        conn = conn or database.connect(settings.database)
         try:
             number = allocate_number(conn, template, form, today)
         finally:

@@ -39,12 +39,12 @@ def quick_document(settings: Settings, *, party: str = "lina", creator: str = "z
                          revision_after=prepared),
     ]
     state = fold([{**e, "seq": 0} for e in events])
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         ledger.append(conn, events, projection={**projection(state),
                                                 "request_key": request_key})
     return document_id
 
 
 def event_kinds(settings: Settings, document_id: str) -> list[str]:
-    with database.connection(settings.database_path) as conn:
+    with database.connection(settings.database) as conn:
         return [e["kind"] for e in database.select_events(conn, document_id)]

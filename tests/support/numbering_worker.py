@@ -3,14 +3,13 @@ DB COUNT``): allocate COUNT numbers and print them, one a line."""
 
 import sys
 from datetime import date
-from pathlib import Path
 
 from pipeline.forms.manifest import get_template
 from pipeline.forms.numbering import allocate_number
 from pipeline.record import database
 
 if __name__ == "__main__":
-    db, count = Path(sys.argv[1]), int(sys.argv[2])
+    db, count = sys.argv[1], int(sys.argv[2])
     template = get_template("requirement_confirmation")
     form = {"requester": {"dept": "市场部", "name": "张伟"}}
     conn = database.connect(db)
