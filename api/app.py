@@ -1,12 +1,11 @@
 """The FastAPI service: REST under ``/api`` (``api/routes``), the web pages (``api/pages``),
 OpenAPI at ``/docs``. This module only assembles them: routers, the boundary middleware
 (body limits while streaming, security headers), the lifespan that starts the workers and
-the background passes, and the exception handlers.
+the job consumer (jobs and periodic passes), and the exception handlers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -34,13 +33,10 @@ from api.limits import BodyLimit, BodyTooLarge
 from api.workers import start_signers
 from pipeline.audit.sandbox import VerificationPool
 from pipeline.config import Settings, configure_logging, debug_enabled, load_settings
-from pipeline.documents.followup import follow_up
 from pipeline.errors import ConversionError, CountersignError
-from pipeline.outbound.outbox import deliver_mail
-from pipeline.outbound.webhooks import deliver_webhooks, require_webhook_secret
+from pipeline.jobs.runner import JobRunner, serve_consumes
+from pipeline.outbound.webhooks import require_webhook_secret
 from pipeline.people.setup import secure_data_folder
-from pipeline.record.anchors import anchor_if_due
-from pipeline.render.bulk_jobs import JobBoard
 from pipeline.render.generation import converter_pool
 from signing.errors import SigningError
 
@@ -50,26 +46,12 @@ STATIC = Path(__file__).resolve().parent / "static"
 LINK_RATE = "10/hour"
 
 
-async def periodic_passes(settings: Settings) -> None:
-    """Run follow-up (reminders, escalation, deemed consent), mail and webhook delivery
-    and the ledger anchor when due every ``background_interval_s``, in a worker thread; a
-    failing pass is logged, never fatal."""
-    if settings.background_interval_s <= 0:
-        return
-    while True:
-        for task in (follow_up, deliver_mail, deliver_webhooks, anchor_if_due):
-            try:
-                await run_in_threadpool(task, settings)
-            except Exception:  # noqa: BLE001 - the next pass tries again
-                log.exception("background %s failed", task.__name__)
-        await asyncio.sleep(settings.background_interval_s)
-
-
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI):
     """Start the LibreOffice pool (in the background: the service answers at once, and the
-    first document waits for the pool only if it is not warm yet), the signer processes and
-    the background passes; stop them on the way out."""
+    first document waits for the pool only if it is not warm yet), the signer processes and,
+    unless workers do it elsewhere, a consumer of the job queue (jobs and periodic passes);
+    stop them on the way out (jobs still running go back to the queue)."""
     settings: Settings = app.state.settings
     await run_in_threadpool(secure_data_folder, settings)
     pool = converter_pool(settings)
@@ -85,9 +67,14 @@ async def lifespan(app: FastAPI):
     starter.start()
     app.state.pool_started = starter
     app.state.signers = start_signers(settings)
-    background = asyncio.create_task(periodic_passes(settings))
+    runner = None
+    if serve_consumes(settings):
+        runner = await run_in_threadpool(
+            lambda: JobRunner(settings, pool, pool_ready=starter.join).start())
+    app.state.job_runner = runner
     yield
-    background.cancel()
+    if runner is not None:
+        await run_in_threadpool(runner.stop)
     app.state.signers.shutdown(cancel_futures=True)
     app.state.verifier.close()
     pool.close()
@@ -106,7 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   docs_url=None, redoc_url=None)
     add_offline_docs(app)
     app.state.settings = settings
-    app.state.jobs = JobBoard()
     # Untrusted PDFs are verified in processes of their own, started on first use.
     app.state.verifier = VerificationPool(settings)
     app.state.verify_gate = Gate(settings, "verify", settings.verify_rate,

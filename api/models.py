@@ -16,6 +16,7 @@ class Health(BaseModel):
     ready: bool = False
     database: dict[str, Any] = {}
     store: dict[str, Any] = {}
+    queue: dict[str, Any] = {}
     libreoffice: dict[str, Any] = {}
 
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 
 from pipeline.config import Settings
 from pipeline.documents.sign import after_signing, prepare_signing, sign_document
+from pipeline.render.lifetime import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,13 @@ def signer_processes(settings: Settings) -> ProcessPoolExecutor:
     (:func:`start_signers`), so that no request pays for a process's start-up."""
     return ProcessPoolExecutor(max_workers=_signer_count(settings),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=prepare_signing, initargs=(settings,))
+                               initializer=_start_signer, initargs=(settings,))
+
+
+def _start_signer(settings: Settings) -> None:
+    """A signer process: ended with the service however the service ends, and prepared."""
+    end_with_parent()
+    prepare_signing(settings)
 
 
 def start_signers(settings: Settings) -> ProcessPoolExecutor:

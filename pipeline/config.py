@@ -86,6 +86,15 @@ class Settings:
     anchor_every_events: int = 1000
     anchor_every_minutes: float = 60.0
     anchor_retention_years: int = 10
+    # The job queue: how many jobs a consumer runs at once; whether ``serve`` runs a consumer
+    # itself (None: yes with the embedded database, no with PostgreSQL, where ``countersign
+    # worker`` processes do); how long a running job's lease lasts without a heartbeat
+    # before another consumer takes the job over; how long an idle consumer waits, at most,
+    # before it looks for work again.
+    worker_concurrency: int = 2
+    serve_worker: bool | None = None
+    job_lease_s: float = 60.0
+    queue_poll_s: float = 1.0
 
     @property
     def database_path(self) -> Path:
@@ -185,12 +194,25 @@ def load_settings(data_dir: str | os.PathLike | None = None) -> Settings:
         anchor_every_events=int(env.get("COUNTERSIGN_ANCHOR_EVERY_EVENTS", "1000")),
         anchor_every_minutes=float(env.get("COUNTERSIGN_ANCHOR_EVERY_MINUTES", "60")),
         anchor_retention_years=int(env.get("COUNTERSIGN_ANCHOR_RETENTION_YEARS", "10")),
+        worker_concurrency=int(env.get("COUNTERSIGN_WORKER_CONCURRENCY", "2")),
+        serve_worker=_switch(env.get("COUNTERSIGN_SERVE_WORKER", "")),
+        job_lease_s=float(env.get("COUNTERSIGN_JOB_LEASE", "60")),
+        queue_poll_s=float(env.get("COUNTERSIGN_QUEUE_POLL", "1")),
     )
 
 
 def _listed(text: str) -> tuple[str, ...]:
     """Return the non-empty items of a comma-separated variable."""
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _switch(text: str) -> bool | None:
+    """Return True/False for a yes/no variable (1/0, true/false, yes/no, on/off), None when
+    it is empty (the default applies)."""
+    value = text.strip().lower()
+    if not value:
+        return None
+    return value in ("1", "true", "yes", "on")
 
 
 def passphrase_from_environment() -> str | None:

@@ -137,6 +137,14 @@ def test_sign_upload_and_close_over_http(service, document):
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "completed"
 
+    # Closed as a job (Prefer: respond-async), then asked again the plain way: the answer
+    # is the closed document's status, nothing repeated.
+    queued = client.post(f"{doc}/close", headers={**auth["admin"],
+                                                  "Prefer": "respond-async"})
+    assert queued.status_code == 202, queued.text
+    assert queued.headers["Location"] == f"/api/jobs/{queued.json()['id']}"
+    job = wait_for_job(client, queued.json()["id"], auth["admin"])
+    assert job["status"] == "done" and job["result"]["status"] == "closed", job
     closed = client.post(f"{doc}/close", headers=auth["admin"])
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
     final = client.get(f"{doc}/pdf", headers=auth["auditor"]).content
@@ -174,6 +182,16 @@ def test_oversized_upload_is_413(service, document):
     assert response.status_code == 413 and response.json()["code"] == "too_large"
 
 
+def wait_for_job(client, job_id: str, headers: dict, within_s: float = 120) -> dict:
+    """Return the report of job ``job_id`` once it is over (done or failed)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        job = client.get(f"/api/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.3)
+
+
 def test_countersign_serve_answers(tmp_path):
     with running_service(tmp_path, {"COUNTERSIGN_POOL_SIZE": "1"}) as base:
         response = httpx.get(f"{base}/api/templates", timeout=10)
@@ -192,11 +210,8 @@ def test_bulk_runs_as_a_job_with_progress(service):
                           "Content-Type": "application/x-ndjson"}, content=body.encode())
     assert started.status_code == 202, started.text
     job = started.json()
-    assert job["total"] == 3 and job["status"] == "running"
-    deadline = time.monotonic() + 120
-    while job["status"] == "running" and time.monotonic() < deadline:
-        time.sleep(0.3)
-        job = client.get(f"/api/jobs/{job['id']}", headers=auth["admin"]).json()
+    assert job["total"] == 3 and job["status"] == "queued"
+    job = wait_for_job(client, job["id"], auth["admin"])
     assert job["status"] == "done" and job["done"] == 3
     assert (job["succeeded"], job["failed"]) == (2, 1)
     assert "due" in next(r for r in job["results"] if r["line"] == 2)["error"]

@@ -331,7 +331,7 @@ def test_the_new_document_form_does_not_list_every_party_to_a_party(settings, cl
 def test_bulk_rows_are_read_off_the_event_loop(settings, client, monkeypatch):
     import asyncio
 
-    import pipeline.render.bulk_jobs as bulk_jobs
+    import pipeline.jobs.bulk as bulk_jobs
     from pipeline.errors import BadInput
 
     seen = []

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from api.deps import OnDocument, caller, on_document, permitted, settings_of
 from api.gate import client_of
@@ -41,6 +42,7 @@ from pipeline.documents.state import Status
 from pipeline.documents.status import DocumentStatus
 from pipeline.documents.steps import decline_document, reassign_step, void_document
 from pipeline.documents.uploads import read_upload, upload_countersigned
+from pipeline.jobs.tasks import submit_close
 from pipeline.people.access import Principal, Role
 from pipeline.people.policy import Action, party_filter
 
@@ -192,9 +194,18 @@ def bundle(allowed: OnDocument = on_document(Action.READ_ARCHIVE),
         "Content-Disposition": f'attachment; filename="{allowed.state.id}-bundle.zip"'})
 
 
-@router.post("/documents/{document_id}/close", response_model=DocumentStatus)
+@router.post("/documents/{document_id}/close", response_model=DocumentStatus,
+             responses={202: {"description": "With ``Prefer: respond-async``: the closing "
+                                             "job, to follow at /api/jobs/{id}"}})
 def close(request: Request, allowed: OnDocument = on_document(Action.CLOSE),
-          settings: Settings = Depends(settings_of)) -> DocumentStatus:
+          settings: Settings = Depends(settings_of),
+          prefer: str | None = Header(default=None)) -> DocumentStatus | JSONResponse:
+    """Close the document (closure rules, B-LTA, archive) and answer its status; with
+    ``Prefer: respond-async`` (RFC 7240) queue the closing as a job and answer 202 with it."""
+    if prefer and "respond-async" in prefer.lower():
+        job = submit_close(settings, allowed.state.id, allowed.principal.actor)
+        return JSONResponse(job, status_code=202, headers={
+            "Location": f"/api/jobs/{job['id']}", "Preference-Applied": "respond-async"})
     return close_document(settings, allowed.state.id, pool_of(request),
                           allowed.principal.actor)
 

@@ -1,5 +1,5 @@
 """``/api/health``: is the service up, which version, how many templates, and whether the
-database, the store and the LibreOffice pool can do their work."""
+database, the store, the job queue and the LibreOffice pool can do their work."""
 
 from __future__ import annotations
 
@@ -17,4 +17,5 @@ router = APIRouter(prefix="/api", tags=["service"])
 def health(request: Request, settings: Settings = Depends(settings_of)) -> dict:
     starter = getattr(request.app.state, "pool_started", None)
     return service_health(settings, getattr(request.app.state, "pool", None),
-                          starting=starter is None or starter.is_alive())
+                          starting=starter is None or starter.is_alive(),
+                          consuming=getattr(request.app.state, "job_runner", None) is not None)

@@ -1,9 +1,10 @@
-"""Commands that run the service and its background passes: ``serve``, ``follow-up``,
-``webhooks``."""
+"""Commands that run the service, its job consumers and its background passes: ``serve``,
+``worker``, ``follow-up``, ``webhooks``."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import os
+from dataclasses import asdict, replace
 from datetime import datetime
 
 import click
@@ -60,16 +61,40 @@ def webhooks(settings: Settings, as_json: bool) -> None:
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--with-worker/--without-worker", "with_worker", default=None,
+              help="Run queued jobs and the periodic passes in this process too (default: "
+                   "yes with the embedded database, no with PostgreSQL; "
+                   "$COUNTERSIGN_SERVE_WORKER).")
 @click.pass_obj
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(settings: Settings, host: str, port: int, with_worker: bool | None) -> None:
     """Run the API and web pages."""
     import uvicorn
 
     from api.app import create_app
     from pipeline.outbound.webhooks import require_webhook_secret
 
+    if with_worker is not None:
+        settings = replace(settings, serve_worker=with_worker)
     require_webhook_secret(settings)
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-COMMANDS = (follow_up, webhooks, serve)
+@click.command()
+@click.option("--concurrency", type=click.IntRange(1, 64), default=None,
+              help="Jobs run at once (default: $COUNTERSIGN_WORKER_CONCURRENCY or 2).")
+@click.pass_obj
+def worker(settings: Settings, concurrency: int | None) -> None:
+    """Run queued jobs (bulk, closing) and the periodic passes (follow-up, mail, webhooks,
+    ledger anchor, stalled jobs) until SIGTERM or Ctrl-C; jobs still running then go back
+    to the queue."""
+    from pipeline.jobs.runner import run_worker
+    from pipeline.outbound.webhooks import require_webhook_secret
+
+    require_webhook_secret(settings)
+    click.echo(f"工作进程已启动 / worker started (pid {os.getpid()})", err=True)
+    released = run_worker(settings, concurrency)
+    click.echo(f"工作进程已停止 / worker stopped; {len(released)} job(s) handed back",
+               err=True)
+
+
+COMMANDS = (follow_up, webhooks, serve, worker)

@@ -31,7 +31,7 @@ from pipeline.errors import OperationFailed
 
 # The head of pipeline/record/migrations/versions: a database at this revision needs no
 # migration, which lets a process skip loading Alembic at all.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 # pg_advisory_xact_lock keys: one for chain appends, one for running migrations.
 CHAIN_LOCK = 0x636F756E74657201
 MIGRATION_LOCK = 0x636F756E74657202
@@ -186,13 +186,15 @@ def _migration_lock(engine: Engine) -> Iterator[Connection]:
 
 
 def _revision(conn: Connection) -> str | None:
-    """Return the Alembic revision the database is at, or None (no schema yet)."""
+    """Return the Alembic revision the database is at, or None (no schema yet). Ends the
+    transaction the question opened, so that the migrations' own transactions commit."""
     try:
         row = conn.execute(text("SELECT version_num FROM alembic_version")).fetchone()
     except DBAPIError:
+        row = None
+    finally:
         if conn.in_transaction():
             conn.rollback()
-        return None
     return row[0] if row else None
 
 

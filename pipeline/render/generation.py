@@ -30,6 +30,7 @@ from pipeline.record import database
 from pipeline.record.files import write_atomic
 from pipeline.render.docx import render_docx
 from pipeline.render.libreoffice import ConverterPool, PoolSpec
+from pipeline.render.lifetime import end_with_parent
 
 # Uses every font and table feature the shipped templates use.
 WARMUP_TEMPLATE = "meeting_minutes"
@@ -178,6 +179,7 @@ _renderer: dict[str, Any] = {}
 
 def _start_renderer(settings: Settings, template_key: str) -> None:
     """Set up the render process: the settings and the template."""
+    end_with_parent()
     _renderer.update(settings=settings, template=get_template(template_key))
 
 

@@ -392,6 +392,8 @@ class ConverterPool:
         while True:
             if self._start_failed is not None:
                 raise self._start_failed
+            if self._closed:  # closed while this conversion waited for a worker
+                raise ConversionError("转换池已关闭", "the conversion pool is closed")
             try:
                 return self._idle.get(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
