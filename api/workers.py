@@ -33,12 +33,12 @@ def signer_processes(settings: Settings) -> ProcessPoolExecutor:
     (:func:`start_signers`), so that no request pays for a process's start-up."""
     return ProcessPoolExecutor(max_workers=_signer_count(settings),
                                mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_start_signer, initargs=(settings,))
+                               initializer=_start_signer, initargs=(settings, os.getpid()))
 
 
-def _start_signer(settings: Settings) -> None:
+def _start_signer(settings: Settings, service: int) -> None:
     """A signer process: ended with the service however the service ends, and prepared."""
-    end_with_parent()
+    end_with_parent(service)
     prepare_signing(settings)
 
 

@@ -14,15 +14,20 @@ import threading
 import time
 
 
-def end_with_parent(poll_s: float = 1.0) -> None:
-    """Start a daemon thread that ends this process as soon as its parent is gone (it was
-    re-parented); return at once."""
-    parent = os.getppid()
+def end_with_parent(parent: int | None = None, poll_s: float = 1.0) -> None:
+    """Start a daemon thread that ends this process as soon as ``parent`` is no longer its
+    parent (it was re-parented); return at once.
+
+    The parent passes its own process id (``parent``): a child is told it, rather than
+    reading it when it starts, because a parent killed while the child was still starting
+    would otherwise leave the child watching its new parent, for ever.
+    """
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while True:
-            time.sleep(poll_s)
             if os.getppid() != parent:
                 os._exit(1)  # nothing of this child's is worth finishing without its owner
+            time.sleep(poll_s)
 
     threading.Thread(target=watch, daemon=True, name="end-with-parent").start()
