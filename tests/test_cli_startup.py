@@ -1,5 +1,5 @@
 """``countersign --help`` loads no heavy module: pyHanko, the LibreOffice pool, FastAPI,
-uvicorn and python-docx are imported only inside the commands that use them."""
+uvicorn, python-docx and SQLAlchemy are imported only inside the commands that use them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 HEAVY = ("pyhanko", "fastapi", "uvicorn", "docx", "docxtpl", "pipeline.render.libreoffice",
-         "pipeline.documents.repository", "api")
+         "pipeline.documents.repository", "api", "sqlalchemy")
 
 
 def test_help_imports_nothing_heavy():

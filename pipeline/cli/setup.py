@@ -10,7 +10,7 @@ import click
 from pipeline.cli.common import emit, json_option, passphrase
 from pipeline.config import Settings
 from pipeline.errors import BadInput
-from pipeline.people.access import Role
+from pipeline.people.roles import Role
 
 
 @click.command()

@@ -16,20 +16,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 
 from pipeline.config import Settings
 from pipeline.errors import BadInput, UnknownParty
 from pipeline.people import throttle
+from pipeline.people.roles import Role
 from pipeline.record import database, security
-
-
-class Role(StrEnum):
-    """What a token is for: administering, acting as one party, or auditing."""
-
-    ADMIN = "admin"
-    PARTY = "party"
-    AUDITOR = "auditor"
 
 
 @dataclass(frozen=True)
