@@ -11,6 +11,12 @@ Two views of the same bytes:
   document.pdf``), and ``ledger-anchors/`` for the anchored chain heads. Only archived
   objects have one, and it always holds the same bytes as their content object.
 
+Beside them, apart from both, the **bulk outputs** (``bulk/``): the draft PDFs of bulk jobs,
+also kept by their SHA-256 so that any server can hand out what a worker on another machine
+made (the job's record names each file's hash). They are not documents: the ledger never
+names them, nothing archives, lists or verifies them as revisions, and they never get a
+retention or a hold (a draft is not a record to keep).
+
 ``record.backends.open_store(settings)`` is the one place that picks the backend.
 """
 
@@ -28,8 +34,9 @@ from pipeline.errors import BadInput, OperationFailed
 from pipeline.record.files import write_atomic
 
 #: Top-level names of the store that an archive folder may not take.
-RESERVED_FOLDERS = frozenset({"objects", "ledger-anchors"})
 ANCHOR_FOLDER = "ledger-anchors"
+BULK_FOLDER = "bulk"
+RESERVED_FOLDERS = frozenset({"objects", ANCHOR_FOLDER, BULK_FOLDER})
 
 
 class MissingRevision(OperationFailed):
@@ -50,6 +57,12 @@ class StoreMisconfigured(BadInput):
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def missing_bulk(digest: str, where: str) -> MissingRevision:
+    """Return the error for a bulk output that is absent (or no longer has its hash)."""
+    return MissingRevision(f"存储中找不到批量生成的文件 {digest}",
+                           f"bulk output {digest} is not in the store {where}")
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,15 @@ class Store(Protocol):
         sorts after ``after`` (all when empty), by archive path."""
         ...
 
+    def put_bulk(self, data: bytes) -> str:
+        """Store a bulk output under ``bulk/`` by its SHA-256 — never locked, never
+        rewritten once there; return the SHA-256 (hex)."""
+        ...
+
+    def get_bulk(self, digest: str) -> bytes:
+        """Return the bulk output whose SHA-256 is ``digest``; MissingRevision if absent."""
+        ...
+
     def prepare(self) -> None:
         """Make the store ready for use (create it, or refuse one that cannot be used)."""
         ...
@@ -143,6 +165,7 @@ class FilesystemStore:
     def __init__(self, root: Path, archive_root: Path | None = None) -> None:
         self.root = root
         self.archive_root = archive_root or root.parent / "archive"
+        self.bulk_root = root.parent / BULK_FOLDER
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest[2:]}.bin"
@@ -212,6 +235,28 @@ class FilesystemStore:
         found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
                  if p.is_file() and not p.name.startswith(".")}
         return {path: found[path].read_bytes() for path in sorted(found) if path > after}
+
+    def bulk_path(self, digest: str) -> Path:
+        return self.bulk_root / digest[:2] / f"{digest[2:]}.bin"
+
+    def put_bulk(self, data: bytes) -> str:
+        """Write ``bulk/ab/cdef….bin`` atomically unless it is there; return the SHA-256."""
+        digest = sha256(data)
+        target = self.bulk_path(digest)
+        if not target.is_file():
+            write_atomic(target, data)
+        return digest
+
+    def get_bulk(self, digest: str) -> bytes:
+        """Return the bulk output ``digest`` if its bytes still have that hash;
+        MissingRevision otherwise."""
+        try:
+            data = self.bulk_path(digest).read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is None or sha256(data) != digest:
+            raise missing_bulk(digest, str(self.bulk_root))
+        return data
 
     def prepare(self) -> None:
         """Nothing to do: folders are made on the first write."""
