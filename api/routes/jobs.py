@@ -57,11 +57,12 @@ def job_files_zip(job_id: str, principal: Principal = permitted(Action.BULK),
                              headers=_attachment(f"{job_id}.zip"))
 
 
-@router.get("/jobs/{job_id}/files/{name}",
+@router.get("/jobs/{job_id}/files/{name:path}",
             responses={200: {"content": {"application/pdf": {}}}})
 def job_file_download(job_id: str, name: str, principal: Principal = permitted(Action.BULK),
                       settings: Settings = Depends(settings_of)) -> StreamingResponse:
-    """One PDF of a bulk job, by the name its row gives (``results[].file``)."""
+    """One PDF of a bulk job, by the name its row gives (``results[].file``); any other
+    name, slashes and all, is only looked up and not found."""
     found = job_file(settings, principal, job_id, name)
     return StreamingResponse(found.chunks(), media_type="application/pdf",
                              headers={**_attachment(found.name), "ETag": f'"{found.sha256}"',

@@ -10,7 +10,7 @@ is made again under the same name; bytes stored already are never written again.
 The PDFs are written by the conversions into a scratch folder of the run,
 ``data/jobs/<job id>-<random>/``, each removed once stored and recorded, the folder when the
 run ends. A worker killed outright leaves its folder behind: the next bulk run on that
-machine removes the folders of jobs that are over.
+machine removes it, once its job is over or when it takes that job over.
 """
 
 from __future__ import annotations
@@ -48,17 +48,20 @@ def scratch_root(settings: Settings) -> Path:
     return settings.data_dir / "jobs"
 
 
-def sweep_scratch(settings: Settings) -> list[str]:
-    """Remove the scratch folders left by runs of jobs that are over (done, failed, or
-    unknown): a consumer killed outright leaves its folder. Return their names."""
+def sweep_scratch(settings: Settings, taking: str) -> list[str]:
+    """Remove the scratch folders that no run will use again: those of jobs that are over
+    (done, failed, or unknown) and the earlier ones of job ``taking``, which this run now
+    holds — a consumer killed outright leaves its folder behind. Return their names."""
     root = scratch_root(settings)
     found = [p for p in root.iterdir() if p.is_dir() and SCRATCH_NAME.match(p.name)] \
         if root.is_dir() else []
     removed = []
     with database.connection(settings.database) as conn:
         for folder in found:
-            job = records.select_job(conn, SCRATCH_NAME.match(folder.name).group(1))
-            if job is None or job["status"] in (JobStatus.DONE, JobStatus.FAILED):
+            job_id = SCRATCH_NAME.match(folder.name).group(1)
+            job = records.select_job(conn, job_id) if job_id != taking else None
+            if job_id == taking or job is None or job["status"] in (JobStatus.DONE,
+                                                                    JobStatus.FAILED):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
     return removed
@@ -114,7 +117,7 @@ def run_bulk(settings: Settings, lease: Lease, pool, stopping) -> dict:
             result.path.unlink(missing_ok=True)
 
     if rows:
-        sweep_scratch(settings)
+        sweep_scratch(settings, taking=job["id"])
         root = scratch_root(settings)
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"{job['id']}-", dir=root) as folder:
