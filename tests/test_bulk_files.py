@@ -12,6 +12,7 @@ import json
 import subprocess
 import zipfile
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,13 +21,14 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from pipeline.config import Settings
-from pipeline.jobs.bulk import scratch_root, sweep_scratch
+from pipeline.jobs.bulk import accept_bulk, scratch_root, sweep_scratch
 from pipeline.jobs.identity import Owner
 from pipeline.jobs.outputs import UnknownJob, job_file, seen_job
 from pipeline.jobs.queue import close_shared_queues
 from pipeline.jobs.record import JobKind, JobSpec, report, stamp, submit, utc_now
 from pipeline.jobs.tasks import JobContext, run_job
 from pipeline.people.access import Principal, Role, create_token
+from pipeline.people.setup import initialise
 from pipeline.record import database
 from pipeline.record import jobs as records
 from pipeline.record.backends import open_store
@@ -278,3 +280,29 @@ def test_a_bulk_job_run_on_one_machine_is_downloaded_from_another(two_machines, 
         listed = s3.list_objects_v2(Bucket=store.bucket, Prefix=store.prefix)["Contents"]
         top = {item["Key"][len(store.prefix):].split("/")[0] for item in listed}
         assert "bulk" in top and top <= {"bulk", "objects", "ledger-anchors"}
+
+
+@pytest.mark.slow
+def test_a_row_the_store_refuses_is_made_again_by_the_next_take(tmp_path, s3_endpoint, pool):
+    settings = s3_settings(tmp_path / "data", s3_endpoint)
+    initialise(settings)
+    rows_file = tmp_path / "rows.jsonl"
+    rows_file.write_text(json.dumps(example("issue_tracking"), ensure_ascii=False) + "\n",
+                         encoding="utf-8")
+    job_id = accept_bulk(settings, "issue_tracking", rows_file)["id"]
+    # The bucket is not there (yet): the PDF is made, not stored, and its row not recorded.
+    gone = replace(settings, store_url="s3://bulkfiles-not-made-yet/x")
+    owner = Owner.this_process()
+    run_job(JobContext(gone, owner, lambda: pool), job_id)
+    job = report(settings, job_id)
+    assert (job["status"], job["done"], job["results"]) == ("running", 0, []), job
+    assert not [p for p in scratch_root(settings).iterdir()]  # its scratch went with it
+    # Taken again (as the recovery pass does once the lease passes), with a store that
+    # answers: the row is made and recorded.
+    open_store(gone).prepare()
+    with database.connection(settings.database) as conn:
+        assert records.requeue_job(conn, job_id, owner.id, stamp(utc_now()))
+    run_job(JobContext(gone, owner, lambda: pool), job_id)
+    job = report(settings, job_id)
+    assert (job["status"], job["succeeded"], job["attempts"]) == ("done", 1, 2), job
+    assert open_store(gone).get_bulk(job["results"][0]["sha256"]).startswith(b"%PDF-")

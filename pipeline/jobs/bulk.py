@@ -39,8 +39,8 @@ SCRATCH_NAME = re.compile(r"(job-[0-9a-f]+)-")
 
 
 class Interrupted(Exception):
-    """The consumer is stopping, or lost the job: what is not recorded is left to the
-    consumer that takes the job next."""
+    """The consumer is stopping, lost the job, or could not store a row's PDF: what is not
+    recorded is left to the consumer that takes the job next."""
 
 
 def scratch_root(settings: Settings) -> Path:
