@@ -40,9 +40,10 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from bench.common import BIN, Row, Server, alternate, median, ms, record, run_quietly
 from pipeline.config import Settings
 from pipeline.people.access import create_token
-from pipeline.people.parties import DEMO_PASSPHRASE
+from pipeline.people.parties import DEMO_PASSPHRASE, get_party
 from pipeline.people.setup import initialise
-from signing.ca import LocalCA
+from pipeline.record import keyring
+from pipeline.signing_setup import local_ca
 
 FORM = json.loads((ROOT / "examples" / "requirement_confirmation.json")
                   .read_text(encoding="utf-8"))
@@ -69,11 +70,11 @@ def bench_sign(settings: Settings, client: httpx.Client, admin: str, rounds: int
                results: Path | None) -> str:
     """Run (1); return the id of a document the requester has signed (for (2))."""
     tokens = {party: create_token(settings, "party", party) for party in ("zhangwei", "lina")}
-    tsa = LocalCA.open(settings.ca_dir).timestamp_authority()
+    tsa = local_ca(settings).timestamp_authority()
     peer_timestamper = DummyTimeStamper(
         tsa_cert=tsa.cert, tsa_key=tsa.key,
         certs_to_embed=SimpleCertificateStore.from_certs([tsa.cert, *tsa.chain]))
-    p12 = settings.keys_dir / "zhangwei.p12"
+    p12 = keyring.party_key(settings, get_party(settings, "zhangwei").key_file)
     documents = create_documents(client, admin, rounds + 1)
     prepared = {doc: client.get(f"/api/documents/{doc}/pdf", headers=auth(admin)).content
                 for doc in documents}
@@ -87,7 +88,7 @@ def bench_sign(settings: Settings, client: httpx.Client, admin: str, rounds: int
         assert response.status_code == 200, response.text
 
     def bare(timestamper, pdf: bytes) -> None:
-        signer = SimpleSigner.load_pkcs12(str(p12), passphrase=DEMO_PASSPHRASE.encode())
+        signer = SimpleSigner.load_pkcs12_data(p12, [], DEMO_PASSPHRASE.encode())
         metadata = PdfSignatureMetadata(field_name="requester", md_algorithm="sha256",
                                         subfilter=SigSeedSubFilter.PADES, certify=True,
                                         docmdp_permissions=MDPPerm.FILL_FORMS)
@@ -125,8 +126,10 @@ def bench_verify(settings: Settings, closed: Path, rounds: int, results: Path | 
                 str(closed)]
     # --trust-replace: the local root alone, as countersign trusts it (without it pyhanko
     # also loads the system's trust store).
+    root = settings.data_dir / "bench-root.crt"  # the CA is in the store; pyhanko reads a file
+    root.write_bytes(local_ca(settings).files.read("root.crt"))
     peer_cmd = [str(BIN / "pyhanko"), "sign", "validate", "--trust-replace", "--trust",
-                str(settings.ca_dir / "root.crt"), str(closed)]
+                str(root), str(closed)]
     run_quietly(ours_cmd), run_quietly(peer_cmd)
     mine, theirs = alternate(lambda: run_quietly(ours_cmd), lambda: run_quietly(peer_cmd),
                              rounds=rounds)

@@ -71,7 +71,8 @@ class Settings:
     s3_region: str = ""
     # Unset keys let boto3 look further (shared config file, instance role); the secrets are
     # kept out of repr() so that a logged Settings never shows them.
-    # The local CA's key passphrase; empty: the random one `init` keeps in data/ca/passphrase.
+    # The local CA's key passphrase (required with a shared store); empty: the random one
+    # `init` keeps beside the CA's keys in the embedded default (data/keys/ca/…).
     ca_passphrase: str = field(default="", repr=False)
     aws_access_key_id: str = field(default="", repr=False)
     aws_secret_access_key: str = field(default="", repr=False)
@@ -106,10 +107,12 @@ class Settings:
 
     @property
     def ca_dir(self) -> Path:
+        """Where older data folders kept the local CA (now in the store: record.keyring)."""
         return self.data_dir / "ca"
 
     @property
     def keys_dir(self) -> Path:
+        """Where older data folders kept the party keys (the embedded store's keys/ too)."""
         return self.data_dir / "keys"
 
     @property

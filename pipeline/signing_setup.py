@@ -1,7 +1,9 @@
 """What the signing layer needs for this deployment: trust, timestamp authority, stamp font.
 
-The local CA is always trusted (with its offline CRLs); ``COUNTERSIGN_TRUST_ROOTS`` adds an
-enterprise's own roots, and ``COUNTERSIGN_TSA_URL`` replaces the local TSA. Revocation data
+The local CA lives in the store (``record.keyring``), so every server and worker on every
+machine opens the same one. It is always trusted (with its offline CRLs);
+``COUNTERSIGN_TRUST_ROOTS`` adds an enterprise's own roots, and ``COUNTERSIGN_TSA_URL``
+replaces the local TSA. Revocation data
 and issuer certificates are fetched from the network only from the URL prefixes of
 ``COUNTERSIGN_FETCH_ALLOW`` (the enterprise PKI's OCSP and CRL servers): never from a URL
 that merely appears in a certificate, since an uploaded PDF's certificates are the
@@ -11,11 +13,11 @@ uploader's to write.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import BadInput
+from pipeline.record.keyring import open_ca
 from signing.ca import LocalCA
 from signing.fonts import stamp_font
 from signing.timestamps import TimestampAuthority
@@ -48,52 +50,57 @@ def configured_roots(settings: Settings) -> list:
 
 
 def _version(path: Path | None) -> float:
-    """A file's modification time, or 0: part of the cache keys below."""
+    """A file's modification time, or 0: part of the cache key below."""
     try:
         return path.stat().st_mtime if path else 0.0
     except OSError:
         return 0.0
 
 
-@lru_cache(maxsize=16)
-def _trust(ca_dir: Path, roots_file: Path | None, crl_versions: tuple[float, ...],
-           roots_version: float, settings: Settings) -> TrustSettings:
-    local = LocalCA.open(ca_dir, settings.ca_passphrase or None).trust()
-    extra = configured_roots(settings)
-    return TrustSettings(roots=(*local.roots, *extra), other_certs=local.other_certs,
-                         crls=local.crls, allow_fetching=bool(settings.fetch_allow),
-                         fetch_allow=settings.fetch_allow)
+_TRUST: dict[tuple, TrustSettings] = {}
+_TSA: dict[tuple[str, str], TimestampAuthority] = {}
 
 
 def local_ca(settings: Settings) -> LocalCA:
-    """Return the deployment's local CA, opened with its configured passphrase."""
-    return LocalCA.open(settings.ca_dir, settings.ca_passphrase or None)
+    """Return the deployment's local CA from the store, opened with its passphrase."""
+    return open_ca(settings)
 
 
 def trust_for(settings: Settings) -> TrustSettings:
     """Return the trust of ``settings``: local CA (with its CRLs) plus configured roots.
 
-    Cached until a CRL or the roots file changes: verification is a hot path and must not
-    re-read and re-parse the CA for every document.
+    The CRLs are read (and renewed when a day old) on every call, so a revocation made by
+    any process is seen at once; what is built from them is kept until they or the roots
+    file change: verification is a hot path and must not re-parse the CA for every document.
     """
-    local_ca(settings).refresh_crls()
-    crls = tuple(_version(settings.ca_dir / f"{label}.crl") for label in ("root", "issuing"))
-    return _trust(settings.ca_dir, settings.trust_roots_file, crls,
-                  _version(settings.trust_roots_file), settings)
-
-
-@lru_cache(maxsize=16)
-def _local_tsa(ca_dir: Path, passphrase_version: float, passphrase: str) -> TimestampAuthority:
-    # Decrypting the TSA key is deliberately slow (scrypt): do it once per process.
-    return LocalCA.open(ca_dir, passphrase or None).timestamp_authority()
+    ca = local_ca(settings)
+    crls = ca.refresh_crls()
+    key = (ca.root_sha256, crls, settings.trust_roots_file,
+           _version(settings.trust_roots_file), settings)
+    found = _TRUST.get(key)
+    if found is None:
+        local = ca.trust(crls)
+        found = TrustSettings(roots=(*local.roots, *configured_roots(settings)),
+                              other_certs=local.other_certs, crls=local.crls,
+                              allow_fetching=bool(settings.fetch_allow),
+                              fetch_allow=settings.fetch_allow)
+        if len(_TRUST) >= 16:
+            _TRUST.clear()
+        _TRUST[key] = found
+    return found
 
 
 def timestamp_authority(settings: Settings) -> TimestampAuthority:
     """Return the deployment's TSA: ``COUNTERSIGN_TSA_URL``, or the local CA's own."""
     if settings.tsa_url:
         return TimestampAuthority(url=settings.tsa_url)
-    return _local_tsa(settings.ca_dir, _version(settings.ca_dir / "tsa.key"),
-                      settings.ca_passphrase)
+    ca = local_ca(settings)
+    key = (ca.root_sha256, settings.ca_passphrase)
+    found = _TSA.get(key)
+    if found is None:
+        # Decrypting the TSA key is deliberately slow (scrypt): once per process and CA.
+        found = _TSA[key] = ca.timestamp_authority()
+    return found
 
 
 def signing_environment(settings: Settings) -> SigningEnvironment:

@@ -1,10 +1,12 @@
 """The local certificate authority of the embedded default install.
 
-``data/ca/`` holds a root CA, an issuing CA, a timestamp authority and their CRLs. Private
-keys are stored encrypted (PKCS#8, AES-256) under the CA passphrase: the one the application
-passes in when it has one, otherwise a random one written to ``data/ca/passphrase`` (mode 0600) —
-the embedded default trades an operator-held secret for zero setup; an enterprise brings its
-own CA and trust roots instead.
+A root CA, an issuing CA, a timestamp authority and their CRLs, kept as named files in a
+:class:`~signing.files.FileSource`: a folder, or the application's store shared by every
+machine. Private keys are kept encrypted (PKCS#8, AES-256) under the CA passphrase: the one
+the application passes in when it has one, otherwise a random one kept beside them in
+``passphrase`` — the embedded default trades an operator-held secret for zero setup (what
+protects the keys then is who may read that folder); an enterprise brings its own CA and
+trust roots instead.
 
 Revocation is required by every validation, so the CA keeps a CRL for each issuer, renewed
 when it is older than a day; there is no network service to ask.
@@ -12,6 +14,7 @@ when it is older than a day; there is no network service to ask.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.errors import KeyStoreError
-from signing.files import write_atomic
-from signing.keys import to_asn1
+from signing.files import FileSource, as_source
+from signing.keys import load_pkcs12_signer, pkcs12_bytes, to_asn1
 from signing.timestamps import TimestampAuthority
 from signing.trust import TrustSettings
 
@@ -71,49 +74,52 @@ class IssuedParty:
 
 
 class LocalCA:
-    """The CA files in one folder; create with :meth:`create`, open with :meth:`open`."""
+    """The CA's files in one FileSource; create with :meth:`create`, open with :meth:`open`."""
 
     FILES = ("root.crt", "root.key", "issuing.crt", "issuing.key", "tsa.crt", "tsa.key")
+    # Written once and never changed again: a reader may keep them for its process's life.
+    FIXED = (*FILES, "passphrase", "system.p12")
+    # Everything the CA keeps (what a copy of the CA has to take along).
+    EVERY = (*FIXED, "root.crl", "issuing.crl", "root.revoked", "issuing.revoked")
 
-    def __init__(self, folder: Path, passphrase: str) -> None:
-        self.folder = folder
+    def __init__(self, files: FileSource | Path, passphrase: str) -> None:
+        self.files = as_source(files)
         self._passphrase = passphrase.encode()
 
     # --- creation and opening ------------------------------------------------------------
 
     @staticmethod
-    def passphrase_for(folder: Path, given: str | None = None) -> str:
+    def passphrase_for(files: FileSource | Path, given: str | None = None) -> str:
         """Return the CA passphrase: ``given``, or the one kept beside the CA."""
         if given:
             return given
-        stored = folder / "passphrase"
-        if stored.is_file():
-            return stored.read_text(encoding="utf-8").strip()
-        raise KeyStoreError("找不到 CA 口令", f"no CA passphrase given and none kept in {stored}")
+        stored = as_source(files).read("passphrase")
+        if stored is not None:
+            return stored.decode("utf-8").strip()
+        raise KeyStoreError("找不到 CA 口令", f"no CA passphrase given and none kept in {files}")
 
     @classmethod
-    def exists(cls, folder: Path) -> bool:
-        return all((folder / name).is_file() for name in cls.FILES)
+    def exists(cls, files: FileSource | Path) -> bool:
+        source = as_source(files)
+        return all(source.read(name) is not None for name in cls.FILES)
 
     @classmethod
-    def open(cls, folder: Path, passphrase: str | None = None) -> LocalCA:
-        """Return the CA in ``folder``, its keys under ``passphrase`` (default: the kept one)."""
-        if not cls.exists(folder):
-            raise KeyStoreError(f"{folder} 中没有本地 CA，请先运行 countersign init",
-                                f"no local CA in {folder}: run `countersign init` first")
-        return cls(folder, cls.passphrase_for(folder, passphrase))
+    def open(cls, files: FileSource | Path, passphrase: str | None = None) -> LocalCA:
+        """Return the CA in ``files``, its keys under ``passphrase`` (default: the kept one)."""
+        if not cls.exists(files):
+            raise KeyStoreError(f"{files} 中没有本地 CA，请先运行 countersign init",
+                                f"no local CA in {files}: run `countersign init` first")
+        return cls(files, cls.passphrase_for(files, passphrase))
 
     @classmethod
-    def create(cls, folder: Path, passphrase: str | None = None) -> LocalCA:
-        """Create root, issuing CA and TSA in ``folder`` (which must not hold a CA yet), their
+    def create(cls, files: FileSource | Path, passphrase: str | None = None) -> LocalCA:
+        """Create root, issuing CA and TSA in ``files`` (which must not hold a CA yet), their
         keys under ``passphrase`` or, without one, under a random one kept beside them."""
-        folder.mkdir(parents=True, exist_ok=True)
+        source = as_source(files)
         if not passphrase:
             passphrase = secrets.token_urlsafe(32)
-            stored = folder / "passphrase"
-            write_atomic(stored, passphrase.encode())
-            stored.chmod(0o600)
-        ca = cls(folder, passphrase)
+            source.write("passphrase", passphrase.encode())
+        ca = cls(source, passphrase)
         root_key = ec.generate_private_key(ec.SECP384R1())
         root_name = _name(f"{ORGANISATION} Root")
         root = (_builder(root_name, root_name, root_key.public_key(), 20)
@@ -135,30 +141,45 @@ class LocalCA:
                             (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True)])
         for label, cert, key in (("root", root, root_key), ("issuing", issuing, issuing_key),
                                  ("tsa", tsa, tsa_key)):
-            write_atomic(folder / f"{label}.crt", cert.public_bytes(serialization.Encoding.PEM))
-            ca._write_key(folder / f"{label}.key", key)
+            source.write(f"{label}.crt", cert.public_bytes(serialization.Encoding.PEM))
+            ca._write_key(f"{label}.key", key)
         ca.refresh_crls(force=True)
         return ca
 
     # --- keys and certificates -----------------------------------------------------------
 
-    def _write_key(self, path: Path, key) -> None:
-        data = key.private_bytes(serialization.Encoding.PEM,
-                                 serialization.PrivateFormat.PKCS8,
-                                 serialization.BestAvailableEncryption(self._passphrase))
-        write_atomic(path, data)
-        path.chmod(0o600)
+    def _read(self, name: str) -> bytes:
+        data = self.files.read(name)
+        if data is None:
+            raise KeyStoreError(f"本地 CA 缺少文件 {name}",
+                                f"the local CA in {self.files} has no {name}")
+        return data
+
+    def _write_key(self, name: str, key) -> None:
+        self.files.write(name, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(self._passphrase)))
 
     def _key(self, label: str):
         try:
-            return serialization.load_pem_private_key(
-                (self.folder / f"{label}.key").read_bytes(), self._passphrase)
+            return serialization.load_pem_private_key(self._read(f"{label}.key"),
+                                                      self._passphrase)
         except ValueError:
             raise KeyStoreError("CA 口令错误", "wrong CA passphrase") from None
 
     def certificate(self, label: str) -> x509.Certificate:
         """Return the ``root``, ``issuing`` or ``tsa`` certificate."""
-        return x509.load_pem_x509_certificate((self.folder / f"{label}.crt").read_bytes())
+        return x509.load_pem_x509_certificate(self._read(f"{label}.crt"))
+
+    @property
+    def root_sha256(self) -> str:
+        """The SHA-256 of the root certificate (PEM as kept): which CA this is."""
+        return hashlib.sha256(self._read("root.crt")).hexdigest()
+
+    def check_passphrase(self) -> None:
+        """Raise KeyStoreError unless the passphrase opens the CA's keys."""
+        for label in ("root", "issuing", "tsa"):
+            self._key(label)
 
     def _issue(self, subject: x509.Name, public_key, issuer_cert: x509.Certificate, issuer_key,
                years: int, extensions) -> x509.Certificate:
@@ -185,27 +206,31 @@ class LocalCA:
 
     def system_signer(self):
         """Return the system's own signer (for certificates of completion), issuing its key
-        into ``system.p12`` under the CA passphrase on first use."""
-        from signing.keys import load_pkcs12_signer, write_pkcs12
-
-        path = self.folder / "system.p12"
+        into ``system.p12`` under the CA passphrase on first use (once, even when several
+        processes ask at the same moment: the first one written is the one kept)."""
         passphrase = self._passphrase.decode()
-        if not path.is_file():
+        data = self.files.read("system.p12")
+        if data is None:
             issued = self.issue_party("Countersign 系统", "系统 System", "system@countersign",
                                       years=10)
-            write_pkcs12(path, "countersign-system", issued.key, issued.certificate,
-                         list(issued.chain), passphrase)
-        return load_pkcs12_signer(path.read_bytes(), passphrase)
+            data = pkcs12_bytes("countersign-system", issued.key, issued.certificate,
+                                list(issued.chain), passphrase)
+            if not self.files.create("system.p12", data):
+                data = self._read("system.p12")
+        return load_pkcs12_signer(data, passphrase)
 
     # --- revocation ----------------------------------------------------------------------
 
-    def refresh_crls(self, force: bool = False) -> None:
-        """Write fresh CRLs for the root and the issuing CA when older than a day."""
+    def refresh_crls(self, force: bool = False) -> tuple[bytes, bytes]:
+        """Write fresh CRLs for the root and the issuing CA when older than a day; return
+        both as they are now (DER, root's first)."""
+        current = []
         for label, issuer_label in (("root", "root"), ("issuing", "issuing")):
-            path = self.folder / f"{label}.crl"
-            if not force and path.is_file():
-                current = x509.load_der_x509_crl(path.read_bytes())
-                if datetime.now(UTC) - current.last_update_utc < CRL_RENEW_AFTER:
+            data = self.files.read(f"{label}.crl")
+            if not force and data is not None:
+                crl = x509.load_der_x509_crl(data)
+                if datetime.now(UTC) - crl.last_update_utc < CRL_RENEW_AFTER:
+                    current.append(data)
                     continue
             issuer = self.certificate(issuer_label)
             revoked = self._revoked_serials(label)
@@ -220,38 +245,39 @@ class LocalCA:
                 builder = builder.add_revoked_certificate(
                     x509.RevokedCertificateBuilder().serial_number(serial)
                     .revocation_date(when).build())
-            crl = builder.sign(self._key(issuer_label), hashes.SHA256())
-            write_atomic(path, crl.public_bytes(serialization.Encoding.DER))
+            data = builder.sign(self._key(issuer_label), hashes.SHA256()).public_bytes(
+                serialization.Encoding.DER)
+            self.files.write(f"{label}.crl", data)
+            current.append(data)
+        return current[0], current[1]
 
     def _revoked_serials(self, label: str) -> list[tuple[int, datetime]]:
-        path = self.folder / f"{label}.revoked"
-        if not path.is_file():
-            return []
+        data = self.files.read(f"{label}.revoked")
         out = []
-        for line in path.read_text(encoding="utf-8").split():
+        for line in (data or b"").decode("utf-8").split():
             serial, _, when = line.partition("@")
             out.append((int(serial), datetime.fromisoformat(when)))
         return out
 
     def revoke(self, certificate: x509.Certificate) -> None:
         """Put a party certificate on the issuing CA's CRL (effective at once)."""
-        path = self.folder / "issuing.revoked"
-        existing = path.read_text(encoding="utf-8") if path.is_file() else ""
+        existing = (self.files.read("issuing.revoked") or b"").decode("utf-8")
         stamp = datetime.now(UTC).isoformat()
-        write_atomic(path, (existing + f"{certificate.serial_number}@{stamp}\n").encode())
+        self.files.write("issuing.revoked",
+                         (existing + f"{certificate.serial_number}@{stamp}\n").encode())
         self.refresh_crls(force=True)
 
     # --- what the signing layer needs ----------------------------------------------------
 
-    def trust(self) -> TrustSettings:
-        """Return trust settings for documents signed under this CA (offline CRLs)."""
-        self.refresh_crls()
-        crls = tuple(asn1_crl.CertificateList.load((self.folder / f"{label}.crl").read_bytes())
-                     for label in ("root", "issuing"))
+    def trust(self, crls: tuple[bytes, bytes] | None = None) -> TrustSettings:
+        """Return trust settings for documents signed under this CA (offline CRLs:
+        ``crls`` as :meth:`refresh_crls` returned them, or refreshed now)."""
+        crls = crls or self.refresh_crls()
         return TrustSettings(
             roots=(to_asn1(self.certificate("root")),),
             other_certs=(to_asn1(self.certificate("issuing")), to_asn1(self.certificate("tsa"))),
-            crls=crls, allow_fetching=False)
+            crls=tuple(asn1_crl.CertificateList.load(data) for data in crls),
+            allow_fetching=False)
 
     def timestamp_authority(self) -> TimestampAuthority:
         """Return the local TSA (key decrypted in memory only)."""

@@ -1,7 +1,8 @@
-"""Key sources: passphrase-protected PKCS#12 files (the default) and PKCS#11 tokens.
+"""Key sources: passphrase-protected PKCS#12 (the default) and PKCS#11 tokens.
 
-Private keys never touch the disk unencrypted: PKCS#12 files are written with the party's
-passphrase, and a PKCS#11 key never leaves its token.
+Private keys are never kept unencrypted: a PKCS#12 is made under the party's passphrase
+(the application keeps the bytes wherever it keeps keys), and a PKCS#11 key never leaves
+its token.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ def to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def write_pkcs12(path: Path, name: str, key, cert: x509.Certificate,
-                 chain: list[x509.Certificate], passphrase: str) -> Path:
-    """Write key, certificate and chain to ``path`` encrypted with ``passphrase``."""
+def pkcs12_bytes(name: str, key, cert: x509.Certificate, chain: list[x509.Certificate],
+                 passphrase: str) -> bytes:
+    """Return key, certificate and chain as a PKCS#12 encrypted with ``passphrase``
+    (PBES2, AES-256-CBC, SHA-256 MAC): the only form a private key is ever kept in."""
     if not passphrase:
         raise KeyStoreError("口令不能为空", "the passphrase must not be empty")
     encryption = (serialization.PrivateFormat.PKCS12.encryption_builder()
@@ -39,8 +41,13 @@ def write_pkcs12(path: Path, name: str, key, cert: x509.Certificate,
                   .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
                   .hmac_hash(hashes.SHA256())
                   .build(passphrase.encode()))
-    data = pkcs12.serialize_key_and_certificates(name.encode(), key, cert, chain, encryption)
-    return write_atomic(path, data)
+    return pkcs12.serialize_key_and_certificates(name.encode(), key, cert, chain, encryption)
+
+
+def write_pkcs12(path: Path, name: str, key, cert: x509.Certificate,
+                 chain: list[x509.Certificate], passphrase: str) -> Path:
+    """Write key, certificate and chain to ``path`` encrypted with ``passphrase``."""
+    return write_atomic(path, pkcs12_bytes(name, key, cert, chain, passphrase))
 
 
 def load_pkcs12_signer(data: bytes, passphrase: str,

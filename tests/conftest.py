@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from pipeline.render.libreoffice import ConverterPool, PoolSpec
 from tests.support import processes
 from tests.support.data import initialised
 from tests.support.mail import Inbox, smtp_server
-from tests.support.postgres import fresh_database
+from tests.support.postgres import BACKENDS, backend_database, fresh_database, running_postgres
 from tests.support.s3 import moto_server
 
 # Every temporary folder of this run — LibreOffice profiles included, also those of the
@@ -28,15 +29,22 @@ os.environ["TMPDIR"] = str(RUN_TMP)
 tempfile.tempdir = None
 
 
+# Fixtures that start what the fast tier never needs.
+SLOW_FIXTURES = {"pool": "the LibreOffice pool", "postgres_server": "PostgreSQL",
+                 "postgres_database": "PostgreSQL"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Refuse to run a test that uses the LibreOffice pool without the ``slow`` marker:
-    ``pytest -m "not slow"`` must never start LibreOffice."""
-    unmarked = [item.nodeid for item in items
-                if "pool" in getattr(item, "fixturenames", ())
-                and item.get_closest_marker("slow") is None]
-    if unmarked:
-        raise pytest.UsageError("tests using the LibreOffice pool must be marked slow: "
-                                + ", ".join(unmarked))
+    """Refuse to run a test that uses the LibreOffice pool or PostgreSQL without the
+    ``slow`` marker: ``pytest -m "not slow"`` must never start LibreOffice or need a
+    database server."""
+    for fixture, what in SLOW_FIXTURES.items():
+        unmarked = [item.nodeid for item in items
+                    if fixture in getattr(item, "fixturenames", ())
+                    and item.get_closest_marker("slow") is None]
+        if unmarked:
+            raise pytest.UsageError(f"tests using {what} must be marked slow: "
+                                    + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,26 +78,20 @@ def pool():
         yield shared
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
-def database_target(request, tmp_path):
+@pytest.fixture(params=BACKENDS)
+def database_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The database a record-layer test runs on, once per backend: an SQLite file, or a
-    fresh PostgreSQL database (its URL)."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "countersign.db")
-        return
-    with fresh_database() as url:
-        yield url
+    fresh PostgreSQL database (its URL; slow)."""
+    return backend_database(request, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
-def backend_settings(request, tmp_path: Path):
+@pytest.fixture(params=BACKENDS)
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """An initialised data folder whose records live in SQLite, then in PostgreSQL: a module
     runs its tests on both by defining ``settings`` as this fixture."""
     if request.param == "sqlite":
-        yield initialised(tmp_path / "data")
-        return
-    with fresh_database() as url:
-        yield initialised(tmp_path / "data", database_url=url)
+        return initialised(tmp_path / "data")
+    return initialised(tmp_path / "data", database_url=backend_database(request, tmp_path))
 
 
 @pytest.fixture(scope="session")
@@ -98,6 +100,23 @@ def s3_endpoint():
     uses a bucket of its own."""
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """PostgreSQL for the whole run: the URL of its maintenance database. The machine's on
+    127.0.0.1:5432, else a private cluster started and stopped here; a test that needs it
+    fails when there is none (``tests/support/postgres.py``)."""
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A new empty PostgreSQL database for this test: its URL (``postgresql://…``); dropped
+    afterwards, with any connection left open to it ended."""
+    with fresh_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipeline.record.anchors import (
     anchor_path,
 )
 from pipeline.record.backends import open_store
+from pipeline.signing_setup import local_ca as open_local_ca
 from signing.ca import LocalCA
 from signing.timestamps import check_timestamp_tokens, timestamp_digest
 from tests.support.cli import COUNTERSIGN
@@ -45,10 +47,16 @@ def local_ca(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def with_ca(local_ca):
-    """Return a function giving a data folder the module's local CA (and its TSA)."""
+    """Return a function giving a data folder the module's local CA (and its TSA): copied
+    where an older data folder kept it, the application moves it into the store (a shared
+    one under the passphrase that was kept beside it, as an operator moving it would)."""
     def give(settings: Settings) -> Settings:
         shutil.copytree(local_ca, settings.ca_dir)
-        return settings
+        if not settings.store_url:
+            return settings
+        kept = (local_ca / "passphrase").read_text(encoding="utf-8")
+        return replace(settings, ca_passphrase=kept)
+    return give
     return give
 
 
@@ -164,7 +172,7 @@ def test_a_forged_anchor_token_is_refused(anchored, tmp_path):
 
 
 def test_every_token_is_verified_even_once_its_tsa_is_known(settings, tmp_path):
-    ca = LocalCA.open(settings.ca_dir)
+    ca = open_local_ca(settings)
     head, other = hashlib.sha256(b"head").digest(), hashlib.sha256(b"other").digest()
     genuine = timestamp_digest(ca.timestamp_authority(), head)
     edited = genuine.replace(head, other)  # the imprint moved to another head

@@ -27,6 +27,7 @@ from pipeline.people.parties import add_party, register_certificate
 from pipeline.people.setup import initialise
 from pipeline.record import database, ledger, outbox
 from signing.errors import WrongPassphrase
+from tests.support.data import party_p12
 from tests.support.documents import TEMPLATE, event_kinds, quick_document
 from tests.support.external import external_sign
 from tests.support.forms import example
@@ -304,7 +305,7 @@ def _certificate_pem(settings: Settings, party: str) -> bytes:
 
     from signing.keys import read_pkcs12_certificate
 
-    cert = read_pkcs12_certificate((settings.keys_dir / f"{party}.p12").read_bytes(), "demo")
+    cert = read_pkcs12_certificate(party_p12(settings, party), "demo")
     return pem.armor("CERTIFICATE", cert.dump())
 
 

@@ -32,10 +32,10 @@ from pipeline.documents.repository import (
 from pipeline.documents.sign import sign_document
 from pipeline.documents.uploads import UploadRejected, upload_countersigned
 from pipeline.record import ledger
-from signing.ca import LocalCA
+from pipeline.signing_setup import local_ca
 from signing.keys import certificate_sha256
 from tests.support.corpus import overlay_page, sign
-from tests.support.data import initialised
+from tests.support.data import initialised, party_p12
 from tests.support.external import external_sign
 from tests.support.forms import example
 from tests.test_uploads import rejections
@@ -238,9 +238,8 @@ def forge_first_signature(settings, doc: str) -> bytes:
     """The attack: the first signer downloads the prepared PDF and, in the same incremental
     update as its own genuine, timestamped certification signature, paints a new total over
     page 1. Its signature covers its own revision, so on its own the file verifies."""
-    signer = SimpleSigner.load_pkcs12(str(settings.keys_dir / "zhangwei.p12"),
-                                      passphrase=b"demo")
-    tsa = LocalCA.open(settings.ca_dir).timestamp_authority().timestamper()
+    signer = SimpleSigner.load_pkcs12_data(party_p12(settings, "zhangwei"), [], b"demo")
+    tsa = local_ca(settings).timestamp_authority().timestamper()
     return sign(download_revision(settings, doc), signer, "requester", timestamper=tsa,
                 certify=True, before=overlay_page)
 

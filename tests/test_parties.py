@@ -28,6 +28,7 @@ from signing.ltv import add_long_term_validation
 from signing.sign import SignatureRequest, sign_pdf
 from signing.validation import validate_pdf
 from tests.support.cli import COUNTERSIGN
+from tests.support.data import party_p12
 from tests.support.pdf import rendered_pdf
 
 CST = timezone(timedelta(hours=8))
@@ -67,9 +68,9 @@ def test_private_keys_are_never_stored_unencrypted(initialised):
             data = path.read_bytes()
             assert b"BEGIN PRIVATE KEY" not in data and b"BEGIN EC PRIVATE KEY" not in data
     for label in ("root", "issuing", "tsa"):
-        assert (initialised.ca_dir / f"{label}.key").read_bytes().startswith(
+        assert local_ca(initialised).files.read(f"{label}.key").startswith(
             b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-    p12 = (initialised.keys_dir / "zhangwei.p12").read_bytes()
+    p12 = party_p12(initialised, "zhangwei")
     with pytest.raises(ValueError):
         pkcs12.load_key_and_certificates(p12, None)
     key, cert, _ = pkcs12.load_key_and_certificates(p12, b"demo")
@@ -82,10 +83,12 @@ def test_an_operator_held_ca_passphrase_is_never_written_down(tmp_path, monkeypa
     settings = load_settings(tmp_path / "held")
     assert settings.ca_passphrase == "operator secret"
     initialise(settings)
-    assert not (settings.ca_dir / "passphrase").exists()
+    files = local_ca(settings).files  # the CA's files in the store
+    assert files.read("passphrase") is None
+    assert not any(p.name == "passphrase" for p in settings.data_dir.rglob("*"))
     assert local_ca(settings).trust().roots  # opened with the configured passphrase
     with pytest.raises(KeyStoreError, match="no CA passphrase"):
-        LocalCA.open(settings.ca_dir)  # nothing kept beside the keys to fall back on
+        LocalCA.open(files)  # nothing kept beside the keys to fall back on
     wrong = replace(settings, ca_passphrase="guess")
     with pytest.raises(KeyStoreError, match="wrong CA passphrase"):
         local_ca(wrong).timestamp_authority()
@@ -100,7 +103,7 @@ def test_issued_certificate_names_the_party(initialised, tmp_path):
     assert result.returncode == 0, result.stderr
     party = json.loads(result.stdout)
     _, cert, _ = pkcs12.load_key_and_certificates(
-        (initialised.keys_dir / "sunli.p12").read_bytes(), b"s3cret")
+        party_p12(initialised, "sunli"), b"s3cret")
     assert party["id"] == "sunli"
     assert party["certificate_sha256"] == cert.fingerprint(hashes.SHA256()).hex()
     subject = {a.oid._name: a.value for a in cert.subject}
@@ -111,9 +114,8 @@ def test_issued_certificate_names_the_party(initialised, tmp_path):
 
 
 def test_import_existing_pkcs12(initialised, tmp_path):
-    source = initialised.keys_dir / "lina.p12"
     copy = tmp_path / "mine.p12"
-    copy.write_bytes(source.read_bytes())
+    copy.write_bytes(party_p12(initialised, "lina"))
     result = cli(initialised.data_dir, "parties", "add", "--name", "李娜", "--dept", "产品部",
                  "--email", "lina.second@example.com", "--id", "lina2", "--p12", str(copy),
                  "--json", env={"COUNTERSIGN_PASSPHRASE": "demo"})
@@ -144,19 +146,19 @@ def test_bad_party_input_is_one_line_exit_2(initialised, args, message):
 
 def test_wrong_passphrase_is_refused(initialised):
     with pytest.raises(WrongPassphrase):
-        load_pkcs12_signer((initialised.keys_dir / "zhangwei.p12").read_bytes(), "guess")
+        load_pkcs12_signer(party_p12(initialised, "zhangwei"), "guess")
 
 
 @pytest.mark.slow
 def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_path):
-    ca = LocalCA.open(initialised.ca_dir)
+    ca = local_ca(initialised)
     trust, tsa = ca.trust(), ca.timestamp_authority()
     font = stamp_font(initialised.fonts_dir)
     pdf = rendered_pdf(pool, "issue_tracking")
     pdf = prepare_fields(pdf, find_signature_places(pdf))
     for index, (field, party) in enumerate((("responsible", "wangqiang"),
                                             ("reporter", "liuyang"))):
-        signer = load_pkcs12_signer((initialised.keys_dir / f"{party}.p12").read_bytes(), "demo")
+        signer = load_pkcs12_signer(party_p12(initialised, party), "demo")
         pdf = sign_pdf(pdf, SignatureRequest(field, Stamp("王强", "研发部", "确认 / Confirmed",
                                                           datetime.now(CST)), index == 0),
                        signer, tsa, trust, font)
@@ -165,7 +167,7 @@ def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_pat
     assert validate_pdf(closed, trust.offline(), offline=True).valid
     issued = add_party(initialised, name="周杰", dept="研发部", email="zhoujie@example.com",
                        issue_cert=True, passphrase="pw")
-    signer = load_pkcs12_signer((initialised.keys_dir / f"{issued.id}.p12").read_bytes(), "pw")
+    signer = load_pkcs12_signer(party_p12(initialised, issued.id), "pw")
     fresh = rendered_pdf(pool, "issue_tracking")
     fresh = prepare_fields(fresh, find_signature_places(fresh))
     signed = sign_pdf(fresh, SignatureRequest("responsible", Stamp("周杰", "研发部", "同意",
@@ -184,7 +186,7 @@ def test_local_ca_signs_validates_offline_and_revokes(initialised, pool, tmp_pat
                                  "meeting_minutes"])
 def test_every_role_member_of_every_template_signs(initialised, pool, key):
     """Each prepared field is signed in role order by a demo party; all stay valid."""
-    ca = LocalCA.open(initialised.ca_dir)
+    ca = local_ca(initialised)
     trust, tsa = ca.trust(), ca.timestamp_authority()
     font = stamp_font(initialised.fonts_dir)
     pdf = rendered_pdf(pool, key)
@@ -192,8 +194,7 @@ def test_every_role_member_of_every_template_signs(initialised, pool, key):
     pdf = prepare_fields(pdf, places)
     for index, place in enumerate(places):
         party_id, name, dept, _ = DEMO_PARTIES[index % len(DEMO_PARTIES)]
-        signer = load_pkcs12_signer((initialised.keys_dir / f"{party_id}.p12").read_bytes(),
-                                    "demo")
+        signer = load_pkcs12_signer(party_p12(initialised, party_id), "demo")
         pdf = sign_pdf(pdf, SignatureRequest(place.field, Stamp(name, dept, "同意",
                                                                 datetime.now(CST)), index == 0),
                        signer, tsa, trust, font)

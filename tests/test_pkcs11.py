@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 
 from pipeline.config import Settings
 from pipeline.people.setup import initialise
+from pipeline.signing_setup import local_ca
 from signing.appearance import Stamp
-from signing.ca import LocalCA
 from signing.errors import KeyStoreError
 from signing.fields import find_signature_places, prepare_fields
 from signing.fonts import stamp_font
@@ -47,7 +47,7 @@ def token(tmp_path, monkeypatch):
 def test_sign_with_a_key_generated_on_the_token(token, pool):
     settings = Settings(data_dir=token / "data")
     initialise(settings)
-    ca = LocalCA.open(settings.ca_dir)
+    ca = local_ca(settings)
     # The key pair is made on the token; only its public half ever leaves it.
     tool("--keypairgen", "--key-type", "EC:prime256v1", "--label", "signer", "--id", "01")
     public_der = tool("--read-object", "--type", "pubkey", "--label", "signer").stdout

@@ -204,8 +204,8 @@ def test_init_creates_a_locked_bucket_and_refuses_one_without_lock(tmp_path, s3_
     assert result.stderr.count("\n") == 1 and "plain-bucket has no Object Lock" in result.stderr
 
 
-def test_a_store_url_that_is_not_s3_is_refused(tmp_path):
-    for url in ("ftp://x", "s3://", "s3:// bad"):
+def test_a_store_url_that_is_not_s3_or_a_folder_is_refused(tmp_path):
+    for url in ("ftp://x", "s3://", "s3:// bad", "file://relative/path", "file:///"):
         with pytest.raises(StoreMisconfigured, match="COUNTERSIGN_STORE_URL"):
             open_store(Settings(data_dir=tmp_path, store_url=url))
 

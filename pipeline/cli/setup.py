@@ -23,7 +23,7 @@ def init(settings: Settings, as_json: bool) -> None:
 
     result = initialise(settings)
     if as_json:
-        emit({"data_dir": str(result.data_dir), "store": result.store,
+        emit({"data_dir": str(result.data_dir), "store": result.store, "keys": result.keys,
               "created_ca": result.created_ca,
               "demo_parties": [p.summary() for p in result.demo_parties],
               "demo_passphrase": DEMO_PASSPHRASE if result.demo_parties else None,
@@ -32,7 +32,8 @@ def init(settings: Settings, as_json: bool) -> None:
     click.echo(f"data folder ready: {result.data_dir}")
     click.echo(f"store ready: {result.store}")
     if result.created_ca:
-        click.echo(f"local CA created in {settings.ca_dir}")
+        click.echo(f"local CA created in {result.keys.rstrip('/')}/ca")
+    click.echo(f"keys (encrypted) kept in {result.keys}")
     if result.demo_parties:
         click.echo(f"demo parties (key passphrase: {DEMO_PASSPHRASE!r}):")
         for party in result.demo_parties:

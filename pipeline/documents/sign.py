@@ -29,7 +29,7 @@ from pipeline.errors import BadInput, Conflict, NotYourTurn, OperationFailed, Re
 from pipeline.forms.manifest import get_template
 from pipeline.people.parties import get_party
 from pipeline.people.throttle import passphrase_attempt
-from pipeline.record import anchors, database, ledger
+from pipeline.record import anchors, database, keyring, ledger
 from pipeline.record.crashpoints import crash_point
 from pipeline.signing_setup import signing_environment
 from signing.appearance import Stamp
@@ -112,7 +112,7 @@ def sign_document(settings: Settings, document_id: str, party_id: str,
         raise BadInput(f"{party_id} 没有签名密钥（可上传自行签署的文件）",
                        f"{party_id} has no signing key here (upload a countersigned file)")
     pending_member(load_state(settings, document_id), party_id)
-    key = (settings.data_dir / party.key_file).read_bytes()
+    key = keyring.party_key(settings, party.key_file)
     signer = passphrase_attempt(settings, party_id, client, document_id,
                                 lambda: load_pkcs12_signer(key, passphrase))
     env = signing_environment(settings)

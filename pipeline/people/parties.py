@@ -1,7 +1,8 @@
 """Parties: the people who sign, each with a department, an e-mail and a signing key.
 
 ``init`` creates the demo parties (passphrase ``demo``); ``add`` issues a certificate from the
-local CA into a passphrase-protected PKCS#12, or imports one the party already has. An upload
+local CA into a passphrase-protected PKCS#12, or imports one the party already has; either
+is kept in the store (``record.keyring``), which every server and worker reads. An upload
 is credited to a party only by a certificate registered as its own (its key's, or one an
 administrator registered with ``register_certificate``) — never by a name in a subject.
 """
@@ -17,10 +18,9 @@ from sqlalchemy.exc import IntegrityError
 from pipeline.config import Settings
 from pipeline.errors import BadInput, UnknownParty
 from pipeline.forms.validate import bad_character
-from pipeline.record import database, security
-from pipeline.record.files import write_atomic
+from pipeline.record import database, keyring, security
 from pipeline.signing_setup import local_ca
-from signing.keys import certificate_sha256, read_pkcs12_certificate, to_asn1, write_pkcs12
+from signing.keys import certificate_sha256, pkcs12_bytes, read_pkcs12_certificate, to_asn1
 from signing.trust import load_certificates
 
 DEMO_PASSPHRASE = "demo"
@@ -104,28 +104,27 @@ def add_party(settings: Settings, *, name: str, dept: str, email: str,
     if (issue_cert or p12 is not None) and not passphrase:
         raise BadInput("需要密钥口令", "a key passphrase is needed")
     fingerprint = key_file = None
-    key_path = settings.keys_dir / f"{party_id}.p12"
     with _connect(settings) as conn:
         if database.select_party(conn, party_id):
             raise BadInput(f"签署方编号 {party_id!r} 已存在", f"party id {party_id!r} exists")
         if issue_cert:
             issued = local_ca(settings).issue_party(name, dept, email)
-            write_pkcs12(key_path, name, issued.key, issued.certificate, list(issued.chain),
-                         passphrase)
+            p12 = pkcs12_bytes(name, issued.key, issued.certificate, list(issued.chain),
+                               passphrase)
             fingerprint = certificate_sha256(to_asn1(issued.certificate))
         elif p12 is not None:
             fingerprint = certificate_sha256(read_pkcs12_certificate(p12, passphrase))
-            write_atomic(key_path, p12)
         if fingerprint:
-            key_path.chmod(0o600)
-            key_file = str(key_path.relative_to(settings.data_dir))
+            # Into the store, where every server and worker finds it (keyring).
+            key_file = keyring.save_party_key(settings, party_id, p12)
         party = Party(id=party_id, name=name, dept=dept, email=email,
                       superior_email=superior_email or None, certificate_sha256=fingerprint,
                       key_file=key_file, created_at=datetime.now(UTC).isoformat())
         try:
             database.insert_party(conn, asdict(party))
         except IntegrityError:
-            key_path.unlink(missing_ok=True)
+            if key_file:
+                keyring.remove_party_key(settings, key_file)
             raise BadInput(f"邮箱 {email} 已被其他签署方使用",
                            f"e-mail {email} belongs to another party") from None
     return party

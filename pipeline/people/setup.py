@@ -1,7 +1,8 @@
 """The first start: the data folder, its database and local CA, and the demo parties with
 their web tokens (so a new install is usable from the browser at once).
 
-The data folder holds keys, token hashes and everyone's documents: it is 0700 and its files
+The data folder holds keys, token hashes and everyone's documents (the keys and documents in
+its ``keys/`` and ``store/`` unless a shared store is configured): it is 0700 and its files
 0600, made so at the first start and tightened again whenever the service starts (an older
 install, or a restore with a loose umask).
 """
@@ -14,9 +15,8 @@ from pathlib import Path
 from pipeline.config import Settings
 from pipeline.people.access import Role, create_token
 from pipeline.people.parties import DEMO_PARTIES, DEMO_PASSPHRASE, Party, add_party, list_parties
-from pipeline.record import database
+from pipeline.record import database, keyring
 from pipeline.record.backends import open_store
-from signing.ca import LocalCA
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class InitResult:
     demo_parties: tuple[Party, ...]
     demo_tokens: dict[str, str]
     store: str = ""
+    keys: str = ""
 
 
 def secure_data_folder(settings: Settings) -> None:
@@ -44,18 +45,21 @@ def secure_data_folder(settings: Settings) -> None:
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the data folder: database, local CA and (on first run) the demo parties; make
-    the store ready (an S3 bucket is created with Object Lock, or refused without it).
+    """Create the data folder and database; make the store ready (an S3 bucket is created
+    with Object Lock, or refused without it) with the local CA in it unless it holds one;
+    on the first run, the demo parties.
 
     Safe to run again: nothing existing is replaced.
     """
+    keyring.ca_passphrase(settings)  # a shared store without one: refused before anything
     store = open_store(settings)
     store.prepare()
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     database.connect(settings.database).close()
-    created_ca = not LocalCA.exists(settings.ca_dir)
-    if created_ca:
-        LocalCA.create(settings.ca_dir, settings.ca_passphrase or None)
+    # The CA and the keys live in the store: a second machine with an empty data folder
+    # finds the first one's there (and an older data folder's are moved into it).
+    created_ca = keyring.ensure_ca(settings, store)
+    keyring.move_legacy_keys(settings, store)
     demo: list[Party] = []
     tokens: dict[str, str] = {}
     if not list_parties(settings):
@@ -68,4 +72,5 @@ def initialise(settings: Settings) -> InitResult:
         tokens["admin"] = create_token(settings, Role.ADMIN, label="demo admin")
     secure_data_folder(settings)
     return InitResult(settings.data_dir, created_ca, tuple(demo), tokens,
-                      settings.store_url or str(settings.data_dir / "store"))
+                      settings.store_url or str(settings.data_dir / "store"),
+                      store.keys_location)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from pipeline.record.engine import (
     DatabaseError,
     connect,
     connection,
+    is_postgres,
     run,
     transaction,
 )
@@ -221,9 +222,21 @@ def event_seq_range(conn: Connection) -> tuple[int, int]:
 def iter_events(conn: Connection, low: int = 1, high: int = 2**62,
                 batch: int = 10_000) -> Iterator[tuple]:
     """Yield the event rows numbered ``low``..``high`` as tuples in EVENT_COLUMNS order,
-    read ``batch`` rows at a time by key, so that memory stays flat on either backend."""
+    ``batch`` rows at a time so that memory stays flat: on PostgreSQL from one server-side
+    cursor over a repeatable-read snapshot; on SQLite by key, a batch per query."""
     sql = (f"SELECT {_columns(EVENT_COLUMNS)} FROM events WHERE seq >= :low AND "
-           "seq <= :high ORDER BY seq LIMIT :batch")
+           "seq <= :high ORDER BY seq")
+    if is_postgres(conn):
+        # A named cursor needs a transaction of its own, which the autocommit connections
+        # of the record layer never hold.
+        with conn.engine.connect().execution_options(
+                isolation_level="REPEATABLE READ") as reader:
+            result = reader.execution_options(stream_results=True, yield_per=batch).execute(
+                text(sql), {"low": low, "high": high})
+            for rows in result.partitions():
+                yield from rows
+        return
+    sql += " LIMIT :batch"
     while low <= high:
         rows = run(conn, sql, {"low": low, "high": high, "batch": batch}).fetchall()
         yield from rows

@@ -7,7 +7,10 @@ from pathlib import Path
 
 from pipeline.errors import BadInput, UploadRejected
 from pipeline.record.crashpoints import crash_point
+from signing.files import create_exclusive
 from signing.files import write_atomic as _write_atomic
+
+__all__ = ["create_exclusive", "read_upload", "write_atomic"]
 
 
 def write_atomic(path: Path, data: bytes) -> Path:

@@ -3,6 +3,10 @@ in an S3-compatible bucket (AWS S3, MinIO, Ceph RGW), through boto3.
 
 Key layout under ``s3://bucket/prefix/``:
 
+- ``keys/…`` — the parties' PKCS#12s and the local CA (``record.keyring``): named objects,
+  always encrypted, replaced and removed like any object. They never get a retention or a
+  hold — a key that leaked must be removable — which is also why the bucket must have no
+  *default* retention (``prepare`` refuses one): Object Lock is set object by object.
 - ``objects/ab/cdef…`` — the bytes whose SHA-256 is ``abcdef…``: the ground truth, what the
   ledger names and ``ledger verify`` re-hashes. Written once (``ChecksumSHA256`` lets the
   server refuse a damaged upload), never overwritten by this program.
@@ -44,10 +48,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pipeline.config import Settings
 from pipeline.record.store import (
     BULK_FOLDER,
+    KEY_FOLDER,
     Archival,
     MissingRevision,
     StoreMisconfigured,
     StoreUnavailable,
+    archive_location,
     check_archive_path,
     missing_bulk,
     sha256,
@@ -55,10 +61,16 @@ from pipeline.record.store import (
 
 COMPLIANCE = "COMPLIANCE"
 _ABSENT = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
+# A conditional write lost: the object exists (412), or another write of it is under way.
+_TAKEN = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 
 
 class _Absent(Exception):
     """The key (or version) does not exist."""
+
+
+class _Taken(Exception):
+    """A write "only if absent" found the object there."""
 
 
 def retention_moment(day: date) -> datetime:
@@ -125,6 +137,8 @@ class S3Store:
             code = str(error.get("Code", ""))
             if code in _ABSENT:
                 raise _Absent(code) from None
+            if code in _TAKEN:
+                raise _Taken(code) from None
             if code == "NoSuchBucket":
                 raise StoreMisconfigured(
                     f"存储桶 {self.bucket} 不存在（请先运行 countersign init）",
@@ -142,11 +156,7 @@ class S3Store:
         return f"{self.prefix}objects/{digest[:2]}/{digest[2:]}"
 
     def _archive_key(self, path: str) -> str:
-        check_archive_path(path)
-        if path.split("/")[0] == "objects":
-            raise StoreMisconfigured("归档目录不能名为 objects",
-                                     "an archive folder cannot be named 'objects'")
-        return self.prefix + path
+        return self.prefix + archive_location(path)
 
     def _head(self, key: str, version: str | None = None) -> dict | None:
         try:
@@ -280,7 +290,7 @@ class S3Store:
     def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
         """Return the newest stored version of every key under ``folder`` (after the
         archive path ``after``), even one a delete marker hides, by archive path."""
-        prefix = self.prefix + check_archive_path(folder) + "/"
+        prefix = self._archive_key(folder) + "/"
         newest: dict[str, dict] = {}
         # S3 lists keys in UTF-8 byte order, which is the order of ``after`` comparisons.
         marker: dict[str, str] = {"KeyMarker": self.prefix + after} if after else {}
@@ -296,6 +306,46 @@ class S3Store:
                       "VersionIdMarker": page.get("NextVersionIdMarker", "")}
         return {key[len(self.prefix):]: self._read(key, version["VersionId"])
                 for key, version in sorted(newest.items())}
+
+    # --- keys (never locked) ----------------------------------------------------------------
+
+    @property
+    def keys_location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{KEY_FOLDER}/"
+
+    def _key_object(self, name: str) -> str:
+        return f"{self.prefix}{KEY_FOLDER}/{check_archive_path(name)}"
+
+    def read_key(self, name: str) -> bytes | None:
+        """Return the current object ``keys/<name>``, or None (a removed key stays removed:
+        no older version is read past a delete marker)."""
+        try:
+            return self._read(self._key_object(name))
+        except _Absent:
+            return None
+
+    def write_key(self, name: str, data: bytes, *, replace: bool = True) -> bool:
+        """Put ``keys/<name>`` with no retention and no hold; with ``replace=False`` only if
+        absent (``If-None-Match: *``). Return whether it was written."""
+        digest = sha256(data)
+        condition = {} if replace else {"IfNoneMatch": "*"}
+        try:
+            self._call("put_object", Key=self._key_object(name), Body=data,
+                       Metadata={"sha256": digest},
+                       ChecksumSHA256=base64.b64encode(bytes.fromhex(digest)).decode(),
+                       **condition)
+        except _Taken:
+            return False
+        return True
+
+    def delete_key(self, name: str) -> None:
+        """Delete every version (and delete marker) of ``keys/<name>``: an unlocked object,
+        so none is left behind for anyone to read."""
+        key = self._key_object(name)
+        page = self._call("list_object_versions", Prefix=key)
+        for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())):
+            if entry["Key"] == key:
+                self._call("delete_object", Key=key, VersionId=entry["VersionId"])
 
     # --- bulk outputs (never locked) ------------------------------------------------------
 
@@ -322,7 +372,8 @@ class S3Store:
 
     def prepare(self) -> None:
         """Create the bucket with Object Lock enabled, or check that the existing one has it
-        (StoreMisconfigured if not: its archive could be deleted before its retention date)."""
+        (StoreMisconfigured if not: its archive could be deleted before its retention date)
+        and sets no default retention (which would lock every key and draft with it)."""
         try:
             self._call("head_bucket")
         except (_Absent, StoreMisconfigured):
@@ -331,20 +382,28 @@ class S3Store:
                      {"CreateBucketConfiguration": {"LocationConstraint": region}})
             self._call("create_bucket", ObjectLockEnabledForBucket=True, **where)
             return
-        if not self._object_lock():
+        lock = self._object_lock()
+        if not lock:
             raise StoreMisconfigured(
                 f"存储桶 {self.bucket} 未启用对象锁定（Object Lock），拒绝使用",
                 f"bucket {self.bucket} has no Object Lock enabled, so archives could be "
                 "deleted before their retention date: enable it or use a new bucket")
+        if lock.get("Rule", {}).get("DefaultRetention"):
+            raise StoreMisconfigured(
+                f"存储桶 {self.bucket} 设有默认保留期，会锁定密钥与草稿，拒绝使用",
+                f"bucket {self.bucket} has a default retention rule, which would lock the keys "
+                "and drafts too: remove the rule (Countersign locks each archived object itself)")
 
-    def _object_lock(self) -> bool:
+    def _object_lock(self) -> dict:
+        """Return the bucket's Object Lock configuration ({} when it has none)."""
         try:
             config = self._call("get_object_lock_configuration")
         except StoreUnavailable as exc:
             if "ObjectLockConfigurationNotFound" in exc.en:
-                return False
+                return {}
             raise
-        return config.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled") == "Enabled"
+        found = config.get("ObjectLockConfiguration", {})
+        return found if found.get("ObjectLockEnabled") == "Enabled" else {}
 
     def health(self) -> dict[str, object]:
         """Return whether the bucket answers and has Object Lock enabled."""
@@ -352,7 +411,7 @@ class S3Store:
                                      "prefix": self.prefix, "endpoint": self.endpoint}
         try:
             self._call("head_bucket")
-            report["object_lock"] = self._object_lock()
+            report["object_lock"] = bool(self._object_lock())
             report["ok"] = report["object_lock"]
         except (_Absent, StoreMisconfigured, StoreUnavailable) as exc:
             report.update(ok=False, problem=str(exc) or "bucket not found")

@@ -11,11 +11,15 @@ Two views of the same bytes:
   document.pdf``), and ``ledger-anchors/`` for the anchored chain heads. Only archived
   objects have one, and it always holds the same bytes as their content object.
 
-Beside them, apart from both, the **bulk outputs** (``bulk/``): the draft PDFs of bulk jobs,
-also kept by their SHA-256 so that any server can hand out what a worker on another machine
-made (the job's record names each file's hash). They are not documents: the ledger never
-names them, nothing archives, lists or verifies them as revisions, and they never get a
-retention or a hold (a draft is not a record to keep).
+Beside them, apart from both, two namespaces that are not documents and never get a
+retention or a hold (nothing archives, lists or verifies them as revisions):
+
+- the **keys** (``keys/``): the parties' PKCS#12s and the local CA, always encrypted, read
+  by every process that signs. They are named rather than content-addressed: a key must
+  stay replaceable and removable (see ``record.keyring``).
+- the **bulk outputs** (``bulk/``): the draft PDFs of bulk jobs, kept by their SHA-256 so
+  that any server can hand out what a worker on another machine made (the job's record
+  names each file's hash). The ledger never names them; a draft is not a record to keep.
 
 ``record.backends.open_store(settings)`` is the one place that picks the backend.
 """
@@ -31,12 +35,13 @@ from pathlib import Path
 from typing import Protocol
 
 from pipeline.errors import BadInput, OperationFailed
-from pipeline.record.files import write_atomic
+from pipeline.record.files import create_exclusive, write_atomic
 
 #: Top-level names of the store that an archive folder may not take.
 ANCHOR_FOLDER = "ledger-anchors"
+KEY_FOLDER = "keys"
 BULK_FOLDER = "bulk"
-RESERVED_FOLDERS = frozenset({"objects", ANCHOR_FOLDER, BULK_FOLDER})
+RESERVED_FOLDERS = frozenset({"objects", ANCHOR_FOLDER, KEY_FOLDER, BULK_FOLDER})
 
 
 class MissingRevision(OperationFailed):
@@ -99,6 +104,17 @@ def check_archive_path(path: str) -> str:
     return path
 
 
+def archive_location(path: str) -> str:
+    """Return ``path`` if archived objects may be filed or listed there: a sound relative
+    path outside the content objects, the keys and the bulk outputs (StoreMisconfigured
+    otherwise)."""
+    top = check_archive_path(path).split("/")[0]
+    if top in ("objects", KEY_FOLDER, BULK_FOLDER):
+        raise StoreMisconfigured(f"归档目录不能名为 {top}",
+                                 f"an archive folder cannot be named {top!r}")
+    return path
+
+
 class Store(Protocol):
     """What the pipeline needs of a content-addressed store with an archive."""
 
@@ -148,6 +164,25 @@ class Store(Protocol):
         """Return {backend, ok, …}: whether the store answers and is fit for use."""
         ...
 
+    @property
+    def keys_location(self) -> str:
+        """Where the keys are, for people: a folder or an ``s3://`` URL."""
+        ...
+
+    def read_key(self, name: str) -> bytes | None:
+        """Return the key object ``name`` (a path under ``keys/``), or None if absent."""
+        ...
+
+    def write_key(self, name: str, data: bytes, *, replace: bool = True) -> bool:
+        """Write the key object ``name`` — never under retention. With ``replace=False``
+        only if there is none yet (of two writers exactly one wins); return whether
+        ``data`` was written."""
+        ...
+
+    def delete_key(self, name: str) -> None:
+        """Remove the key object ``name`` for good (every version of it)."""
+        ...
+
 
 class FilesystemStore:
     """A content-addressed folder: ``ab/cdef….bin`` holds the bytes whose SHA-256 is abcdef…
@@ -162,9 +197,12 @@ class FilesystemStore:
 
     backend = "filesystem"
 
-    def __init__(self, root: Path, archive_root: Path | None = None) -> None:
+    def __init__(self, root: Path, archive_root: Path | None = None,
+                 keys_root: Path | None = None) -> None:
         self.root = root
         self.archive_root = archive_root or root.parent / "archive"
+        # ``data/keys``: where the parties' PKCS#12 files have always been.
+        self.keys_root = keys_root or root.parent / KEY_FOLDER
         self.bulk_root = root.parent / BULK_FOLDER
 
     def path(self, digest: str) -> Path:
@@ -179,7 +217,7 @@ class FilesystemStore:
             write_atomic(target, data)
         if archive is not None:
             target.chmod(0o444)
-            self._file(target, check_archive_path(archive.path))
+            self._file(target, archive_location(archive.path))
         return digest
 
     def _file(self, target: Path, path: str) -> None:
@@ -229,7 +267,7 @@ class FilesystemStore:
     def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
         """Return the files under ``archive/<folder>`` (those whose path sorts after
         ``after``), by archive path."""
-        base = self.archive_root / check_archive_path(folder)
+        base = self.archive_root / archive_location(folder)
         if not base.is_dir():
             return {}
         found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
@@ -267,3 +305,37 @@ class FilesystemStore:
         existing = next(p for p in (self.root, *self.root.parents) if p.exists())
         return {"backend": self.backend, "ok": os.access(existing, os.W_OK),
                 "path": str(self.root)}
+
+    # --- keys -------------------------------------------------------------------------------
+
+    @property
+    def keys_location(self) -> str:
+        return str(self.keys_root)
+
+    def _key_path(self, name: str) -> Path:
+        return self.keys_root / check_archive_path(name)
+
+    def read_key(self, name: str) -> bytes | None:
+        """Return the bytes of ``keys/<name>``, or None."""
+        try:
+            return self._key_path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_key(self, name: str, data: bytes, *, replace: bool = True) -> bool:
+        """Write ``keys/<name>`` (0600, its folders 0700); with ``replace=False`` only if
+        absent. Return whether it was written."""
+        path = self._key_path(name)
+        folder = self.keys_root
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for part in path.relative_to(self.keys_root).parts[:-1]:
+            folder /= part
+            folder.mkdir(mode=0o700, exist_ok=True)
+        if replace:
+            write_atomic(path, data)
+            return True
+        return create_exclusive(path, data)
+
+    def delete_key(self, name: str) -> None:
+        """Remove ``keys/<name>`` (nothing if it is not there)."""
+        self._key_path(name).unlink(missing_ok=True)

@@ -449,9 +449,9 @@ def add_dss(pdf: bytes, pki: CorpusPKI, *, lowercase_vri: bool = False,
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-    folder = pki.ca.folder
-    certs = [(folder / f"{label}.crt").read_bytes() for label in ("root", "issuing")]
-    crls = [(folder / f"{label}.crl").read_bytes() for label in ("root", "issuing")]
+    files = pki.ca.files
+    certs = [files.read(f"{label}.crt") for label in ("root", "issuing")]
+    crls = [files.read(f"{label}.crl") for label in ("root", "issuing")]
 
     def change(writer: IncrementalPdfFileWriter) -> None:
         root = writer.root

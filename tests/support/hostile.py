@@ -12,6 +12,7 @@ from pyhanko.sign import signers
 from pypdf import PdfWriter
 
 from pipeline.config import Settings
+from tests.support.data import party_p12
 
 
 def blank_pdf() -> bytes:
@@ -25,8 +26,7 @@ def blank_pdf() -> bytes:
 
 def signed_blank(settings: Settings, party: str = "lina", field: str = "receiver") -> bytes:
     """Return a blank page signed (no timestamp) with ``party``'s demo key."""
-    signer = signers.SimpleSigner.load_pkcs12(str(settings.keys_dir / f"{party}.p12"),
-                                              passphrase=b"demo")
+    signer = signers.SimpleSigner.load_pkcs12_data(party_p12(settings, party), [], b"demo")
     out = io.BytesIO()
     signers.sign_pdf(IncrementalPdfFileWriter(io.BytesIO(blank_pdf())),
                      signers.PdfSignatureMetadata(field_name=field), signer=signer, output=out)

@@ -28,6 +28,8 @@ from tests.support.net import free_port
 MOTO_SERVER = str(Path(sys.executable).with_name("moto_server"))
 CREDENTIALS = {"aws_access_key_id": "countersign-test", "aws_secret_access_key": "not-secret",
                "region_name": "us-east-1"}
+# A shared store keeps the CA keys only under an operator-held passphrase (record.keyring).
+CA_PASSPHRASE = "countersign test CA"
 
 
 @contextmanager
@@ -61,7 +63,9 @@ def s3_client(endpoint: str):
 
 def s3_settings(data_dir: Path, endpoint: str, bucket: str | None = None, **overrides
                 ) -> Settings:
-    """Return Settings whose store is a bucket (a fresh name unless given) of ``endpoint``."""
+    """Return Settings whose store is a bucket (a fresh name unless given) of ``endpoint``,
+    with the CA passphrase a shared store needs."""
+    overrides.setdefault("ca_passphrase", CA_PASSPHRASE)
     return Settings(data_dir=data_dir,
                     store_url=f"s3://{bucket or 'cs-' + uuid.uuid4().hex[:12]}/countersign",
                     s3_endpoint=endpoint, s3_region=CREDENTIALS["region_name"],
@@ -71,8 +75,9 @@ def s3_settings(data_dir: Path, endpoint: str, bucket: str | None = None, **over
 
 def cli_environment(settings: Settings) -> dict[str, str]:
     """Return the environment variables that give a ``countersign`` command ``settings``'
-    store."""
+    store (and CA passphrase)."""
     return {"COUNTERSIGN_STORE_URL": settings.store_url,
+            "COUNTERSIGN_CA_PASSPHRASE": settings.ca_passphrase,
             "COUNTERSIGN_S3_ENDPOINT": settings.s3_endpoint,
             "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
             "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key}
