@@ -28,6 +28,7 @@ from pipeline.errors import (
     ValidationFailed,
     as_pipeline_error,
 )
+from pipeline.jobs.outputs import UnknownJob, UnknownJobFile
 from pipeline.people.throttle import TooManyAttempts
 from pipeline.record.engine import DatabaseUnavailable
 from pipeline.record.store import StoreUnavailable
@@ -49,7 +50,8 @@ def status_for(error: CountersignError) -> int:
         return 503
     if isinstance(error, Forbidden):
         return 403
-    if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty):
+    if isinstance(error, UnknownTemplate | UnknownDocument | UnknownParty | UnknownJob
+                  | UnknownJobFile):
         return 404
     if isinstance(error, Conflict | NotYourTurn | ClosureRefused | NotArchived):
         return 409

@@ -5,7 +5,9 @@ slow."""
 
 from __future__ import annotations
 
+import json
 import time
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -215,6 +217,8 @@ def test_bulk_runs_as_a_job_with_progress(service):
     assert job["status"] == "done" and job["done"] == 3
     assert (job["succeeded"], job["failed"]) == (2, 1)
     assert "due" in next(r for r in job["results"] if r["line"] == 2)["error"]
+    made = client.get(job["results"][0]["url"], headers=auth["admin"])
+    assert made.status_code == 200 and made.content.startswith(b"%PDF-")
     assert client.get(f"/api/jobs/{job['id']}", headers=auth["lina"]).status_code == 403
     assert client.get("/api/jobs/job-nope", headers=auth["admin"]).status_code == 404
 
@@ -228,8 +232,10 @@ def test_every_endpoint_for_every_role(service):
         "template": "requirement_confirmation", "data": example("requirement_confirmation"),
         "parties": [{"role": "requester", "party": "zhangwei"},
                     {"role": "receiver", "party": "lina"}]}).json()["id"]
+    row = json.dumps(example("issue_tracking"), ensure_ascii=False).encode() + b"\n"
     job = client.post("/api/bulk/issue_tracking", headers={
-        **auth["admin"], "Content-Type": "application/x-ndjson"}, content=b"").json()["id"]
+        **auth["admin"], "Content-Type": "application/x-ndjson"}, content=row).json()["id"]
+    made = wait_for_job(client, job, auth["admin"])["results"][0]["file"]
     doc = f"/api/documents/{created}"
     everyone = {"admin", "auditor", "zhangwei", "lina", "wangqiang"}
     involved = {"zhangwei", "lina"}
@@ -275,6 +281,8 @@ def test_every_endpoint_for_every_role(service):
         ("GET", "/api/ledger/verify", None, readers, set()),
         ("POST", "/api/bulk/{template_key}", b"", {"admin"}, set()),
         ("GET", "/api/jobs/{job_id}", None, {"admin"}, set()),
+        ("GET", "/api/jobs/{job_id}/files/{name}", None, {"admin"}, set()),
+        ("GET", "/api/jobs/{job_id}/files.zip", None, {"admin"}, set()),
     ]
     # Routers are included as a whole (FastAPI's "bigger applications"): the schema lists
     # every route of every router.
@@ -283,7 +291,8 @@ def test_every_endpoint_for_every_role(service):
     assert routes == {(m, p) for m, p, *_ in table}, "every API route is in the table"
     for method, path, body, allowed, hidden in table:
         url = (path.replace("{document_id}", created).replace("{key}", "issue_tracking")
-               .replace("{template_key}", "issue_tracking").replace("{job_id}", job))
+               .replace("{template_key}", "issue_tracking").replace("{job_id}", job)
+               .replace("{name}", quote(made)))
         for who in [*sorted(everyone), None]:
             headers = dict(auth[who]) if who else {}
             kwargs = {"json": body} if isinstance(body, dict) else {"content": body}

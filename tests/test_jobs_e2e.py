@@ -1,8 +1,8 @@
 """Jobs survive the processes that run them, end to end with real LibreOffice, on SQLite and
 on PostgreSQL: a server killed with SIGKILL in the middle of a bulk job finishes it after a
 restart, and workers stopped (SIGTERM) or killed (SIGKILL) mid-job hand it on — every row
-produced exactly once, the rows finished before the kill never made again, and no
-LibreOffice left behind."""
+produced exactly once and kept in the store, the rows finished before the kill never made
+or stored again, no scratch folder and no LibreOffice left behind."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import httpx
 import pytest
 
 from pipeline.config import Settings
-from pipeline.jobs.bulk import accept_bulk, job_folder
+from pipeline.jobs.bulk import accept_bulk, scratch_root
 from pipeline.jobs.record import report
 from pipeline.people.access import create_token
 from pipeline.record import database
 from pipeline.record import jobs as records
+from pipeline.record.backends import open_store
 from tests.support.cli import environment
 from tests.support.forms import example
 from tests.support.processes import descendants
@@ -41,16 +42,17 @@ def rows_text(count: int = ROWS) -> str:
     return "\n".join([row] * count) + "\n"
 
 
-def recorded_files(settings: Settings, job_id: str) -> dict[str, tuple[int, int]]:
-    """Return {file name: (inode, mtime)} of the rows recorded as finished so far."""
+def recorded_files(settings: Settings, job_id: str) -> dict[str, tuple[str, int, int]]:
+    """Return {file name: (SHA-256, inode, mtime)} of the rows recorded as finished so
+    far, their PDFs as the store (the data folder's) keeps them."""
     with database.connection(settings.database) as conn:
         rows = records.select_rows(conn, job_id)
-    folder = job_folder(settings, job_id)
+    store = open_store(settings)
     found = {}
     for row in rows:
-        assert row["error"] is None, row
-        stat = (folder / row["file"]).stat()
-        found[row["file"]] = (stat.st_ino, stat.st_mtime_ns)
+        assert row["error"] is None and row["sha256"], row
+        stat = store.bulk_path(row["sha256"]).stat()
+        found[row["file"]] = (row["sha256"], stat.st_ino, stat.st_mtime_ns)
     return found
 
 
@@ -64,18 +66,20 @@ def wait_until(predicate, within_s: float, what: str, log=lambda: ""):
 
 
 def assert_every_row_once(settings: Settings, job_id: str,
-                          before: dict[str, tuple[int, int]]) -> dict:
+                          before: dict[str, tuple[str, int, int]]) -> dict:
     job = report(settings, job_id)
     assert job["status"] == "done", job
     assert job["done"] == job["total"] == ROWS and job["succeeded"] == ROWS
     assert [row["line"] for row in job["results"]] == list(range(1, ROWS + 1))
-    files = sorted(path.name for path in job_folder(settings, job_id).glob("*.pdf"))
-    assert files == sorted(row["file"] for row in job["results"])
-    assert all(path.read_bytes().startswith(b"%PDF-")
-               for path in job_folder(settings, job_id).glob("*.pdf"))
+    assert len({row["file"] for row in job["results"]}) == ROWS
+    store = open_store(settings)
+    assert all(store.get_bulk(row["sha256"]).startswith(b"%PDF-") for row in job["results"])
     after = recorded_files(settings, job_id)
-    # What was finished before the kill was not made again: same file, untouched.
+    # What was finished before the kill was not made again: same hash, the stored file
+    # untouched.
     assert {name: after[name] for name in before} == before
+    # The runs' scratch folders are gone, the killed run's too.
+    assert not [p.name for p in scratch_root(settings).iterdir() if p.name.startswith(job_id)]
     return job
 
 

@@ -2,14 +2,18 @@
 worker``, each with an empty data folder of its own, share one PostgreSQL database and one S3
 bucket (moto_server). Two parties sign through the two servers at once, a job closes the
 document into Object Lock, and a server killed with SIGKILL in the middle of a bulk job does
-not stop the job from finishing — every row exactly once, the chain intact."""
+not stop the job from finishing — every row exactly once, its PDFs handed out by the other
+server, the chain intact."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import signal
 import subprocess
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -132,6 +136,13 @@ def test_two_servers_and_a_worker_share_postgresql_and_s3(deployment, tmp_path):
         assert job["done"] == job["total"] == job["succeeded"] == ROWS
         assert sorted(row["line"] for row in job["results"]) == list(range(1, ROWS + 1))
         assert job["attempts"] == 2
+        # Its PDFs, made by the killed server and the worker, come from the second server.
+        for row in job["results"]:
+            pdf = httpx.get(f"{b}{row['url']}", headers=tokens["admin"], timeout=30)
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-"), pdf.text
+            assert hashlib.sha256(pdf.content).hexdigest() == row["sha256"]
+        packed = httpx.get(f"{b}{job['zip']}", headers=tokens["admin"], timeout=60)
+        assert len(zipfile.ZipFile(io.BytesIO(packed.content)).namelist()) == ROWS
         health = httpx.get(f"{b}/api/health", timeout=10).json()
         assert health["database"]["backend"] == "postgresql" and health["database"]["ok"]
         assert health["store"]["backend"] == "s3" and health["store"]["ok"]
@@ -142,8 +153,10 @@ def test_two_servers_and_a_worker_share_postgresql_and_s3(deployment, tmp_path):
                               timeout=300)
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["ok"]
-    # No key material on the servers' or the worker's own disks.
+    # No key material on the servers' or the worker's own disks, and no bulk PDF on the
+    # worker's (the killed server may have left a scratch PDF that its end cut off).
     for folder in (first_dir, second_dir, tmp_path / "third"):
         found = [p.name for p in folder.rglob("*") if p.is_file()
                  and (p.suffix in (".p12", ".key") or p.name == "passphrase")]
         assert found == [], found
+    assert not [p.name for p in (tmp_path / "third").rglob("*.pdf")]

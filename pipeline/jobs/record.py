@@ -84,8 +84,9 @@ def submit(settings: Settings, spec: JobSpec) -> dict:
 
 def report(settings: Settings, job_id: str) -> dict | None:
     """Return what is known of job ``job_id`` — {id, kind, status, total, done, succeeded,
-    failed, error, attempts, created_at, updated_at, result, results (one per finished
-    row), and for a bulk job its template} — or None when there is no such job."""
+    failed, error, attempts, created_at, created_by, updated_at, result, results (one per
+    finished row: line, number, error, and a bulk row's file and its SHA-256 in the store),
+    and for a bulk job its template} — or None when there is no such job."""
     with database.connection(settings.database) as conn:
         job = records.select_job(conn, job_id)
         rows = records.select_rows(conn, job_id) if job else []
@@ -96,10 +97,10 @@ def report(settings: Settings, job_id: str) -> dict | None:
             "document": job["params"].get("document"), "status": job["status"],
             "total": job["total"], "done": job["done"], "succeeded": len(rows) - failed,
             "failed": failed, "error": job["error"], "attempts": job["attempts"],
-            "created_at": job["created_at"], "updated_at": job["updated_at"],
-            "result": job["result"],
+            "created_at": job["created_at"], "created_by": job["created_by"],
+            "updated_at": job["updated_at"], "result": job["result"],
             "results": [{"line": row["line"], "number": row["number"], "error": row["error"],
-                         "file": row["file"]} for row in rows]}
+                         "file": row["file"], "sha256": row["sha256"]} for row in rows]}
 
 
 class LeaseLost(Exception):

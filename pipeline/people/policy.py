@@ -7,7 +7,8 @@ whose step or document it is), ``auditor`` (sees and verifies everything, never 
 health check and the template list are public; everything else needs a principal.
 
 A document the caller may not see answers exactly like one that does not exist
-(:meth:`UnknownDocument.named`), so no one learns that another party's document exists.
+(:meth:`UnknownDocument.named`), so no one learns that another party's document exists;
+likewise a job (and its files) that someone else submitted, unless the caller is an admin.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ def may_see(principal: Principal, state: DocumentState) -> bool:
     """Return True if the principal may know the document exists: admins and auditors see
     every document, a party only those it created or is (or was made) a signer of."""
     return principal.role in SEES_ALL or involves(state, principal.party or "")
+
+
+def may_see_job(principal: Principal, created_by: str | None) -> bool:
+    """Return True if the principal may know of a job submitted by ``created_by`` (and read
+    its files): an administrator every job, anyone else only the jobs it submitted. A job
+    it may not see answers as one that does not exist."""
+    return principal.role is Role.ADMIN or (created_by is not None
+                                            and created_by == principal.actor)
 
 
 def party_filter(principal: Principal) -> str | None:

@@ -31,7 +31,7 @@ from pipeline.errors import OperationFailed
 
 # The head of pipeline/record/migrations/versions: a database at this revision needs no
 # migration, which lets a process skip loading Alembic at all.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 # pg_advisory_xact_lock keys: one for chain appends, one for running migrations.
 CHAIN_LOCK = 0x636F756E74657201
 MIGRATION_LOCK = 0x636F756E74657202

@@ -5,7 +5,8 @@ A job record is the truth about a job: what it is (kind, parameters, input), whe
 A consumer holds a job by a lease that its heartbeat extends: a compare-and-set on the
 record, so that two consumers never run the same job at once and a consumer that died
 leaves the job to be taken over once its lease has passed. Each finished row of a job is
-recorded beside it (``job_rows``), so that a job taken over skips what is done.
+recorded beside it (``job_rows``), so that a job taken over skips what is done; a bulk
+row names its file and the file's SHA-256 in the store, so that any server can hand it out.
 
 A periodic pass runs once per slot (its interval's number since the epoch) across every
 server and worker: the consumer that inserts ``(task, slot)`` runs it; the others find the
@@ -23,7 +24,7 @@ from pipeline.record.engine import run, transaction
 
 JOB_COLUMNS = ("id", "kind", "params", "status", "done", "total", "result", "error", "owner",
                "lease_until", "attempts", "created_at", "updated_at", "created_by")
-ROW_COLUMNS = ("line", "number", "file", "error", "done_at")
+ROW_COLUMNS = ("line", "number", "file", "sha256", "error", "done_at")
 
 
 def _job(values) -> dict:
@@ -81,15 +82,15 @@ def extend_lease(conn: Connection, job_id: str, owner: str, lease_until: str, no
 
 
 def record_row(conn: Connection, job_id: str, row: dict, now: str) -> None:
-    """Record one finished row ({line, number, file, error}) of a job and count it; a row
-    recorded already is kept as it was."""
+    """Record one finished row ({line, number, file, sha256, error}) of a job and count it;
+    a row recorded already is kept as it was."""
     with transaction(conn):
         run(conn,
-            "INSERT INTO job_rows (job_id, line, number, file, error, done_at) VALUES "
-            "(:job_id, :line, :number, :file, :error, :now) ON CONFLICT (job_id, line) "
-            "DO NOTHING",
-            {"number": None, "file": None, "error": None, **row, "job_id": job_id,
-             "now": now})
+            "INSERT INTO job_rows (job_id, line, number, file, sha256, error, done_at) VALUES "
+            "(:job_id, :line, :number, :file, :sha256, :error, :now) ON CONFLICT (job_id, "
+            "line) DO NOTHING",
+            {"number": None, "file": None, "sha256": None, "error": None, **row,
+             "job_id": job_id, "now": now})
         run(conn,
             "UPDATE jobs SET done = (SELECT COUNT(*) FROM job_rows WHERE job_id = :id), "
             "updated_at = :now WHERE id = :id", {"id": job_id, "now": now})
@@ -100,6 +101,13 @@ def select_rows(conn: Connection, job_id: str) -> list[dict]:
     rows = run(conn, f"SELECT {', '.join(ROW_COLUMNS)} FROM job_rows WHERE job_id = :id "
                "ORDER BY line", {"id": job_id})
     return [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows]
+
+
+def select_file(conn: Connection, job_id: str, file: str) -> dict | None:
+    """Return the finished row of a job whose file is named ``file``, or None."""
+    row = run(conn, f"SELECT {', '.join(ROW_COLUMNS)} FROM job_rows WHERE job_id = :id AND "
+              "file = :file ORDER BY line LIMIT 1", {"id": job_id, "file": file}).fetchone()
+    return dict(zip(ROW_COLUMNS, row, strict=True)) if row else None
 
 
 def finish_job(conn: Connection, job_id: str, owner: str, status: str, now: str, *,

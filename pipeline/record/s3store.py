@@ -10,6 +10,8 @@ Key layout under ``s3://bucket/prefix/``:
 - ``objects/ab/cdef…`` — the bytes whose SHA-256 is ``abcdef…``: the ground truth, what the
   ledger names and ``ledger verify`` re-hashes. Written once (``ChecksumSHA256`` lets the
   server refuse a damaged upload), never overwritten by this program.
+- ``bulk/ab/cdef…`` — a bulk job's draft PDF whose SHA-256 is ``abcdef…`` (the job's rows
+  name the hashes). Written once, never locked: no retention, no hold.
 - ``<archive folder>/<document number>/<name>`` (e.g. ``项目文档-会议纪要/JY-2024-001/
   document.pdf``) and ``ledger-anchors/<seq>.tsr`` — a *second object* holding the same bytes
   (its ``sha256`` metadata names them), so that the archive can be browsed and handed over
@@ -45,6 +47,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.config import Settings
 from pipeline.record.store import (
+    BULK_FOLDER,
     KEY_FOLDER,
     Archival,
     MissingRevision,
@@ -52,6 +55,7 @@ from pipeline.record.store import (
     StoreUnavailable,
     archive_location,
     check_archive_path,
+    missing_bulk,
     sha256,
 )
 
@@ -229,7 +233,15 @@ class S3Store:
     def get(self, digest: str) -> bytes:
         """Return the bytes whose SHA-256 is ``digest``, reading past a delete marker or a
         foreign newer version to the version that holds them; MissingRevision if none does."""
-        key = self._key(digest)
+        data = self._find(self._key(digest), digest)
+        if data is None:
+            raise MissingRevision(f"找不到修订版本 {digest}",
+                                  f"revision {digest} is not in the store {self.where}")
+        return data
+
+    def _find(self, key: str, digest: str) -> bytes | None:
+        """Return the newest version of ``key`` whose bytes have the SHA-256 ``digest``
+        (the current one first), or None."""
         try:
             data = self._read(key)
             if sha256(data) == digest:
@@ -240,8 +252,7 @@ class S3Store:
             data = self._read(key, version["VersionId"])
             if sha256(data) == digest:
                 return data
-        raise MissingRevision(f"找不到修订版本 {digest}",
-                              f"revision {digest} is not in the store {self.where}")
+        return None
 
     def verify(self, digest: str) -> str | None:
         """Return None if the current object of ``digest`` holds its bytes, else ``missing``,
@@ -335,6 +346,29 @@ class S3Store:
         for entry in (*page.get("Versions", ()), *page.get("DeleteMarkers", ())):
             if entry["Key"] == key:
                 self._call("delete_object", Key=key, VersionId=entry["VersionId"])
+
+    # --- bulk outputs (never locked) ------------------------------------------------------
+
+    def _bulk_key(self, digest: str) -> str:
+        return f"{self.prefix}{BULK_FOLDER}/{digest[:2]}/{digest[2:]}"
+
+    def put_bulk(self, data: bytes) -> str:
+        """Put ``bulk/ab/cdef…`` with no retention and no hold, unless an object that says
+        it holds these bytes is there already; return the SHA-256 (hex)."""
+        digest = sha256(data)
+        key = self._bulk_key(digest)
+        head = self._head(key)
+        if head is None or head.get("Metadata", {}).get("sha256") != digest:
+            self._upload(key, data, digest)
+        return digest
+
+    def get_bulk(self, digest: str) -> bytes:
+        """Return the bulk output ``digest`` (past a delete marker or a foreign version, as
+        ``get``); MissingRevision if no version holds it."""
+        data = self._find(self._bulk_key(digest), digest)
+        if data is None:
+            raise missing_bulk(digest, self.where)
+        return data
 
     def prepare(self) -> None:
         """Create the bucket with Object Lock enabled, or check that the existing one has it

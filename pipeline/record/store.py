@@ -11,10 +11,15 @@ Two views of the same bytes:
   document.pdf``), and ``ledger-anchors/`` for the anchored chain heads. Only archived
   objects have one, and it always holds the same bytes as their content object.
 
-Beside them, apart from both, the **keys** (``keys/``): the parties' PKCS#12s and the local
-CA, always encrypted, read by every process that signs. They are named rather than
-content-addressed, never archived, listed or put under retention: a key must stay
-replaceable and removable (see ``record.keyring``).
+Beside them, apart from both, two namespaces that are not documents and never get a
+retention or a hold (nothing archives, lists or verifies them as revisions):
+
+- the **keys** (``keys/``): the parties' PKCS#12s and the local CA, always encrypted, read
+  by every process that signs. They are named rather than content-addressed: a key must
+  stay replaceable and removable (see ``record.keyring``).
+- the **bulk outputs** (``bulk/``): the draft PDFs of bulk jobs, kept by their SHA-256 so
+  that any server can hand out what a worker on another machine made (the job's record
+  names each file's hash). The ledger never names them; a draft is not a record to keep.
 
 ``record.backends.open_store(settings)`` is the one place that picks the backend.
 """
@@ -33,9 +38,10 @@ from pipeline.errors import BadInput, OperationFailed
 from pipeline.record.files import create_exclusive, write_atomic
 
 #: Top-level names of the store that an archive folder may not take.
-RESERVED_FOLDERS = frozenset({"objects", "ledger-anchors", "keys"})
 ANCHOR_FOLDER = "ledger-anchors"
 KEY_FOLDER = "keys"
+BULK_FOLDER = "bulk"
+RESERVED_FOLDERS = frozenset({"objects", ANCHOR_FOLDER, KEY_FOLDER, BULK_FOLDER})
 
 
 class MissingRevision(OperationFailed):
@@ -56,6 +62,12 @@ class StoreMisconfigured(BadInput):
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def missing_bulk(digest: str, where: str) -> MissingRevision:
+    """Return the error for a bulk output that is absent (or no longer has its hash)."""
+    return MissingRevision(f"存储中找不到批量生成的文件 {digest}",
+                           f"bulk output {digest} is not in the store {where}")
 
 
 @dataclass(frozen=True)
@@ -94,9 +106,10 @@ def check_archive_path(path: str) -> str:
 
 def archive_location(path: str) -> str:
     """Return ``path`` if archived objects may be filed or listed there: a sound relative
-    path outside the content objects and the keys (StoreMisconfigured otherwise)."""
+    path outside the content objects, the keys and the bulk outputs (StoreMisconfigured
+    otherwise)."""
     top = check_archive_path(path).split("/")[0]
-    if top in ("objects", KEY_FOLDER):
+    if top in ("objects", KEY_FOLDER, BULK_FOLDER):
         raise StoreMisconfigured(f"归档目录不能名为 {top}",
                                  f"an archive folder cannot be named {top!r}")
     return path
@@ -132,6 +145,15 @@ class Store(Protocol):
     def archived(self, folder: str, after: str = "") -> dict[str, bytes]:
         """Return every object filed under the archive folder ``folder`` whose archive path
         sorts after ``after`` (all when empty), by archive path."""
+        ...
+
+    def put_bulk(self, data: bytes) -> str:
+        """Store a bulk output under ``bulk/`` by its SHA-256 — never locked, never
+        rewritten once there; return the SHA-256 (hex)."""
+        ...
+
+    def get_bulk(self, digest: str) -> bytes:
+        """Return the bulk output whose SHA-256 is ``digest``; MissingRevision if absent."""
         ...
 
     def prepare(self) -> None:
@@ -181,6 +203,7 @@ class FilesystemStore:
         self.archive_root = archive_root or root.parent / "archive"
         # ``data/keys``: where the parties' PKCS#12 files have always been.
         self.keys_root = keys_root or root.parent / KEY_FOLDER
+        self.bulk_root = root.parent / BULK_FOLDER
 
     def path(self, digest: str) -> Path:
         return self.root / digest[:2] / f"{digest[2:]}.bin"
@@ -250,6 +273,28 @@ class FilesystemStore:
         found = {p.relative_to(self.archive_root).as_posix(): p for p in base.rglob("*")
                  if p.is_file() and not p.name.startswith(".")}
         return {path: found[path].read_bytes() for path in sorted(found) if path > after}
+
+    def bulk_path(self, digest: str) -> Path:
+        return self.bulk_root / digest[:2] / f"{digest[2:]}.bin"
+
+    def put_bulk(self, data: bytes) -> str:
+        """Write ``bulk/ab/cdef….bin`` atomically unless it is there; return the SHA-256."""
+        digest = sha256(data)
+        target = self.bulk_path(digest)
+        if not target.is_file():
+            write_atomic(target, data)
+        return digest
+
+    def get_bulk(self, digest: str) -> bytes:
+        """Return the bulk output ``digest`` if its bytes still have that hash;
+        MissingRevision otherwise."""
+        try:
+            data = self.bulk_path(digest).read_bytes()
+        except FileNotFoundError:
+            data = None
+        if data is None or sha256(data) != digest:
+            raise missing_bulk(digest, str(self.bulk_root))
+        return data
 
     def prepare(self) -> None:
         """Nothing to do: folders are made on the first write."""
