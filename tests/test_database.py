@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 import subprocess
+from datetime import date, timedelta
 
 import pytest
 
@@ -96,3 +97,57 @@ def test_an_unreachable_database_is_one_line_and_exit_one(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "the database is unavailable" in result.stderr and "port 9" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_servers_claiming_the_outbox_at_once_never_share_a_message(postgres_database,
+                                                                       monkeypatch):
+    from pipeline.record import outbox
+
+    now, lease = "2026-01-01T00:00:00", "2026-01-01T00:05:00"
+    with database.connection(postgres_database) as first, \
+            database.connection(postgres_database) as second:
+        outbox.queue_messages(first, [{"channel": "mail", "payload": {"n": n},
+                                       "created_at": now} for n in range(3)])
+        taken_first: list[dict] = []
+        real_run = outbox.run
+
+        def interleaved(conn, sql, params=None):
+            result = real_run(conn, sql, params)
+            # The second server has read the due rows; the first claims them and commits.
+            if conn is second and sql.startswith("SELECT") and not taken_first:
+                taken_first.extend(outbox.claim_due(first, "mail", now, lease))
+            return result
+
+        monkeypatch.setattr(outbox, "run", interleaved)
+        taken_second = outbox.claim_due(second, "mail", now, lease)
+    assert len(taken_first) == 3
+    assert taken_second == []
+
+
+@pytest.mark.slow
+def test_a_number_being_recorded_is_not_given_again(postgres_database, monkeypatch):
+    from pipeline.forms.manifest import get_template
+    from pipeline.forms.numbering import record_number, reserve_number
+    from tests.support.forms import example
+
+    template, form = get_template("requirement_confirmation"), example("requirement_confirmation")
+    today = date(2024, 5, 20)
+    with database.connection(postgres_database) as first, \
+            database.connection(postgres_database) as second:
+        late = reserve_number(first, template, form, today, lease=timedelta(0))
+        real_run = database.run
+
+        def interleaved(conn, sql, params=None):
+            result = real_run(conn, sql, params)
+            # The second creation has found the expired number; the first records it now.
+            if conn is second and sql.startswith("SELECT seq FROM number_reservations"):
+                with database.transaction(first):
+                    record_number(first, late, "doc-late")
+            return result
+
+        monkeypatch.setattr(database, "run", interleaved)
+        taken = reserve_number(second, template, form, today)
+    assert taken.number != late.number
+    assert sql(postgres_database, "SELECT used_by FROM number_reservations WHERE seq = :seq",
+               {"seq": late.seq}) == [("doc-late",)]

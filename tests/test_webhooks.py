@@ -110,3 +110,19 @@ def test_the_service_delivers_webhooks_on_its_own(tmp_path, receiver):
         while len(Receiver.received) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     assert [body["seq"] for _, body, _ in Receiver.received] == [1, 2]
+
+
+def test_a_pass_running_meanwhile_posts_nothing_twice(tmp_path, receiver):
+    settings = Settings(data_dir=tmp_path, webhook_urls=(receiver,), webhook_secret=SECRET)
+    add_events(settings, 3)
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    with database.connection(settings.database) as conn:
+        database.queue_webhook_deliveries(conn, receiver, now.isoformat())
+        # Another consumer's pass has claimed the events and is still posting them.
+        claimed = database.due_webhook_deliveries(conn, receiver, now.isoformat(),
+                                                  (now + timedelta(minutes=5)).isoformat())
+    assert [seq for seq, _, _ in claimed] == [1, 2, 3]
+    assert deliver_webhooks(settings, now + timedelta(seconds=1)) == []
+    # Its lease over (that consumer died), the events go out, once each.
+    later = deliver_webhooks(settings, now + timedelta(minutes=6))
+    assert [(r.seq, r.delivered) for r in later] == [(1, True), (2, True), (3, True)]

@@ -52,7 +52,8 @@ def recover_stalled(settings: Settings) -> Recovered:
                 if records.fail_stalled(conn, job["id"], job["owner"], stamp(now), error):
                     done.failed.append(job["id"])
                 continue
-            if records.requeue_job(conn, job["id"], job["owner"], stamp(now)):
+            if records.requeue_job(conn, job["id"], job["owner"], stamp(now),
+                                   lease_seen=job["lease_until"]):
                 queue.send_job(job["id"])
                 done.requeued.append(job["id"])
         quiet_since = stamp(now - timedelta(seconds=settings.job_lease_s))

@@ -76,7 +76,10 @@ def deliver_webhooks(settings: Settings, now: datetime | None = None,
             httpx.Client(timeout=timeout_s) as client:
         for url in settings.webhook_urls:
             database.queue_webhook_deliveries(conn, url, stamp)
-            for seq, attempts, event in database.due_webhook_deliveries(conn, url, stamp):
+            # Claimed for as long as the pass could take to post them all.
+            lease = (now + timedelta(seconds=timeout_s * 101)).isoformat()
+            claimed = database.due_webhook_deliveries(conn, url, stamp, lease)
+            for position, (seq, attempts, event) in enumerate(claimed):
                 timestamp = str(int(now.timestamp()))
                 try:
                     body = json.dumps({**event, "data": json.loads(event["data"])},
@@ -95,5 +98,9 @@ def deliver_webhooks(settings: Settings, now: datetime | None = None,
                                                 stamp if ok else None, retry)
                 results.append(DeliveryResult(url, seq, ok, status))
                 if not ok:
-                    break  # keep the order: later events wait for this one
+                    # Keep the order: later events wait for this one, due again at once.
+                    database.release_webhook_claims(
+                        conn, url, [later for later, _, _ in claimed[position + 1:]], lease,
+                        stamp)
+                    break
     return results

@@ -78,11 +78,13 @@ def reserve_in_sequence(conn: Connection, scope: str, holder: str, now: str,
                    {"scope": scope, "now": now}).fetchone()
         params = {"scope": scope, "holder": holder, "lease_until": lease_until,
                   "used_by": used_by}
-        if free:
+        # The row is taken only if it is still free when locked: on PostgreSQL its holder
+        # may be recording it at this moment, which the sequence lock does not stop.
+        if free and run(conn, "UPDATE number_reservations SET holder = :holder, lease_until "
+                              "= :lease_until, used_by = :used_by WHERE scope = :scope AND "
+                              "seq = :seq AND used_by IS NULL AND lease_until < :now",
+                        {**params, "seq": free[0], "now": now}).rowcount == 1:
             params["seq"] = free[0]
-            run(conn, "UPDATE number_reservations SET holder = :holder, lease_until = "
-                      ":lease_until, used_by = :used_by WHERE scope = :scope AND seq = :seq",
-                params)
         else:
             params["seq"] = _increment(conn, scope)
             run(conn, "INSERT INTO number_reservations (scope, seq, holder, lease_until, "
@@ -321,21 +323,38 @@ def queue_webhook_deliveries(conn: Connection, url: str, now: str) -> int:
     return result.rowcount
 
 
-def due_webhook_deliveries(conn: Connection, url: str, now: str,
+def due_webhook_deliveries(conn: Connection, url: str, now: str, lease_until: str,
                            limit: int = 100) -> list[tuple]:
     """Return (seq, attempts, event row) for the undelivered events of ``url``, in order,
-    up to the first one that is not due yet: events are delivered in ledger order."""
-    rows = run(conn,
-               f"SELECT d.seq, d.attempts, d.next_attempt_at, {_columns(EVENT_COLUMNS, 'e.')} "
-               "FROM webhook_deliveries d JOIN events e ON e.seq = d.seq "
-               "WHERE d.url = :url AND d.delivered_at IS NULL ORDER BY d.seq LIMIT :limit",
-               {"url": url, "limit": limit}).fetchall()
-    due = []
-    for row in rows:
-        if row[2] > now:
-            break
-        due.append((row[0], row[1], dict(zip(EVENT_COLUMNS, row[3:], strict=True))))
+    up to the first one that is not due yet (events are delivered in ledger order), each
+    claimed until ``lease_until``: a pass running meanwhile elsewhere finds the first of
+    them leased and sends nothing, so no event is posted twice."""
+    with transaction(conn):
+        rows = run(conn,
+                   f"SELECT d.seq, d.attempts, d.next_attempt_at, "
+                   f"{_columns(EVENT_COLUMNS, 'e.')} FROM webhook_deliveries d JOIN events e "
+                   "ON e.seq = d.seq WHERE d.url = :url AND d.delivered_at IS NULL "
+                   "ORDER BY d.seq LIMIT :limit", {"url": url, "limit": limit}).fetchall()
+        due = []
+        for row in rows:
+            if row[2] > now or run(
+                    conn, "UPDATE webhook_deliveries SET next_attempt_at = :until WHERE url = "
+                          ":url AND seq = :seq AND delivered_at IS NULL AND next_attempt_at <= "
+                          ":now", {"until": lease_until, "url": url, "seq": row[0],
+                                   "now": now}).rowcount != 1:
+                break
+            due.append((row[0], row[1], dict(zip(EVENT_COLUMNS, row[3:], strict=True))))
     return due
+
+
+def release_webhook_claims(conn: Connection, url: str, seqs: list[int], lease_until: str,
+                           now: str) -> None:
+    """Make claimed deliveries that were not attempted due again at ``now`` (the pass
+    stopped at an event that failed; these wait behind it, in order)."""
+    if seqs:
+        run(conn, "UPDATE webhook_deliveries SET next_attempt_at = :now WHERE url = :url AND "
+                  "seq = :seq AND delivered_at IS NULL AND next_attempt_at = :lease",
+            [{"now": now, "url": url, "seq": seq, "lease": lease_until} for seq in seqs])
 
 
 def record_webhook_attempt(conn: Connection, url: str, seq: int, status: str,

@@ -26,8 +26,10 @@ def database_health(target: str) -> dict[str, Any]:
     answers. A URL is shown without its password."""
     url = make_url(database_url(target))
     backend = "postgresql" if url.get_backend_name() == "postgresql" else "sqlite"
+    # Anonymous callers read this: the host and database name, never a user, a password
+    # or the query string (libpq options such as sslpassword live there).
     where = {"path": url.database} if backend == "sqlite" else \
-        {"url": url.render_as_string(hide_password=True)}
+        {"url": f"postgresql://{url.host or ''}:{url.port or 5432}/{url.database or ''}"}
     try:
         with database.connection(target) as conn:
             head, anchor = database.chain_head(conn), database.last_anchor(conn)

@@ -124,13 +124,17 @@ def finish_job(conn: Connection, job_id: str, owner: str, status: str, now: str,
                 else None, "error": error}).rowcount == 1
 
 
-def requeue_job(conn: Connection, job_id: str, owner: str | None, now: str) -> bool:
+def requeue_job(conn: Connection, job_id: str, owner: str | None, now: str,
+                lease_seen: str | None = None) -> bool:
     """Put a running job held by ``owner`` back in the queue; return False when the record
-    moved on meanwhile."""
-    return run(conn,
-               "UPDATE jobs SET status = 'queued', owner = NULL, lease_until = NULL, "
-               "updated_at = :now WHERE id = :id AND status = 'running' AND owner = :owner",
-               {"id": job_id, "owner": owner, "now": now}).rowcount == 1
+    moved on meanwhile. With ``lease_seen`` (the lease the caller judged stalled), a
+    heartbeat that extended the lease since then keeps the job with its holder."""
+    sql = ("UPDATE jobs SET status = 'queued', owner = NULL, lease_until = NULL, "
+           "updated_at = :now WHERE id = :id AND status = 'running' AND owner = :owner")
+    if lease_seen is not None:
+        sql += " AND lease_until = :lease_seen"
+    return run(conn, sql, {"id": job_id, "owner": owner, "now": now,
+                           "lease_seen": lease_seen}).rowcount == 1
 
 
 def touch_queued(conn: Connection, job_id: str, now: str) -> None:

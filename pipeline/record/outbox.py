@@ -48,17 +48,22 @@ def _row(values: tuple) -> dict:
 def claim_due(conn: Connection, channel: str, now: str, lease_until: str,
               limit: int = 100) -> list[dict]:
     """Return up to ``limit`` undelivered rows of ``channel`` due at ``now`` (oldest first),
-    each claimed until ``lease_until``."""
+    each claimed until ``lease_until``.
+
+    Each row is claimed by an update that re-checks it is still due: on PostgreSQL another
+    server may have read the same rows, and its update, once ours commits, finds the row
+    leased and takes nothing — a message is never sent by two servers."""
     with transaction(conn):
         rows = run(conn,
                    f"SELECT {', '.join(OUTBOX_COLUMNS)} FROM outbox WHERE channel = :channel "
                    "AND delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= "
                    ":now ORDER BY id LIMIT :limit",
                    {"channel": channel, "now": now, "limit": limit}).fetchall()
-        if rows:
-            run(conn, "UPDATE outbox SET next_attempt_at = :until WHERE id = :id",
-                [{"until": lease_until, "id": row[0]} for row in rows])
-    return [_row(row) for row in rows]
+        claimed = [row for row in rows if run(
+            conn, "UPDATE outbox SET next_attempt_at = :until WHERE id = :id AND "
+                  "delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= :now",
+            {"until": lease_until, "id": row[0], "now": now}).rowcount == 1]
+    return [_row(row) for row in claimed]
 
 
 def record_attempt(conn: Connection, row_id: int, *, status: str,
