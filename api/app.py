@@ -61,7 +61,8 @@ async def lifespan(app: FastAPI):
         try:
             pool.start()
         except (ConversionError, OSError) as exc:  # reported on first use: "pool is closed"
-            log.error("LibreOffice pool did not start: %s", exc)
+            if not pool.health().get("closed"):  # not merely a service stopped while starting
+                log.error("LibreOffice pool did not start: %s", exc)
 
     starter = threading.Thread(target=start, daemon=True)
     starter.start()

@@ -151,18 +151,24 @@ class Worker:
             self.conversions = 0
 
     def _read_line(self, timeout: float) -> dict:
-        """Return the bridge's next JSON line. Raises TimeoutError or _WorkerDied."""
-        assert self.bridge and self.bridge.stdout
-        fd = self.bridge.stdout.fileno()
+        """Return the bridge's next JSON line. Raises TimeoutError or _WorkerDied (also
+        when the worker is stopped meanwhile: its pool closed while it was starting)."""
+        bridge = self.bridge
+        if bridge is None or bridge.stdout is None:
+            raise _WorkerDied("stopped")
         deadline = time.monotonic() + timeout
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if not ready:
+            try:
+                fd = bridge.stdout.fileno()
+                ready, _, _ = select.select([fd], [], [], remaining)
+                chunk = os.read(fd, 1 << 16) if ready else None
+            except (OSError, ValueError):  # closed by stop() in another thread
+                raise _WorkerDied("stopped") from None
+            if chunk is None:
                 continue
-            chunk = os.read(fd, 1 << 16)
             if not chunk:
                 raise _WorkerDied("bridge closed its output")
             self._buffer += chunk
