@@ -152,3 +152,13 @@ class Server:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def median_timed(function: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """Return the median seconds of ``repeat`` calls of ``function`` and its last result."""
+    samples, result = [], None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = function()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), result

@@ -12,7 +12,6 @@ through the ledger's own append), then measures
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import median_timed
 from pipeline.config import Settings
 from pipeline.documents.repository import blocking_documents, projection
 from pipeline.documents.state import Member, fold
@@ -63,15 +63,6 @@ def populate(settings: Settings, count: int) -> int:
     return written
 
 
-def timed(function, repeat: int) -> tuple[float, object]:
-    samples, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples), result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=100_000)
@@ -83,19 +74,19 @@ def main() -> None:
           f"{time.perf_counter() - started:.1f} s "
           f"({events / (time.perf_counter() - started):,.0f} events/s appended)")
 
-    urgent_s, urgent = timed(lambda: blocking_documents(settings, limit=100), 20)
+    urgent_s, urgent = median_timed(lambda: blocking_documents(settings, limit=100), 20)
     with database.connection(settings.database) as conn:
-        count_s, count = timed(lambda: database.count_open_documents(conn), 20)
+        count_s, count = median_timed(lambda: database.count_open_documents(conn), 20)
     print(f"blocking --limit 100        {1000 * urgent_s:8.1f} ms  (median of 20; "
           f"{len(urgent)} documents, target <= 50 ms)")
     print(f"count of open documents     {1000 * count_s:8.1f} ms  ({count})")
-    all_s, everything = timed(lambda: blocking_documents(settings), 3)
+    all_s, everything = median_timed(lambda: blocking_documents(settings), 3)
     print(f"blocking (all)              {1000 * all_s:8.1f} ms  ({len(everything)} documents)")
 
     def verify():
         return ledger.verify_ledger(settings.database)
 
-    verify_s, report = timed(verify, 5)
+    verify_s, report = median_timed(verify, 5)
     assert report.ok and report.events == events, report.problems[:3]
     print(f"ledger verify (chain)       {verify_s:8.2f} s   "
           f"({report.events / verify_s:,.0f} events/s, target >= 200,000)")

@@ -29,11 +29,10 @@ import argparse
 import contextlib
 import json
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,7 +41,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Row, Server, alternate, median, ms, record
+from bench.common import Row, Server, alternate, median, median_timed, ms, record
 from bench.ledger import populate
 from pipeline.config import Settings
 from pipeline.documents.listing import DocumentQuery, list_documents
@@ -142,16 +141,6 @@ def bench_workload(work: Path, database_url: str, endpoint: str, rounds: int,
                f"{a / b:.2f}×", "≤ 1.5×", a / b <= 1.5), results)
 
 
-def timed(function: Callable[[], object], repeat: int) -> tuple[float, object]:
-    """Return the median seconds of ``repeat`` calls of ``function`` and its last result."""
-    samples, result = [], None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples), result
-
-
 def bench_scale(work: Path, database_url: str, documents: int, results: Path | None) -> None:
     """Run (2) and (3) on both backends."""
     backends = {"SQLite": Settings(data_dir=work / "ledger-sqlite"),
@@ -167,16 +156,16 @@ def bench_scale(work: Path, database_url: str, documents: int, results: Path | N
         # Right after a bulk load PostgreSQL's planner has no statistics yet (it expects a
         # few hundred rows and sorts every batch of the chain walk on disk) until autovacuum
         # analyses the table; what it does then, ANALYZE does now, on both sides.
-        unanalysed_s, _ = timed(lambda s=settings: ledger.verify_ledger(s.database), 1)
+        unanalysed_s, _ = median_timed(lambda s=settings: ledger.verify_ledger(s.database), 1)
         with database.connection(settings.database) as conn:
             run(conn, "ANALYZE")
         print(f"  ledger verify before ANALYZE  {unanalysed_s:8.2f} s   "
               f"({events / unanalysed_s:,.0f} events/s; one pass)")
-        first_s, first = timed(lambda s=settings: blocking_documents(s, limit=100), 20)
+        first_s, first = median_timed(lambda s=settings: blocking_documents(s, limit=100), 20)
         with database.connection(settings.database) as conn:
-            count_s, count = timed(lambda c=conn: database.count_open_documents(c), 20)
-        listed_s, page = timed(lambda s=settings: list_documents(s, DocumentQuery()), 3)
-        verify_s, report = timed(lambda s=settings: ledger.verify_ledger(s.database), 5)
+            count_s, count = median_timed(lambda c=conn: database.count_open_documents(c), 20)
+        listed_s, page = median_timed(lambda s=settings: list_documents(s, DocumentQuery()), 3)
+        verify_s, report = median_timed(lambda s=settings: ledger.verify_ledger(s.database), 5)
         assert len(first) == 100 and count == documents and page.total == documents
         assert report.ok and report.events == events, report.problems[:3]
         print(f"  blocking --limit 100          {1000 * first_s:8.1f} ms  (median of 20)")

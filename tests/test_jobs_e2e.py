@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -25,7 +24,7 @@ from pipeline.record.backends import open_store
 from tests.support.cli import environment
 from tests.support.forms import example
 from tests.support.processes import descendants
-from tests.support.service import output_of, service_process, worker_process
+from tests.support.service import output_of, service_process, wait_until, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +53,6 @@ def recorded_files(settings: Settings, job_id: str) -> dict[str, tuple[str, int,
         stat = store.bulk_path(row["sha256"]).stat()
         found[row["file"]] = (row["sha256"], stat.st_ino, stat.st_mtime_ns)
     return found
-
-
-def wait_until(predicate, within_s: float, what: str, log=lambda: ""):
-    deadline = time.monotonic() + within_s
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {within_s} s\n{log()}")
-        time.sleep(0.1)
-    return value
 
 
 def assert_every_row_once(settings: Settings, job_id: str,

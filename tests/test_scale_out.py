@@ -12,7 +12,6 @@ import io
 import json
 import signal
 import subprocess
-import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -29,20 +28,11 @@ from pipeline.record.s3store import retention_moment
 from tests.support.cli import COUNTERSIGN, environment
 from tests.support.forms import example
 from tests.support.s3 import cli_environment, s3_client, s3_settings
-from tests.support.service import service_process, worker_process
+from tests.support.service import service_process, wait_until, worker_process
 
 pytestmark = pytest.mark.slow
 
 ROWS = 12
-
-
-def wait_until(predicate, within_s: float, what: str):
-    deadline = time.monotonic() + within_s
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {within_s} s")
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.cli import COUNTERSIGN
 from tests.support.net import free_port
@@ -86,3 +87,14 @@ def _stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_until(predicate, within_s: float, what: str, log=lambda: ""):
+    """Return ``predicate()`` once it is true; fail the test, with ``log()``, if it is not
+    within ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {within_s} s\n{log()}")
+        time.sleep(0.1)
+    return value
